@@ -1,0 +1,39 @@
+# slimbuild: two commands do everything on a fresh Debian machine (as root):
+#   make demo   build the example three ways and show the payoff
+#   make test   install what the tests need, then run every test
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/slimbuild
+export SLIMBUILD_CACHE ?= /var/cache/slimbuild-bases
+
+.PHONY: all build deps test unit demo parity bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/slimbuild
+
+# System packages the builder and its tests use, installed only when missing.
+deps:
+	@hack/deps.sh
+
+test: deps build
+	hack/bases.sh
+	SLIMBUILD_BASES=$(SLIMBUILD_CACHE) $(GO) test -count=1 -timeout 30m ./...
+	test/parity/run.sh
+
+unit:
+	$(GO) test -count=1 ./...
+
+demo: deps build
+	hack/demo.sh
+
+parity: deps build
+	hack/bases.sh
+	test/parity/run.sh
+
+bench: deps build
+	bench/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,30 @@
+// Command slimbuild builds lean OCI images from Dockerfiles without a daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/slimbuild/slimbuild/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.NewRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) && ec.ExitCode() >= 0 {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, "slimbuild:", msg)
+			}
+			os.Exit(ec.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "slimbuild:", err)
+		os.Exit(1)
+	}
+}

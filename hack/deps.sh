@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages slimbuild and its tests use, when they are missing.
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have runc || need+=(runc)
+[ -x /bin/busybox ] || need+=(busybox-static)
+have debootstrap || need+=(debootstrap)
+have musl-gcc || need+=(musl-tools)
+have chromium || need+=(chromium)
+have docker-registry || need+=(docker-registry)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing: ${need[*]}" >&2
+	if [ "$(id -u)" != 0 ]; then
+		echo "hack/deps.sh: need root to install ${need[*]}" >&2
+		exit 1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+modprobe overlay 2>/dev/null || true
+if ! grep -qw overlay /proc/filesystems; then
+	echo "hack/deps.sh: this kernel has no overlayfs (modprobe overlay failed)" >&2
+	exit 1
+fi

@@ -1,0 +1,117 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// stateImage is a stage state as a v1.Image, without writing anything.
+type stateImage struct {
+	manifest []byte
+	config   []byte
+	layers   map[v1.Hash]v1.Layer
+}
+
+var _ partial.CompressedImageCore = (*stateImage)(nil)
+
+func (i *stateImage) RawConfigFile() ([]byte, error) { return i.config, nil }
+func (i *stateImage) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+func (i *stateImage) RawManifest() ([]byte, error) { return i.manifest, nil }
+func (i *stateImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if l, ok := i.layers[h]; ok {
+		return l, nil
+	}
+	return nil, fmt.Errorf("layer %s is not part of the image", h)
+}
+
+// imageOf builds the manifest and config of a state.
+func imageOf(s *stageState) (*stateImage, error) {
+	cfg := *s.cfg.DeepCopy()
+	cfg.RootFS.Type = "layers"
+	cfg.RootFS.DiffIDs = nil
+	if cfg.Architecture == "" {
+		cfg.Architecture = goarch()
+	}
+	if cfg.OS == "" {
+		cfg.OS = "linux"
+	}
+	img := &stateImage{layers: map[v1.Hash]v1.Layer{}}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
+	for _, l := range s.layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		diffID, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		mt, err := l.MediaType()
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffID)
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: mt, Size: size, Digest: d})
+		img.layers[d] = l
+	}
+	if !s.created.IsZero() {
+		cfg.Created = v1.Time{Time: s.created.UTC()}
+	} else {
+		cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	}
+	cfgBytes, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cd, size, err := v1.SHA256(bytesReader(cfgBytes))
+	if err != nil {
+		return nil, err
+	}
+	m.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Size: size, Digest: cd}
+	mBytes, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	img.manifest, img.config = mBytes, cfgBytes
+	return img, nil
+}
+
+func (b *builder) stageImage(s *stageState) (v1.Image, error) {
+	si, err := imageOf(s)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(si)
+}
+
+// assemble writes the target state's config and manifest to the store (its layers
+// are there already) and returns the stored image.
+func (b *builder) assemble(s *stageState) (v1.Hash, v1.Image, error) {
+	si, err := imageOf(s)
+	if err != nil {
+		return v1.Hash{}, nil, err
+	}
+	if _, _, err := b.st.WriteBlob(si.config); err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("writing config: %w", err)
+	}
+	d, _, err := b.st.WriteBlob(si.manifest)
+	if err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("writing manifest: %w", err)
+	}
+	img, err := b.st.Image(d.String())
+	if err != nil {
+		return v1.Hash{}, nil, err
+	}
+	return d, img, nil
+}

@@ -1,0 +1,265 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
+	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// Options describe one build.
+type Options struct {
+	// ContextDir is the build context directory.
+	ContextDir string
+	// Dockerfile is the path of the Dockerfile (default ContextDir/Dockerfile).
+	Dockerfile string
+	Target     string
+	BuildArgs  map[string]string
+	// Tags are the names the result is stored under.
+	Tags []string
+	// Network is "host" (default) or "none".
+	Network string
+	// NoCache disables cache lookups (results are still stored).
+	NoCache bool
+	// Jobs limits how many stages run at once (default: all that can).
+	Jobs int
+	// Compression of new layers (default gzip).
+	Compression store.Compression
+	// Secrets maps a secret id to the file holding it, for RUN --mount=type=secret.
+	Secrets map[string]string
+	// Progress receives events; nil discards them.
+	Progress Progress
+	// Runc is the runc binary; empty means "runc" from PATH.
+	Runc string
+	// Pull, when false, only uses images already in the store.
+	NoPull bool
+}
+
+// StageResult is what one stage produced.
+type StageResult struct {
+	Name   string // the stage's name or index
+	Index  int
+	Image  v1.Image
+	Target bool // the stage that was asked for
+}
+
+// Result is a finished build.
+type Result struct {
+	Digest v1.Hash
+	Image  v1.Image
+	// Stages holds every stage that was built, the target last.
+	Stages []StageResult
+	// CachedSteps and Steps count steps served from the cache and all steps.
+	CachedSteps, Steps int
+}
+
+// Build runs the build described by opts in st.
+func Build(ctx context.Context, st *store.Store, opts Options) (*Result, error) {
+	b, err := newBuilder(st, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	return b.run(ctx)
+}
+
+type builder struct {
+	st     *store.Store
+	opts   Options
+	plan   *dockerfile.Plan
+	bctx   *buildContext
+	tmp    string // per-build temp dir under the store
+	runDir string // runc state dir
+
+	mu      sync.Mutex
+	results map[int]*stageState
+	images  map[string]v1.Image
+	steps   int
+	cached  int
+}
+
+func newBuilder(st *store.Store, opts Options) (*builder, error) {
+	if opts.ContextDir == "" {
+		opts.ContextDir = "."
+	}
+	abs, err := filepath.Abs(opts.ContextDir)
+	if err != nil {
+		return nil, err
+	}
+	opts.ContextDir = abs
+	if fi, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("build context %s is not a directory", abs)
+	}
+	if opts.Dockerfile == "" {
+		opts.Dockerfile = filepath.Join(abs, "Dockerfile")
+	}
+	if opts.Network == "" {
+		opts.Network = "host"
+	}
+	if opts.Network != "host" && opts.Network != "none" {
+		return nil, fmt.Errorf("unsupported network %q: use host or none", opts.Network)
+	}
+	if opts.Compression == "" {
+		opts.Compression = store.Gzip
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(Event) {}
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU() * 4
+	}
+	f, err := os.Open(opts.Dockerfile)
+	if err != nil {
+		return nil, fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	defer f.Close()
+	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
+	if err != nil {
+		return nil, err
+	}
+	bctx, err := openContext(st, abs, opts.Dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	return &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}}, nil
+}
+
+func displayName(dockerfile, contextDir string) string {
+	if rel, err := filepath.Rel(contextDir, dockerfile); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return dockerfile
+}
+
+// tempDir lazily makes the per-build temp dir.
+func (b *builder) tempDir() (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tmp == "" {
+		d, err := b.st.TempDir("build-")
+		if err != nil {
+			return "", err
+		}
+		b.tmp = d
+		b.runDir = filepath.Join(d, "runc")
+	}
+	return b.tmp, nil
+}
+
+func (b *builder) close() {
+	if b.bctx != nil {
+		b.bctx.save()
+	}
+	if b.tmp != "" {
+		os.RemoveAll(b.tmp)
+	}
+}
+
+func (b *builder) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	b.opts.Progress(e)
+}
+
+// run builds the needed stages, each as soon as its dependencies are done.
+func (b *builder) run(ctx context.Context) (*Result, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := map[int]chan struct{}{}
+	for _, i := range b.plan.Needed {
+		done[i] = make(chan struct{})
+	}
+	sem := make(chan struct{}, b.opts.Jobs)
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel(err) })
+	}
+	for _, i := range b.plan.Needed {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer close(done[i])
+			for _, d := range b.plan.Stages[i].Deps {
+				select {
+				case <-done[d]:
+				case <-ctx.Done():
+					return
+				}
+				b.mu.Lock()
+				ok := b.results[d] != nil
+				b.mu.Unlock()
+				if !ok {
+					return
+				}
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			s, err := b.buildStage(ctx, b.plan.Stages[i])
+			if err != nil {
+				fail(err)
+				return
+			}
+			b.mu.Lock()
+			b.results[i] = s
+			b.mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	res := &Result{Steps: b.steps, CachedSteps: b.cached}
+	target := b.results[b.plan.Target]
+	digest, img, err := b.assemble(target)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range b.opts.Tags {
+		n, err := image.NormalizeName(t)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.st.Tag(n, digest); err != nil {
+			return nil, fmt.Errorf("tagging %s: %w", n, err)
+		}
+	}
+	res.Digest, res.Image = digest, img
+	for _, i := range b.plan.Needed {
+		sr := StageResult{Name: b.plan.Stages[i].ID(), Index: i, Target: i == b.plan.Target}
+		if i == b.plan.Target {
+			sr.Image = img
+		} else if sImg, err := b.stageImage(b.results[i]); err == nil {
+			sr.Image = sImg
+		} else {
+			return nil, err
+		}
+		res.Stages = append(res.Stages, sr)
+	}
+	return res, nil
+}
+
+// ErrNoRunc is returned when a RUN step needs runc and none is installed.
+var ErrNoRunc = errors.New(`runc not found: install it with "apt-get install runc"`)

@@ -1,0 +1,774 @@
+package build
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/runtime"
+	"golang.org/x/sys/unix"
+)
+
+type copyRequest struct {
+	sources  instructions.SourcesAndDest
+	from     string
+	chown    string
+	chmod    string
+	excludes []string
+	parents  bool
+	add      bool
+	unpack   bool
+	checksum string
+}
+
+// srcItem is one matched source: a file, directory or link on the host.
+type srcItem struct {
+	host string      // path to read
+	rel  string      // the source as named (for messages), slash-separated
+	fi   fs.FileInfo // Stat of host (the named source's own symlink is followed)
+	url  string      // for ADD URL: where it was downloaded from
+	data *string     // heredoc content
+	name string      // heredoc or URL file name
+}
+
+// source is where COPY --from or RUN --mount from= reads: a stage's or an image's layers.
+type source struct {
+	layers []v1.Layer
+	key    string
+}
+
+func (b *builder) fromSource(ref string) (*source, error) {
+	if stg, ok := b.plan.StageByRef(ref); ok {
+		b.mu.Lock()
+		s := b.results[stg.Index]
+		b.mu.Unlock()
+		if s == nil {
+			return nil, fmt.Errorf("stage %q has not been built", ref)
+		}
+		return &source{layers: s.layers, key: s.key}, nil
+	}
+	img, err := b.resolveImage(context.Background(), ref)
+	if err != nil {
+		return nil, err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	return &source{layers: layers, key: keyOf("image", d.String())}, nil
+}
+
+func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[") }
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// matchSources finds what the source patterns name under root.
+func matchSources(root string, patterns []string, bctx *buildContext) ([]srcItem, error) {
+	var items []srcItem
+	for _, p := range patterns {
+		clean := path.Clean("/" + filepath.ToSlash(p))
+		if bctx != nil {
+			if rp := path.Clean(filepath.ToSlash(p)); rp == ".." || strings.HasPrefix(rp, "../") {
+				return nil, fmt.Errorf("COPY source %s is outside the build context", p)
+			}
+		}
+		if !hasWildcard(clean) {
+			hp, err := inRoot(root, clean)
+			if err != nil {
+				return nil, err
+			}
+			fi, err := os.Stat(hp)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					if bctx != nil {
+						return nil, fmt.Errorf("COPY source %q not found in the build context %s", p, root)
+					}
+					return nil, fmt.Errorf("COPY source %q not found", p)
+				}
+				return nil, err
+			}
+			rel := strings.TrimPrefix(clean, "/")
+			if bctx != nil && rel != "" && bctx.excluded(rel) && !fi.IsDir() {
+				return nil, fmt.Errorf("COPY source %q is excluded by .dockerignore", p)
+			}
+			items = append(items, srcItem{host: hp, rel: rel, fi: fi})
+			continue
+		}
+		matched, err := glob(root, strings.TrimPrefix(clean, "/"))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range matched {
+			if bctx != nil && bctx.excluded(m) {
+				continue
+			}
+			hp, err := inRoot(root, m)
+			if err != nil {
+				return nil, err
+			}
+			fi, err := os.Stat(hp)
+			if err != nil {
+				continue
+			}
+			items = append(items, srcItem{host: hp, rel: m, fi: fi})
+		}
+	}
+	return items, nil
+}
+
+// glob matches a slash-separated pattern under root, one path element at a time,
+// never leaving root.
+func glob(root, pattern string) ([]string, error) {
+	parts := strings.Split(pattern, "/")
+	cur := []string{""}
+	for _, part := range parts {
+		var next []string
+		for _, dir := range cur {
+			if !hasWildcard(part) {
+				next = append(next, path.Join(dir, part))
+				continue
+			}
+			hp, err := inRoot(root, dir)
+			if err != nil {
+				return nil, err
+			}
+			entries, err := os.ReadDir(hp)
+			if err != nil {
+				continue
+			}
+			for _, e := range entries {
+				ok, err := path.Match(part, e.Name())
+				if err != nil {
+					return nil, fmt.Errorf("bad pattern %q: %w", pattern, err)
+				}
+				if ok {
+					next = append(next, path.Join(dir, e.Name()))
+				}
+			}
+		}
+		cur = next
+	}
+	var out []string
+	for _, p := range cur {
+		hp, err := inRoot(root, p)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Lstat(hp); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// walkItem calls fn for the item and, for a directory, everything under it, with
+// rel relative to the item ("" for the item itself). Context paths excluded by
+// .dockerignore are left out. Links inside directories are not followed.
+func walkItem(it srcItem, bctx *buildContext, fn func(rel, host string, fi fs.FileInfo) error) error {
+	if err := fn("", it.host, it.fi); err != nil {
+		return err
+	}
+	if !it.fi.IsDir() {
+		return nil
+	}
+	return filepath.WalkDir(it.host, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == it.host {
+			return nil
+		}
+		rel := filepath.ToSlash(p[len(it.host)+1:])
+		if bctx != nil {
+			crel := path.Join(it.rel, rel)
+			if d.IsDir() && bctx.skipDir(crel) {
+				return filepath.SkipDir
+			}
+			if bctx.excluded(crel) {
+				return nil
+			}
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return fn(rel, p, fi)
+	})
+}
+
+// owner is a resolved --chown.
+type owner struct {
+	set      bool
+	uid, gid int
+}
+
+// resolveChown resolves --chown against the destination's /etc/passwd and /etc/group.
+// A user without a group uses the user's id as the group id.
+func resolveChown(rootfs, chown string) (owner, error) {
+	if chown == "" {
+		return owner{}, nil
+	}
+	userPart, groupPart, hasGroup := strings.Cut(chown, ":")
+	u, err := runtime.ResolveUser(rootfs, userPart)
+	if err != nil {
+		return owner{}, fmt.Errorf("--chown=%s: %w", chown, err)
+	}
+	o := owner{set: true, uid: int(u.UID), gid: int(u.UID)}
+	if hasGroup {
+		g, err := runtime.ResolveUser(rootfs, "0:"+groupPart)
+		if err != nil {
+			return owner{}, fmt.Errorf("--chown=%s: %w", chown, err)
+		}
+		o.gid = int(g.GID)
+	}
+	return o, nil
+}
+
+func parseChmod(s string) (fs.FileMode, bool, error) {
+	if s == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o7777 {
+		return 0, false, fmt.Errorf("--chmod=%s: only octal modes are supported", s)
+	}
+	m := fs.FileMode(n & 0o777)
+	if n&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m, true, nil
+}
+
+func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req copyRequest) error {
+	if req.parents {
+		return b.fail(st, errors.New("COPY --parents is not supported"))
+	}
+	if len(req.excludes) > 0 {
+		return b.fail(st, errors.New("COPY --exclude is not supported"))
+	}
+	chmod, hasChmod, err := parseChmod(req.chmod)
+	if err != nil {
+		return b.fail(st, err)
+	}
+	destRaw := req.sources.DestPath
+	dest := absPath(s.cfg.Config.WorkingDir, destRaw)
+	destIsDir := strings.HasSuffix(destRaw, "/") || destRaw == "." || destRaw == ".." || strings.HasSuffix(destRaw, "/.") || strings.HasSuffix(destRaw, "/..")
+	nsrc := len(req.sources.SourcePaths) + len(req.sources.SourceContents)
+	anyWildcard := false
+	for _, p := range req.sources.SourcePaths {
+		anyWildcard = anyWildcard || hasWildcard(p)
+	}
+	if (nsrc > 1 || anyWildcard) && !destIsDir {
+		if nsrc > 1 {
+			return b.fail(st, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name())))
+		}
+	}
+	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack}
+
+	var items []srcItem
+	var from *source
+	var downloads []string
+	defer func() {
+		for _, d := range downloads {
+			os.Remove(d)
+		}
+	}()
+	for _, c := range req.sources.SourceContents {
+		data := c.Data
+		items = append(items, srcItem{data: &data, name: path.Base(c.Path)})
+		keyParts = append(keyParts, "heredoc", c.Path, c.Data)
+	}
+	switch {
+	case req.from != "":
+		from, err = b.fromSource(req.from)
+		if err != nil {
+			return b.fail(st, err)
+		}
+		keyParts = append(keyParts, "from", from.key, req.sources.SourcePaths)
+	default:
+		var local []string
+		for _, p := range req.sources.SourcePaths {
+			if isURL(p) {
+				if !req.add {
+					return b.fail(st, fmt.Errorf("source can't be a URL for COPY: %s", p))
+				}
+				it, err := b.download(ctx, p, req.checksum)
+				if err != nil {
+					return b.fail(st, err)
+				}
+				downloads = append(downloads, it.host)
+				items = append(items, it)
+				d, err := b.bctx.fileDigest(it.host, it.fi)
+				if err != nil {
+					return b.fail(st, err)
+				}
+				keyParts = append(keyParts, "url", p, d, it.fi.ModTime().Unix())
+				continue
+			}
+			local = append(local, p)
+		}
+		if len(local) > 0 {
+			ctxItems, err := matchSources(b.bctx.dir, local, b.bctx)
+			if err != nil {
+				return b.fail(st, err)
+			}
+			if len(ctxItems) == 0 {
+				return b.fail(st, fmt.Errorf("no source files were specified: %s matched nothing in the build context", strings.Join(local, " ")))
+			}
+			h := sha256.New()
+			for _, it := range ctxItems {
+				fmt.Fprintf(h, "item %s %v\n", it.rel, it.fi.IsDir())
+			}
+			if err := b.bctx.hashItems(h, ctxItems); err != nil {
+				return b.fail(st, err)
+			}
+			keyParts = append(keyParts, "context", hex.EncodeToString(h.Sum(nil)))
+			for i := range ctxItems {
+				ctxItems[i].url = ""
+			}
+			items = append(items, ctxItems...)
+		}
+	}
+	key := keyOf(keyParts...)
+	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
+		all := items
+		fromContext := req.from == ""
+		if from != nil {
+			view, err := b.mountWorkspace(from.layers)
+			if err != nil {
+				return err
+			}
+			defer view.release()
+			matched, err := matchSources(view.rootfs, req.sources.SourcePaths, nil)
+			if err != nil {
+				return fmt.Errorf("--from=%s: %w", req.from, err)
+			}
+			if len(matched) == 0 {
+				return fmt.Errorf("--from=%s: %s matched nothing", req.from, strings.Join(req.sources.SourcePaths, " "))
+			}
+			all = append(all, matched...)
+		}
+		if len(all) > 1 && !destIsDir {
+			return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name()))
+		}
+		own, err := resolveChown(ws.rootfs, req.chown)
+		if err != nil {
+			return err
+		}
+		c := &copier{root: ws.rootfs, own: own, chmod: chmod, hasChmod: hasChmod, resetOwner: fromContext, bctx: nil}
+		if fromContext {
+			c.bctx = b.bctx
+		}
+		for _, it := range all {
+			if err := c.copyItem(it, dest, destIsDir, req.add && req.unpack && it.url == "" && it.data == nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// copier writes sources into a mounted root.
+type copier struct {
+	root       string
+	own        owner
+	chmod      fs.FileMode
+	hasChmod   bool
+	resetOwner bool // context files belong to 0:0 unless --chown
+	bctx       *buildContext
+	buf        []byte
+}
+
+func (c *copier) ids(fi fs.FileInfo) (int, int) {
+	if c.own.set {
+		return c.own.uid, c.own.gid
+	}
+	if c.resetOwner {
+		return 0, 0
+	}
+	if st, ok := sysStat(fi); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return 0, 0
+}
+
+// mkdirAll creates dir (an image path) and missing parents, owned by --chown's owner or root.
+func (c *copier) mkdirAll(dir string) (string, error) {
+	cur := "/"
+	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur = path.Join(cur, part)
+		hp, err := inRoot(c.root, cur)
+		if err != nil {
+			return "", err
+		}
+		fi, err := os.Stat(hp)
+		if err == nil {
+			if !fi.IsDir() {
+				return "", fmt.Errorf("%s is not a directory", cur)
+			}
+			continue
+		}
+		if err := os.Mkdir(hp, 0o755); err != nil {
+			return "", err
+		}
+		uid, gid := 0, 0
+		if c.own.set {
+			uid, gid = c.own.uid, c.own.gid
+		}
+		if err := os.Lchown(hp, uid, gid); err != nil {
+			return "", err
+		}
+	}
+	return inRoot(c.root, dir)
+}
+
+func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error {
+	if it.data != nil {
+		target := dest
+		if destIsDir {
+			target = path.Join(dest, it.name)
+		}
+		if _, err := c.mkdirAll(path.Dir(target)); err != nil {
+			return err
+		}
+		hp, err := inRoot(c.root, target)
+		if err != nil {
+			return err
+		}
+		os.Remove(hp)
+		mode := fs.FileMode(0o644)
+		if c.hasChmod {
+			mode = c.chmod
+		}
+		if err := os.WriteFile(hp, []byte(*it.data), mode.Perm()); err != nil {
+			return err
+		}
+		uid, gid := 0, 0
+		if c.own.set {
+			uid, gid = c.own.uid, c.own.gid
+		}
+		if err := os.Lchown(hp, uid, gid); err != nil {
+			return err
+		}
+		return os.Chmod(hp, mode)
+	}
+	if unpack && it.fi.Mode().IsRegular() {
+		ok, err := c.tryExtract(it, dest)
+		if err != nil || ok {
+			return err
+		}
+	}
+	if it.fi.IsDir() {
+		// A directory source copies its contents.
+		top, err := c.mkdirAll(dest)
+		if err != nil {
+			return err
+		}
+		return walkItem(it, c.bctx, func(rel, host string, fi fs.FileInfo) error {
+			if rel == "" {
+				return c.applyMeta(top, fi, true)
+			}
+			target := filepath.Join(top, filepath.FromSlash(rel))
+			return c.copyEntry(host, target, fi)
+		})
+	}
+	target := dest
+	if !destIsDir {
+		if hp, err := inRoot(c.root, dest); err == nil {
+			if fi, err := os.Stat(hp); err == nil && fi.IsDir() {
+				destIsDir = true
+			}
+		}
+	}
+	if destIsDir {
+		target = path.Join(dest, path.Base("/"+it.rel))
+		if it.name != "" {
+			target = path.Join(dest, it.name)
+		}
+	}
+	parent, err := c.mkdirAll(path.Dir(target))
+	if err != nil {
+		return err
+	}
+	return c.copyEntry(it.host, filepath.Join(parent, path.Base(target)), it.fi)
+}
+
+// copyEntry copies one file, link, directory or special file to target (a host path
+// whose parent exists), replacing what is there unless both are directories.
+func (c *copier) copyEntry(src, target string, fi fs.FileInfo) error {
+	mode := fi.Mode()
+	if old, err := os.Lstat(target); err == nil {
+		if !(old.IsDir() && mode.IsDir()) {
+			if err := os.RemoveAll(target); err != nil {
+				return err
+			}
+		}
+	}
+	switch {
+	case mode.IsDir():
+		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	case mode&fs.ModeSymlink != 0:
+		link, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(link, target); err != nil {
+			return err
+		}
+	case mode.IsRegular():
+		if err := c.copyFile(src, target); err != nil {
+			return err
+		}
+	default:
+		st, ok := sysStat(fi)
+		if !ok {
+			return fmt.Errorf("%s: unsupported file type", src)
+		}
+		if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
+			return fmt.Errorf("creating %s: %w", target, err)
+		}
+	}
+	return c.applyMeta(target, fi, mode.IsDir())
+}
+
+func (c *copier) copyFile(src, target string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	// io.Copy between files uses copy_file_range where the kernel can.
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	return out.Close()
+}
+
+// applyMeta sets owner, mode and modification time on target.
+func (c *copier) applyMeta(target string, fi fs.FileInfo, isDir bool) error {
+	uid, gid := c.ids(fi)
+	if err := os.Lchown(target, uid, gid); err != nil {
+		return err
+	}
+	mode := fi.Mode()
+	if mode&fs.ModeSymlink == 0 {
+		perm := mode.Perm() | (mode & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+		if c.hasChmod {
+			perm = c.chmod
+		}
+		if err := os.Chmod(target, perm); err != nil {
+			return err
+		}
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(fi.ModTime().UnixNano()), unix.NsecToTimespec(fi.ModTime().UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// tryExtract unpacks it into dest when it is a (possibly compressed) tar archive.
+func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
+	f, err := os.Open(it.host)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	rc, err := layer.Decompress(bufio.NewReader(f))
+	if err != nil {
+		return false, nil
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	hdr, err := tr.Next()
+	if err != nil {
+		return false, nil
+	}
+	top, err := c.mkdirAll(dest)
+	if err != nil {
+		return true, err
+	}
+	var dirs []*tar.Header
+	for ; err == nil; hdr, err = tr.Next() {
+		name := path.Clean("/" + hdr.Name)
+		if name == "/" {
+			continue
+		}
+		target, jerr := inRoot(top, name)
+		if jerr != nil {
+			return true, jerr
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return true, err
+		}
+		if old, lerr := os.Lstat(target); lerr == nil && !(old.IsDir() && hdr.Typeflag == tar.TypeDir) {
+			os.RemoveAll(target)
+		}
+		mode := fs.FileMode(hdr.Mode).Perm()
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return true, err
+			}
+			dirs = append(dirs, hdr)
+		case tar.TypeReg:
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				return true, err
+			}
+			if _, err := io.Copy(out, tr); err != nil {
+				out.Close()
+				return true, fmt.Errorf("extracting %s from %s: %w", hdr.Name, it.rel, err)
+			}
+			out.Close()
+		case tar.TypeSymlink:
+			if err := os.Symlink(hdr.Linkname, target); err != nil {
+				return true, err
+			}
+		case tar.TypeLink:
+			src, err := inRoot(top, path.Clean("/"+hdr.Linkname))
+			if err != nil {
+				return true, err
+			}
+			if err := os.Link(src, target); err != nil {
+				return true, fmt.Errorf("extracting link %s from %s: %w", hdr.Name, it.rel, err)
+			}
+			continue
+		default:
+			continue
+		}
+		uid, gid := hdr.Uid, hdr.Gid
+		if c.own.set {
+			uid, gid = c.own.uid, c.own.gid
+		}
+		if err := os.Lchown(target, uid, gid); err != nil {
+			return true, err
+		}
+		if hdr.Typeflag != tar.TypeSymlink {
+			if c.hasChmod {
+				mode = c.chmod
+			} else {
+				mode |= tarSpecial(hdr.Mode)
+			}
+			if err := os.Chmod(target, mode); err != nil {
+				return true, err
+			}
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+		unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != io.EOF {
+		return true, fmt.Errorf("extracting %s: %w", it.rel, err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		target, _ := inRoot(top, path.Clean("/"+dirs[i].Name))
+		ts := []unix.Timespec{unix.NsecToTimespec(dirs[i].ModTime.UnixNano()), unix.NsecToTimespec(dirs[i].ModTime.UnixNano())}
+		unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return true, nil
+}
+
+func tarSpecial(m int64) fs.FileMode {
+	var out fs.FileMode
+	if m&0o4000 != 0 {
+		out |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= fs.ModeSticky
+	}
+	return out
+}
+
+// download fetches an ADD URL into the build's temp dir.
+func (b *builder) download(ctx context.Context, rawURL, checksum string) (srcItem, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return srcItem{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+	}
+	tmp, err := b.tempDir()
+	if err != nil {
+		return srcItem{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return srcItem{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return srcItem{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return srcItem{}, fmt.Errorf("ADD %s: %s", rawURL, resp.Status)
+	}
+	f, err := os.CreateTemp(tmp, "download-")
+	if err != nil {
+		return srcItem{}, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), resp.Body); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return srcItem{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+	}
+	f.Close()
+	if checksum != "" {
+		got := "sha256:" + hex.EncodeToString(h.Sum(nil))
+		if got != checksum {
+			os.Remove(f.Name())
+			return srcItem{}, fmt.Errorf("ADD %s: checksum mismatch: got %s, want %s", rawURL, got, checksum)
+		}
+	}
+	mtime := time.Unix(0, 0)
+	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		mtime = lm
+	}
+	os.Chmod(f.Name(), 0o600)
+	os.Chtimes(f.Name(), mtime, mtime)
+	fi, err := os.Stat(f.Name())
+	if err != nil {
+		return srcItem{}, err
+	}
+	name := path.Base(u.Path)
+	if name == "/" || name == "." || name == "" {
+		name = "index.html"
+	}
+	return srcItem{host: f.Name(), rel: rawURL, fi: fi, url: rawURL, name: name}, nil
+}

@@ -1,0 +1,17 @@
+// Package build is the engine: it walks a dockerfile.Plan, runs each needed stage
+// (concurrently where the stage graph allows), and assembles the final image in the
+// store.
+//
+// Every step has a cache key that covers exactly what can change its result: the
+// parent state's key, the instruction after ARG/ENV expansion, the environment it
+// sees and, for COPY/ADD, the content and metadata of the files it selects. A hit
+// reuses the stored layer without touching the filesystem.
+//
+// Filesystem steps (RUN, COPY, ADD, WORKDIR) mount an overlay of the parent's
+// unpacked layers with a fresh upper directory; the upper directory, once the step
+// is done and unmounted, is both the new layer's tar source and its unpacked form.
+// Mounts and temporary directories are released on every path, including errors
+// and cancellation.
+//
+// The engine is silent: progress goes to Options.Progress.
+package build

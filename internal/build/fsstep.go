@@ -1,0 +1,202 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/snapshot"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// workspace is a mounted overlay for one filesystem step.
+type workspace struct {
+	dir     string // holds upper, work and rootfs
+	upper   string
+	rootfs  string
+	mounted bool
+}
+
+// lowerDirs unpacks (when needed) and lists the layer dirs of layers, topmost first.
+func (b *builder) lowerDirs(layers []v1.Layer) ([]string, error) {
+	dirs := make([]string, 0, len(layers))
+	for i := len(layers) - 1; i >= 0; i-- {
+		d, err := b.st.LayerDir(layers[i])
+		if err != nil {
+			return nil, fmt.Errorf("unpacking layer: %w", err)
+		}
+		dirs = append(dirs, d)
+	}
+	return dirs, nil
+}
+
+// mountWorkspace mounts a writable overlay of layers with a fresh upper directory.
+func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
+	tmp, err := b.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(tmp, "step-")
+	if err != nil {
+		return nil, err
+	}
+	ws := &workspace{dir: dir, upper: filepath.Join(dir, "upper"), rootfs: filepath.Join(dir, "rootfs")}
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{ws.upper, work, ws.rootfs} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	lowers, err := b.lowerDirs(layers)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := snapshot.MountAll(snapshot.Overlay(lowers, ws.upper, work), ws.rootfs); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("mounting overlay (is overlayfs available? try \"modprobe overlay\"): %w", err)
+	}
+	ws.mounted = true
+	return ws, nil
+}
+
+// unmount releases the overlay; safe to call twice.
+func (ws *workspace) unmount() error {
+	if !ws.mounted {
+		return nil
+	}
+	if err := snapshot.Unmount(ws.rootfs); err != nil {
+		return fmt.Errorf("unmounting %s: %w", ws.rootfs, err)
+	}
+	ws.mounted = false
+	return nil
+}
+
+// release unmounts and removes everything the workspace still holds.
+func (ws *workspace) release() {
+	if ws.unmount() == nil {
+		os.RemoveAll(ws.dir)
+	}
+}
+
+// commit turns the upper directory into a stored layer; nil when the step changed nothing.
+func (b *builder) commit(ws *workspace) (*store.LayerInfo, error) {
+	if err := ws.unmount(); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(ws.upper)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	lw, err := b.st.NewLayerWriter(b.opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if err := layer.Write(lw, ws.upper, layer.WriteOptions{}); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		return nil, fmt.Errorf("storing layer: %w", err)
+	}
+	if _, err := b.st.AdoptLayerDir(info.DiffID, ws.upper); err != nil {
+		return nil, fmt.Errorf("keeping unpacked layer: %w", err)
+	}
+	return &info, nil
+}
+
+// fsStep runs fn on a writable overlay of s, commits what it changed and records
+// it under key. It serves the step from the cache when it can.
+func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key string, fn func(ws *workspace) error) error {
+	if rec, ok := b.cacheGet(key); ok {
+		if err := b.applyRecord(s, st, key, rec); err == nil {
+			b.countStep(true)
+			b.emit(Event{Kind: StepCached, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+			return nil
+		}
+	}
+	b.emit(Event{Kind: StepStart, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text})
+	ws, err := b.mountWorkspace(s.layers)
+	if err != nil {
+		return b.fail(st, err)
+	}
+	defer ws.release()
+	if err := fn(ws); err != nil {
+		var stepErr *StepError
+		if errors.As(err, &stepErr) || errors.Is(err, context.Canceled) {
+			return err
+		}
+		return b.fail(st, err)
+	}
+	info, err := b.commit(ws)
+	if err != nil {
+		return b.fail(st, err)
+	}
+	rec := record{Layer: info, Created: time.Now().UTC().Truncate(time.Second)}
+	if err := b.cachePut(key, rec); err != nil {
+		return b.fail(st, fmt.Errorf("saving cache record: %w", err))
+	}
+	if err := b.applyRecord(s, st, key, &rec); err != nil {
+		return b.fail(st, err)
+	}
+	b.countStep(false)
+	b.emit(Event{Kind: StepDone, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+	return nil
+}
+
+// applyRecord moves s to the state a filesystem step produced.
+func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) error {
+	if rec.Layer != nil {
+		l, err := b.st.Layer(*rec.Layer)
+		if err != nil {
+			return err
+		}
+		s.layers = append(s.layers, l)
+		s.cfg.RootFS.Type = "layers"
+		s.cfg.RootFS.DiffIDs = append(s.cfg.RootFS.DiffIDs, rec.Layer.DiffID)
+		t := rec.Created
+		s.addHistory(historyText(st.cmd, s), &t)
+	} else {
+		s.addHistory(historyText(st.cmd, s), nil)
+	}
+	s.key = key
+	return nil
+}
+
+// inRoot resolves an image path inside a mounted root, following the image's own
+// symlinks without leaving it.
+func inRoot(root, p string) (string, error) {
+	return securejoin.SecureJoin(root, p)
+}
+
+// StepError is a failed RUN: the command, its exit code and the tail of its output.
+type StepError struct {
+	File     string
+	Line     int
+	Stage    string
+	Command  string
+	ExitCode int
+	Tail     []string
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("%s:%d: %s: %s: exit code %d", e.File, e.Line, e.Stage, e.Command, e.ExitCode)
+	if len(e.Tail) > 0 {
+		msg += "\nlast lines of output:"
+		for _, l := range e.Tail {
+			msg += "\n  " + l
+		}
+	}
+	return msg
+}

@@ -1,0 +1,50 @@
+package build
+
+import (
+	"context"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/slimbuild/slimbuild/internal/runtime"
+)
+
+// workdir sets the working directory and creates it, as BuildKit does, owned by
+// the current USER when one is set.
+func (b *builder) workdir(ctx context.Context, s *stageState, st *step, c *instructions.WorkdirCommand) error {
+	wd := absPath(s.cfg.Config.WorkingDir, c.Path)
+	s.cfg.Config.WorkingDir = wd
+	key := keyOf("workdir", s.key, wd, s.cfg.Config.User)
+	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
+		var uid, gid int
+		if s.cfg.Config.User != "" {
+			u, err := runtime.ResolveUser(ws.rootfs, s.cfg.Config.User)
+			if err != nil {
+				return err
+			}
+			uid, gid = int(u.UID), int(u.GID)
+		}
+		cur := "/"
+		for _, part := range strings.Split(strings.Trim(wd, "/"), "/") {
+			if part == "" {
+				continue
+			}
+			cur = path.Join(cur, part)
+			hp, err := inRoot(ws.rootfs, cur)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(hp); err == nil {
+				continue
+			}
+			if err := os.Mkdir(hp, 0o755); err != nil {
+				return err
+			}
+			if err := os.Lchown(hp, uid, gid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newBuildCmd) }
+
+func newBuildCmd(g *Globals) *cobra.Command {
+	var (
+		file, target, network, progress, output, compression string
+		tags, buildArgs, secrets                             []string
+		noCache                                              bool
+		jobs                                                 int
+	)
+	cmd := &cobra.Command{
+		Use:   "build [flags] CONTEXT",
+		Short: "Build an image from a Dockerfile",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.Store()
+			if err != nil {
+				return err
+			}
+			opts := build.Options{
+				ContextDir: args[0], Dockerfile: file, Target: target, Tags: tags, Network: network,
+				NoCache: noCache, Jobs: jobs, Compression: store.Compression(compression),
+				BuildArgs: map[string]string{}, Secrets: map[string]string{},
+			}
+			for _, kv := range buildArgs {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					// docker takes the value from the environment when none is given
+					if ev, found := os.LookupEnv(k); found {
+						v = ev
+					} else {
+						continue
+					}
+				}
+				opts.BuildArgs[k] = v
+			}
+			for _, s := range secrets {
+				id, src, err := parseSecret(s)
+				if err != nil {
+					return err
+				}
+				opts.Secrets[id] = src
+			}
+			for _, t := range tags {
+				if _, err := image.NormalizeName(t); err != nil {
+					return fmt.Errorf("-t %s: %w", t, err)
+				}
+			}
+			pp, err := newProgress(progress, os.Stderr)
+			if err != nil {
+				return err
+			}
+			opts.Progress = pp.Event
+			res, err := build.Build(cmd.Context(), st, opts)
+			pp.Close()
+			if err != nil {
+				return err
+			}
+			if output != "" {
+				if err := image.WriteOutput(res.Image, output, tags); err != nil {
+					return fmt.Errorf("--output %s: %w", output, err)
+				}
+			}
+			if pp.mode != "quiet" {
+				fmt.Fprintf(os.Stderr, "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
+			}
+			gateErr := afterBuild(cmd, res, pp.mode == "quiet")
+			fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
+			return gateErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "", "Dockerfile (default CONTEXT/Dockerfile)")
+	f.StringArrayVarP(&tags, "tag", "t", nil, "name the result (repeatable)")
+	f.StringVar(&target, "target", "", "stage to build (default: the last)")
+	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument K=V (repeatable)")
+	f.StringVar(&network, "network", "host", "network for RUN steps: host or none")
+	f.StringVar(&progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
+	f.StringVar(&output, "output", "", "also write the result: type=oci|docker|tar,dest=PATH")
+	f.BoolVar(&noCache, "no-cache", false, "do not use the build cache")
+	f.IntVar(&jobs, "jobs", 0, "how many stages may run at once (default: all that can)")
+	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
+	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
+	addGateFlags(cmd)
+	return cmd
+}
+
+func parseSecret(s string) (string, string, error) {
+	var id, src string
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "id":
+			id = v
+		case "src", "source":
+			src = v
+		default:
+			return "", "", fmt.Errorf("--secret %s: unknown key %q (use id=ID,src=FILE)", s, k)
+		}
+	}
+	if id == "" || src == "" {
+		return "", "", fmt.Errorf("--secret %s: needs id=ID,src=FILE", s)
+	}
+	if _, err := os.Stat(src); err != nil {
+		return "", "", fmt.Errorf("--secret %s: %w", s, err)
+	}
+	return id, src, nil
+}

@@ -1,0 +1,165 @@
+package dockerfile
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestPlanStages(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		src        string
+		opts       Options
+		wantNeeded []int
+		wantBases  []string
+		wantDeps   [][]int
+	}{
+		{
+			name:       "single stage",
+			src:        "FROM busybox\nRUN true\n",
+			wantNeeded: []int{0},
+			wantBases:  []string{"busybox"},
+			wantDeps:   [][]int{nil},
+		},
+		{
+			name: "multistage prunes unused stage",
+			src: `FROM gcc AS compile
+RUN make
+FROM alpine AS unused
+RUN true
+FROM busybox
+COPY --from=compile /out /out
+`,
+			wantNeeded: []int{0, 2},
+			wantBases:  []string{"gcc", "alpine", "busybox"},
+			wantDeps:   [][]int{nil, nil, {0}},
+		},
+		{
+			name: "target selects an earlier stage",
+			src: `FROM busybox AS a
+FROM a AS b
+FROM busybox AS c
+`,
+			opts:       Options{Target: "B"},
+			wantNeeded: []int{0, 1},
+			wantBases:  []string{"busybox", "", "busybox"},
+			wantDeps:   [][]int{nil, {0}, nil},
+		},
+		{
+			name: "global ARG in FROM with build-arg override",
+			src: `ARG BASE=busybox
+ARG TAG=1
+FROM ${BASE}:${TAG}
+`,
+			opts:       Options{BuildArgs: map[string]string{"TAG": "2"}},
+			wantNeeded: []int{0},
+			wantBases:  []string{"busybox:2"},
+			wantDeps:   [][]int{nil},
+		},
+		{
+			name: "copy from index and image, mount from stage",
+			src: `FROM busybox
+FROM busybox AS two
+FROM scratch
+COPY --from=0 /a /a
+COPY --from=alpine:3 /b /b
+RUN --mount=type=bind,from=two,target=/x true
+`,
+			wantNeeded: []int{0, 1, 2},
+			wantBases:  []string{"busybox", "busybox", ""},
+			wantDeps:   [][]int{nil, nil, {0, 1}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse("Dockerfile", strings.NewReader(tc.src), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantNeeded, p.Needed); diff != "" {
+				t.Errorf("needed (-want +got):\n%s", diff)
+			}
+			var bases []string
+			var deps [][]int
+			for _, s := range p.Stages {
+				bases = append(bases, s.Base)
+				deps = append(deps, s.Deps)
+			}
+			if diff := cmp.Diff(tc.wantBases, bases); diff != "" {
+				t.Errorf("bases (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantDeps, deps); diff != "" {
+				t.Errorf("deps (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPlanScratchAndImages(t *testing.T) {
+	p, err := Parse("Dockerfile", strings.NewReader("FROM scratch\nCOPY --from=busybox:1 /bin/busybox /\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Stages[0]
+	if !s.Scratch || s.Base != "" || s.BaseStage != -1 {
+		t.Errorf("scratch stage = %+v", s)
+	}
+	if diff := cmp.Diff([]string{"busybox:1"}, s.Images); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		opts      Options
+		want      string // substring, including file:line
+		is        error
+	}{
+		{name: "syntax", src: "FROM busybox\nRUN true\nCOPY\n", want: "Dockerfile:3:"},
+		{name: "unknown instruction", src: "FROM busybox\nFROBNICATE x\n", want: "Dockerfile:2:"},
+		{name: "empty file", src: "# nothing\n", want: "Dockerfile:1: file with no instructions"},
+		{name: "only ARG", src: "ARG X=1\n", want: "no FROM"},
+		{name: "instruction before FROM", src: "RUN true\nFROM busybox\n", want: "Dockerfile:1:"},
+		{name: "unknown target", src: "FROM busybox AS a\n", opts: Options{Target: "nope"}, want: `unknown target stage "nope"`, is: ErrUnknownTarget},
+		{name: "copy from itself", src: "FROM busybox AS a\nCOPY --from=a /x /y\n", want: "Dockerfile:2: stage \"a\" cannot copy from itself"},
+		{name: "copy from later index", src: "FROM busybox\nCOPY --from=1 /x /y\nFROM busybox\n", want: "Dockerfile:2: --from=1"},
+		{name: "duplicate name", src: "FROM busybox AS a\nFROM busybox AS a\n", want: "Dockerfile:2: duplicate stage name"},
+		{name: "empty base", src: "ARG B\nFROM $B\n", want: "Dockerfile:2: FROM \"$B\" expands to an empty name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("Dockerfile", strings.NewReader(tc.src), tc.opts)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v is not %v", err, tc.is)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"FROM busybox\nRUN echo hi\n",
+		"ARG X=1\nFROM a:$X AS b\nFROM b\nCOPY --from=b /x /y\n",
+		"FROM scratch\nCOPY <<EOF /x\nhello\nEOF\n",
+		"# escape=`\nFROM busybox\nRUN echo `\n  hi\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		p, err := Parse("Dockerfile", strings.NewReader(src), Options{})
+		if err != nil {
+			return
+		}
+		if len(p.Needed) == 0 || p.Needed[len(p.Needed)-1] != p.Target {
+			t.Fatalf("needed %v does not end with target %d", p.Needed, p.Target)
+		}
+	})
+}

@@ -1,0 +1,16 @@
+// Package image is slimbuild's glue to go-containerregistry: it normalises image
+// names, resolves base images (store first, then registry), imports root
+// filesystems and archives into the store, pulls and pushes, and writes build
+// outputs (docker-archive, OCI layout or archive, flattened rootfs tar).
+//
+// Names: NormalizeName follows docker: "busybox" is
+// "docker.io/library/busybox:latest". Every name handed to the store is normalised.
+//
+// Streams: layers are never held in memory. Imports stream rootfs content through
+// store.NewLayerWriter; pulls stream blobs from the registry into the store; outputs
+// stream blobs from the image into dest+".tmp", renamed to dest when complete, so a
+// failed or killed write never leaves a truncated dest.
+//
+// Errors name the reference, path or output spec they concern. The package is silent:
+// progress goes through the logf callbacks the callers pass.
+package image

@@ -1,0 +1,209 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// NormalizeName returns the full name docker would use for s:
+// busybox -> docker.io/library/busybox:latest, localhost:5000/x -> localhost:5000/x:latest,
+// name@sha256:... keeps its digest (and its tag, when both are given).
+func NormalizeName(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("normalizing image name: empty name")
+	}
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return "", fmt.Errorf("normalizing image name %q: %w", s, err)
+	}
+	reg := ref.Context().RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	repo := reg + "/" + ref.Context().RepositoryStr()
+	switch r := ref.(type) {
+	case name.Tag:
+		return repo + ":" + r.TagStr(), nil
+	case name.Digest:
+		base, _, _ := strings.Cut(s, "@")
+		last := base[strings.LastIndex(base, "/")+1:]
+		if _, tag, ok := strings.Cut(last, ":"); ok {
+			return repo + ":" + tag + "@" + r.DigestStr(), nil
+		}
+		return repo + "@" + r.DigestStr(), nil
+	}
+	return "", fmt.Errorf("normalizing image name %q: unexpected reference kind %T", s, ref)
+}
+
+// parseRef parses a normalised name for go-containerregistry.
+func parseRef(s string) (name.Reference, error) {
+	n, err := NormalizeName(s)
+	if err != nil {
+		return nil, err
+	}
+	// ParseReference cannot take tag and digest together; the digest wins.
+	if i := strings.Index(n, "@"); i >= 0 {
+		base := n[:i]
+		if j := strings.LastIndex(base, ":"); j > strings.LastIndex(base, "/") {
+			n = base[:j] + n[i:]
+		}
+	}
+	ref, err := name.ParseReference(n)
+	if err != nil {
+		return nil, fmt.Errorf("parsing image reference %q: %w", s, err)
+	}
+	return ref, nil
+}
+
+// Platform is the platform pulled from multi-platform images.
+func Platform() v1.Platform {
+	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+}
+
+func remoteOptions(ctx context.Context) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithPlatform(Platform()),
+	}
+}
+
+func nopLog(string, ...any) {}
+
+type logfKey struct{}
+
+// WithLogf returns a context that makes Resolve and Open report pull progress to logf.
+func WithLogf(ctx context.Context, logf func(string, ...any)) context.Context {
+	return context.WithValue(ctx, logfKey{}, logf)
+}
+
+func logfFrom(ctx context.Context) func(string, ...any) {
+	if f, ok := ctx.Value(logfKey{}).(func(string, ...any)); ok && f != nil {
+		return f
+	}
+	return nopLog
+}
+
+// Pull fetches ref (for linux/runtime.GOARCH) with the docker config credentials,
+// streams its blobs into st, tags it with its normalised name and returns the stored image.
+func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ...any)) (v1.Image, error) {
+	if logf == nil {
+		logf = nopLog
+	}
+	n, err := NormalizeName(ref)
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseRef(n)
+	if err != nil {
+		return nil, err
+	}
+	logf("pulling %s", n)
+	img, err := remote.Image(r, remoteOptions(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %q: %w", n, err)
+	}
+	if m, err := img.Manifest(); err == nil {
+		for _, l := range m.Layers {
+			if !st.HasBlob(l.Digest) {
+				logf("fetching layer %s (%d bytes)", l.Digest, l.Size)
+			}
+		}
+	}
+	h, err := st.WriteImage(img)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %q: %w", n, err)
+	}
+	if err := st.Tag(n, h); err != nil {
+		return nil, fmt.Errorf("pulling %q: %w", n, err)
+	}
+	logf("pulled %s: %s", n, h)
+	return st.Image(h.String())
+}
+
+// Push uploads the stored image src (a name or digest) to the registry reference dest.
+func Push(ctx context.Context, st *store.Store, src, dest string) error {
+	img, err := fromStore(st, src)
+	if err != nil {
+		return fmt.Errorf("pushing %q: %w", src, err)
+	}
+	r, err := parseRef(dest)
+	if err != nil {
+		return fmt.Errorf("pushing %q: %w", src, err)
+	}
+	o := remoteOptions(ctx)
+	if err := remote.Write(r, img, o[:2]...); err != nil {
+		return fmt.Errorf("pushing %q to %q: %w", src, dest, err)
+	}
+	return nil
+}
+
+// fromStore finds ref in st by digest or normalised name.
+func fromStore(st *store.Store, ref string) (v1.Image, error) {
+	if strings.HasPrefix(ref, "sha256:") {
+		return st.Image(ref)
+	}
+	n, err := NormalizeName(ref)
+	if err != nil {
+		return nil, err
+	}
+	return st.Image(n)
+}
+
+// Resolve returns the image ref from the store, pulling it when it is missing and
+// pull is set. The error for a missing image says how to get one.
+// Progress of a pull goes to the logger set with WithLogf.
+func Resolve(ctx context.Context, st *store.Store, ref string, pull bool) (v1.Image, error) {
+	img, err := fromStore(st, ref)
+	if err == nil {
+		return img, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("resolving %q: %w", ref, err)
+	}
+	n, nerr := NormalizeName(ref)
+	if nerr != nil {
+		n = ref
+	}
+	if !pull {
+		return nil, fmt.Errorf("image %q is not in the store and pulling is disabled: import one with \"slimbuild import ROOTFS %s\": %w", n, ref, store.ErrNotFound)
+	}
+	img, err = Pull(ctx, st, ref, logfFrom(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("image %q is not in the store and could not be pulled (%w): import one with \"slimbuild import ROOTFS %s\"", n, err, ref)
+	}
+	return img, nil
+}
+
+// Open returns the image ref names, trying in order: a name or digest in the store,
+// a path to an OCI layout directory, OCI archive or docker-archive, then a registry
+// reference (pulled into the store). An OCI archive is copied into the store (unnamed).
+// Progress of a pull goes to the logger set with WithLogf.
+func Open(ctx context.Context, st *store.Store, ref string) (v1.Image, error) {
+	img, err := fromStore(st, ref)
+	if err == nil {
+		return img, nil
+	}
+	if _, serr := os.Stat(ref); serr == nil {
+		img, err := openPath(st, ref)
+		if err != nil {
+			return nil, fmt.Errorf("opening %q: %w", ref, err)
+		}
+		return img, nil
+	}
+	if _, nerr := NormalizeName(ref); nerr != nil {
+		return nil, fmt.Errorf("opening %q: not in the store, not a file and not an image reference: %w", ref, nerr)
+	}
+	return Pull(ctx, st, ref, logfFrom(ctx))
+}

@@ -1,0 +1,389 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// Kinds of import source, as detected by sourceKind.
+const (
+	kindRootfsDir   = "rootfs directory"
+	kindRootfsTar   = "rootfs tarball"
+	kindDocker      = "docker-archive"
+	kindOCILayout   = "OCI layout"
+	kindOCIArchive  = "OCI archive"
+	maxArchiveEntry = 1 << 40
+)
+
+// sourceKind tells what path holds. Archives are recognised by their top-level
+// oci-layout/index.json (OCI) or manifest.json (docker) entries; they must be plain
+// (uncompressed) tars, as docker save and OCI tools write them. Anything else that
+// is a tar, compressed or not, is a rootfs tarball.
+func sourceKind(p string) (string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		if _, err := os.Stat(filepath.Join(p, "oci-layout")); err == nil {
+			return kindOCILayout, nil
+		}
+		return kindRootfsDir, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	d, err := layer.Decompress(f)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	br := bufio.NewReaderSize(d, 4096)
+	head, _ := br.Peek(1024)
+	if _, err := tar.NewReader(bytes.NewReader(head)).Next(); err != nil && err != io.EOF {
+		return "", fmt.Errorf("not a directory or a tar archive: %w", err)
+	}
+	if !isPlainTarStart(f) {
+		return kindRootfsTar, nil // compressed (or a pre-POSIX tar)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	// Plain tar: scan the headers (tar.Reader seeks over file bodies).
+	tr := tar.NewReader(f)
+	var sawManifest, sawLayout, sawIndex bool
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading tar: %w", err)
+		}
+		switch path.Clean(strings.TrimPrefix(hdr.Name, "./")) {
+		case "manifest.json":
+			sawManifest = true
+		case "oci-layout":
+			sawLayout = true
+		case "index.json":
+			sawIndex = true
+		}
+	}
+	switch {
+	case sawLayout && sawIndex:
+		return kindOCIArchive, nil
+	case sawManifest:
+		return kindDocker, nil
+	}
+	return kindRootfsTar, nil
+}
+
+// isPlainTarStart reports whether f (positioned anywhere) starts with a ustar/gnu tar header.
+func isPlainTarStart(f *os.File) bool {
+	var hdr [512]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return false
+	}
+	return bytes.HasPrefix(hdr[257:], []byte("ustar")) // "ustar\x00" (POSIX) or "ustar  " (GNU)
+}
+
+// Import stores the image held by source and, when name is set, tags it. source is a
+// root filesystem directory or tarball (plain, gzip, zstd, bzip2 or xz), which becomes
+// a one-layer image with a config like docker import's (no Env, no Cmd); a
+// docker-archive; an OCI layout directory; or an OCI archive. It returns the manifest digest.
+func Import(ctx context.Context, st *store.Store, source, name string) (v1.Hash, error) {
+	var norm string
+	if name != "" {
+		var err error
+		if norm, err = NormalizeName(name); err != nil {
+			return v1.Hash{}, fmt.Errorf("importing %q: %w", source, err)
+		}
+	}
+	kind, err := sourceKind(source)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("importing %q: %w", source, err)
+	}
+	var h v1.Hash
+	switch kind {
+	case kindRootfsDir, kindRootfsTar:
+		h, err = importRootfs(ctx, st, source, kind)
+	default:
+		var img v1.Image
+		var cleanup func()
+		img, cleanup, err = openArchive(st, source, kind)
+		if err == nil {
+			h, err = st.WriteImage(img)
+			cleanup()
+		}
+	}
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("importing %s %q: %w", kind, source, err)
+	}
+	if norm != "" {
+		if err := st.Tag(norm, h); err != nil {
+			return v1.Hash{}, fmt.Errorf("importing %q: %w", source, err)
+		}
+	}
+	return h, nil
+}
+
+func importRootfs(ctx context.Context, st *store.Store, source, kind string) (v1.Hash, error) {
+	lw, err := st.NewLayerWriter(store.Gzip)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer lw.Abort()
+	w := &ctxWriter{ctx: ctx, w: lw}
+	if kind == kindRootfsDir {
+		if err := layer.Write(w, source, layer.WriteOptions{}); err != nil {
+			return v1.Hash{}, err
+		}
+	} else {
+		f, err := os.Open(source)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		defer f.Close()
+		d, err := layer.Decompress(f)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		defer d.Close()
+		if _, err := io.Copy(w, d); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	l, err := st.Layer(info)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	now := v1.Time{Time: time.Now().UTC().Truncate(time.Second)}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+		Architecture: runtime.GOARCH,
+		OS:           "linux",
+		Created:      now,
+		RootFS:       v1.RootFS{Type: "layers"},
+	})
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	img, err = mutate.Append(img, mutate.Addendum{
+		Layer:     l,
+		MediaType: info.MediaType,
+		History:   v1.History{Created: now, CreatedBy: "slimbuild import", Comment: "imported from " + filepath.Base(source)},
+	})
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return st.WriteImage(img)
+}
+
+// ctxWriter stops a long copy when ctx is cancelled.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// openArchive opens an image from an OCI layout, OCI archive or docker-archive.
+// cleanup releases temporaries once the image's blobs have been copied.
+func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error) {
+	nop := func() {}
+	switch kind {
+	case kindOCILayout:
+		idx, err := layout.ImageIndexFromPath(source)
+		if err != nil {
+			return nil, nil, err
+		}
+		img, err := pickImage(idx)
+		return img, nop, err
+	case kindOCIArchive:
+		dir, err := st.TempDir("oci-archive-")
+		if err != nil {
+			return nil, nil, err
+		}
+		cleanup := func() { os.RemoveAll(dir) }
+		if err := extractTar(source, dir); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		idx, err := layout.ImageIndexFromPath(dir)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		img, err := pickImage(idx)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		return img, cleanup, nil
+	case kindDocker:
+		m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(source) })
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(m) != 1 {
+			var tags []string
+			for _, d := range m {
+				tags = append(tags, d.RepoTags...)
+			}
+			return nil, nil, fmt.Errorf("archive holds %d images (%s); import needs exactly one", len(m), strings.Join(tags, ", "))
+		}
+		img, err := tarball.ImageFromPath(source, nil)
+		return img, nop, err
+	}
+	return nil, nil, fmt.Errorf("%s is not an image archive", kind)
+}
+
+// pickImage chooses the image in idx: the only one, or the one for Platform().
+func pickImage(idx v1.ImageIndex) (v1.Image, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	want := Platform()
+	// Several names may point at one manifest: count manifests, not descriptors.
+	var uniq []v1.Descriptor
+	seen := map[v1.Hash]bool{}
+	for _, d := range im.Manifests {
+		if !seen[d.Digest] {
+			seen[d.Digest] = true
+			uniq = append(uniq, d)
+		}
+	}
+	var match []v1.Descriptor
+	for _, d := range uniq {
+		if len(uniq) == 1 || (d.Platform != nil && d.Platform.Satisfies(want)) {
+			match = append(match, d)
+		}
+	}
+	if len(match) != 1 {
+		return nil, fmt.Errorf("index holds %d manifests, %d for %s/%s; want exactly one", len(uniq), len(match), want.OS, want.Architecture)
+	}
+	d := match[0]
+	switch {
+	case d.MediaType.IsImage():
+		return idx.Image(d.Digest)
+	case d.MediaType.IsIndex():
+		child, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		return pickImage(child)
+	}
+	return nil, fmt.Errorf("manifest %s has unsupported media type %s", d.Digest, d.MediaType)
+}
+
+// extractTar unpacks the regular files and directories of the plain tar src into dir.
+// Names that would leave dir are refused; links and devices are skipped (an OCI
+// layout needs neither).
+func extractTar(src, dir string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %q: %w", src, err)
+		}
+		rel := filepath.FromSlash(path.Clean(strings.TrimPrefix(hdr.Name, "/")))
+		if rel == "." {
+			continue
+		}
+		if !filepath.IsLocal(rel) {
+			return fmt.Errorf("reading %q: entry %q leaves the archive", src, hdr.Name)
+		}
+		dst := filepath.Join(dir, rel)
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if hdr.Size > maxArchiveEntry {
+				return fmt.Errorf("reading %q: entry %q too large", src, hdr.Name)
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return fmt.Errorf("extracting %q: %w", hdr.Name, err)
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("extracting %q: %w", hdr.Name, err)
+			}
+		}
+	}
+}
+
+// openPath opens the image archive or layout at p. OCI archives are copied into st
+// (unnamed) so the returned image does not depend on temporaries.
+func openPath(st *store.Store, p string) (v1.Image, error) {
+	kind, err := sourceKind(p)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case kindOCILayout, kindDocker:
+		img, _, err := openArchive(st, p, kind)
+		return img, err
+	case kindOCIArchive:
+		img, cleanup, err := openArchive(st, p, kind)
+		if err != nil {
+			return nil, err
+		}
+		h, err := st.WriteImage(img)
+		cleanup()
+		if err != nil {
+			return nil, err
+		}
+		return st.Image(h.String())
+	}
+	return nil, fmt.Errorf("%q is a %s, not an image (use slimbuild import)", p, kind)
+}

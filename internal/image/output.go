@@ -1,0 +1,342 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Output is a parsed output spec.
+type Output struct {
+	Type string // "oci", "docker" or "tar"
+	Dest string
+}
+
+// ParseOutput parses "type=oci|docker|tar,dest=PATH" (CSV; quote a dest holding commas).
+func ParseOutput(spec string) (Output, error) {
+	var o Output
+	r := csv.NewReader(strings.NewReader(spec))
+	fields, err := r.Read()
+	if err != nil {
+		return o, fmt.Errorf("output %q: %w", spec, err)
+	}
+	for _, f := range fields {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return o, fmt.Errorf("output %q: %q is not key=value", spec, f)
+		}
+		switch strings.TrimSpace(k) {
+		case "type":
+			o.Type = v
+		case "dest":
+			o.Dest = v
+		default:
+			return o, fmt.Errorf("output %q: unknown key %q (want type, dest)", spec, k)
+		}
+	}
+	switch o.Type {
+	case "oci", "docker", "tar":
+	case "":
+		return o, fmt.Errorf("output %q: missing type (want oci, docker or tar)", spec)
+	default:
+		return o, fmt.Errorf("output %q: unknown type %q (want oci, docker or tar)", spec, o.Type)
+	}
+	if o.Dest == "" {
+		return o, fmt.Errorf("output %q: missing dest", spec)
+	}
+	return o, nil
+}
+
+// WriteOutput writes img as spec says (see ParseOutput). docker: a docker-archive
+// that docker load accepts, with RepoTags = tags; oci: an OCI layout directory, or an
+// OCI archive when dest ends in ".tar", naming the image with tags; tar: the
+// flattened root filesystem. dest is written as dest+".tmp" and renamed when complete.
+func WriteOutput(img v1.Image, spec string, tags []string) error {
+	o, err := ParseOutput(spec)
+	if err != nil {
+		return err
+	}
+	var norm []string
+	for _, t := range tags {
+		n, err := NormalizeName(t)
+		if err != nil {
+			return fmt.Errorf("output %q: %w", spec, err)
+		}
+		norm = append(norm, n)
+	}
+	switch {
+	case o.Type == "oci" && !strings.HasSuffix(o.Dest, ".tar"):
+		err = writeLayoutDir(img, o.Dest, norm)
+	default:
+		err = writeFileAtomic(o.Dest, func(w io.Writer) error {
+			switch o.Type {
+			case "docker":
+				return writeDocker(w, img, norm)
+			case "oci":
+				return writeOCIArchive(w, img, norm)
+			default:
+				rc := mutate.Extract(img)
+				defer rc.Close()
+				_, err := io.Copy(w, rc)
+				return err
+			}
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("writing output %q: %w", spec, err)
+	}
+	return nil
+}
+
+// writeFileAtomic streams fn's output to dest+".tmp", then renames it to dest.
+func writeFileAtomic(dest string, fn func(io.Writer) error) error {
+	tmp := dest + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = fn(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dest)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+func writeDocker(w io.Writer, img v1.Image, names []string) error {
+	refs := map[name.Reference]v1.Image{}
+	for _, n := range names {
+		r, err := name.NewTag(n)
+		if err != nil {
+			return fmt.Errorf("docker-archive tags must be tags, not digests: %q: %w", n, err)
+		}
+		refs[r] = img
+	}
+	if len(refs) == 0 {
+		// A digest reference puts the image in the archive without RepoTags.
+		h, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		r, err := name.NewDigest("slimbuild/untagged@" + h.String())
+		if err != nil {
+			return err
+		}
+		refs[r] = img
+	}
+	return tarball.MultiRefWrite(refs, w)
+}
+
+// Save writes imgs (keyed by name) as one docker-archive, for "slimbuild save".
+func Save(w io.Writer, imgs map[string]v1.Image) error {
+	refs := map[name.Reference]v1.Image{}
+	for n, img := range imgs {
+		norm, err := NormalizeName(n)
+		if err != nil {
+			return fmt.Errorf("saving: %w", err)
+		}
+		r, err := name.NewTag(norm)
+		if err != nil {
+			return fmt.Errorf("saving %q: docker-archive names must be tags: %w", n, err)
+		}
+		refs[r] = img
+	}
+	if len(refs) == 0 {
+		return errors.New("saving: no images")
+	}
+	if err := tarball.MultiRefWrite(refs, w); err != nil {
+		return fmt.Errorf("saving: %w", err)
+	}
+	return nil
+}
+
+// annotationsFor names an image in an OCI index: the full name for containerd and
+// docker, the tag alone in the OCI ref.name (as buildkit and skopeo expect).
+func annotationsFor(n string) map[string]string {
+	a := map[string]string{"io.containerd.image.name": n}
+	if r, err := name.NewTag(n); err == nil {
+		a["org.opencontainers.image.ref.name"] = r.TagStr()
+	}
+	return a
+}
+
+func indexDescriptors(img v1.Image, names []string) ([]v1.Descriptor, error) {
+	mt, err := img.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	h, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	sz, err := img.Size()
+	if err != nil {
+		return nil, err
+	}
+	base := v1.Descriptor{MediaType: mt, Digest: h, Size: sz}
+	if len(names) == 0 {
+		return []v1.Descriptor{base}, nil
+	}
+	var out []v1.Descriptor
+	for _, n := range names {
+		d := base
+		d.Annotations = annotationsFor(n)
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// writeLayoutDir writes an OCI layout directory at dest+".tmp", then swaps it into dest.
+func writeLayoutDir(img v1.Image, dest string, names []string) error {
+	tmp := dest + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	p, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error { os.RemoveAll(tmp); return err }
+	if len(names) == 0 {
+		if err := p.AppendImage(img); err != nil {
+			return fail(err)
+		}
+	}
+	for _, n := range names {
+		if err := p.AppendImage(img, layout.WithAnnotations(annotationsFor(n))); err != nil {
+			return fail(err)
+		}
+	}
+	old := ""
+	if _, err := os.Stat(dest); err == nil {
+		old = dest + ".old"
+		os.RemoveAll(old)
+		if err := os.Rename(dest, old); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		if old != "" {
+			os.Rename(old, dest)
+		}
+		return fail(err)
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return nil
+}
+
+// writeOCIArchive streams an OCI layout as a tar: oci-layout, index.json, then the
+// blobs (config, manifest, layers streamed from img).
+func writeOCIArchive(w io.Writer, img v1.Image, names []string) error {
+	tw := tar.NewWriter(w)
+	file := func(p string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	descs, err := indexDescriptors(img, names)
+	if err != nil {
+		return err
+	}
+	idx, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: descs})
+	if err != nil {
+		return err
+	}
+	if err := file("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := file("index.json", idx); err != nil {
+		return err
+	}
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			return err
+		}
+	}
+	blob := func(h v1.Hash) string { return filepath.ToSlash(filepath.Join("blobs", h.Algorithm, h.Hex)) }
+	written := map[v1.Hash]bool{}
+	rawMan, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	h, _ := img.Digest()
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	for _, b := range []struct {
+		h v1.Hash
+		b []byte
+	}{{cfgName, rawCfg}, {h, rawMan}} {
+		if err := file(blob(b.h), b.b); err != nil {
+			return err
+		}
+		written[b.h] = true
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	if len(layers) != len(m.Layers) {
+		return fmt.Errorf("image has %d layers, manifest lists %d", len(layers), len(m.Layers))
+	}
+	for k, l := range layers {
+		d := m.Layers[k]
+		if written[d.Digest] || !d.MediaType.IsDistributable() {
+			continue
+		}
+		written[d.Digest] = true
+		if err := tw.WriteHeader(&tar.Header{Name: blob(d.Digest), Mode: 0o644, Size: d.Size, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(tw, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", d.Digest, err)
+		}
+		if n != d.Size {
+			return fmt.Errorf("layer %s: %d bytes, manifest says %d", d.Digest, n, d.Size)
+		}
+	}
+	return tw.Close()
+}

@@ -1,0 +1,105 @@
+package layer
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/ulikunitz/xz"
+)
+
+// Compression kinds accepted by Compress.
+const (
+	Gzip = "gzip"
+	Zstd = "zstd"
+	None = "none"
+)
+
+// ErrUnknownCompression is returned by Compress for an unknown kind.
+var ErrUnknownCompression = errors.New("unknown compression")
+
+// Compress returns a writer that compresses into w with kind: "gzip"
+// (parallel pgzip on all cores, default level), "zstd" (default level,
+// all cores) or "none" (also ""). Closing the returned writer flushes the
+// compressed stream; it never closes w.
+func Compress(w io.Writer, kind string) (io.WriteCloser, error) {
+	switch kind {
+	case Gzip:
+		zw, err := pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
+		if err != nil {
+			return nil, fmt.Errorf("starting gzip: %w", err)
+		}
+		if err := zw.SetConcurrency(1<<20, max(runtime.GOMAXPROCS(0), 2)); err != nil {
+			return nil, fmt.Errorf("starting gzip: %w", err)
+		}
+		return zw, nil
+	case Zstd:
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		if err != nil {
+			return nil, fmt.Errorf("starting zstd: %w", err)
+		}
+		return zw, nil
+	case None, "":
+		return nopWriteCloser{w}, nil
+	default:
+		return nil, fmt.Errorf("%w %q", ErrUnknownCompression, kind)
+	}
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+var (
+	magicGzip  = []byte{0x1f, 0x8b, 0x08} // magic, deflate
+	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicBzip2 = []byte("BZh")
+	bzipBlock  = []byte{0x31, 0x41, 0x59, 0x26, 0x53, 0x59} // after "BZh" and the level digit
+	bzipEnd    = []byte{0x17, 0x72, 0x45, 0x38, 0x50, 0x90} // ditto, for an empty stream
+	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+)
+
+// Decompress sniffs the stream r for gzip, zstd, bzip2 or xz and returns a
+// reader of the decompressed bytes; anything else is passed through as is.
+// Closing the returned reader releases the decompressor (goroutines and
+// buffers); it never closes r.
+func Decompress(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(10)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("sniffing compression: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		zr, err := pgzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("opening gzip stream: %w", err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(head, magicZstd):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("opening zstd stream: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	case len(head) == 10 && bytes.HasPrefix(head, magicBzip2) && head[3] >= '1' && head[3] <= '9' &&
+		(bytes.Equal(head[4:], bzipBlock) || bytes.Equal(head[4:], bzipEnd)):
+		// The block (or end) magic keeps a plain tar whose first name starts
+		// with "BZh" from being taken for bzip2.
+		return io.NopCloser(bzip2.NewReader(br)), nil
+	case bytes.HasPrefix(head, magicXz):
+		zr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("opening xz stream: %w", err)
+		}
+		return io.NopCloser(zr), nil
+	default:
+		return io.NopCloser(br), nil
+	}
+}

@@ -1,0 +1,363 @@
+package layer
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// copyBufSize is the size of the buffer reused for every file body.
+const copyBufSize = 1 << 20
+
+// WriteOptions tune Write.
+type WriteOptions struct {
+	// Skip names paths (relative, slash-separated, no leading slash) left out of the tar.
+	Skip func(rel string) bool
+}
+
+// Write streams the directory dir as an uncompressed OCI layer tar to w, in lexical order.
+// Overlay whiteouts in dir (0:0 character devices, trusted.overlay.opaque=y) become OCI
+// whiteouts (.wh.NAME, .wh..wh..opq). Hard links within dir are kept as tar links.
+//
+// The root directory itself gets no entry. Write writes the tar trailer but
+// does not close w.
+func Write(w io.Writer, dir string, opts WriteOptions) error {
+	lw := NewWriter(w)
+	if err := lw.Add(dir, "", AddOptions{Skip: opts.Skip, Overlay: true}); err != nil {
+		return err
+	}
+	return lw.Close()
+}
+
+// Owner is a numeric owner for tar entries.
+type Owner struct {
+	UID, GID int
+}
+
+// AddOptions tune Writer.Add.
+type AddOptions struct {
+	// Skip, if set, is called with each path below src (slash-separated,
+	// relative to src, no leading or trailing slash); returning true leaves
+	// the path, and for a directory its whole subtree, out.
+	Skip func(rel string) bool
+	// Overlay converts overlayfs whiteouts found in src into OCI whiteouts:
+	// a 0:0 character device NAME becomes an empty file .wh.NAME, and a
+	// directory with trusted.overlay.opaque=y is followed by DIR/.wh..wh..opq.
+	// Leave it off for trees that are not overlay upper directories.
+	Overlay bool
+	// Owner, if set, replaces the owner of every entry (COPY --chown).
+	Owner *Owner
+	// Perm, if set, replaces the Unix mode bits (07777) of every entry
+	// except symlinks (COPY --chmod).
+	Perm *uint32
+	// ModTime, if set, replaces the mtime of every entry.
+	ModTime *time.Time
+}
+
+// Writer writes OCI layer tar entries from files on disk. It is the
+// building block of Write and of layers that do not mirror one directory
+// (COPY): Add any number of trees at chosen destinations, then Close.
+//
+// Entries must be added parents first; the Writer does not sort across
+// calls. Hard links are detected across all Adds of one Writer.
+type Writer struct {
+	tw    *tar.Writer
+	buf   []byte
+	links map[fileID]string
+	xbuf  []byte
+}
+
+type fileID struct{ dev, ino uint64 }
+
+// NewWriter returns a Writer writing a tar stream to w.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{
+		tw:    tar.NewWriter(w),
+		buf:   make([]byte, copyBufSize),
+		links: make(map[fileID]string),
+		xbuf:  make([]byte, 1024),
+	}
+}
+
+// Close writes the tar trailer. It does not close the underlying writer.
+func (w *Writer) Close() error {
+	if err := w.tw.Close(); err != nil {
+		return fmt.Errorf("finishing layer tar: %w", err)
+	}
+	return nil
+}
+
+// Mkdir writes a directory entry named dest (slash-separated, relative,
+// no leading slash), e.g. the parents of a COPY destination.
+func (w *Writer) Mkdir(dest string, perm uint32, owner Owner, mtime time.Time) error {
+	if dest == "" || checkDest(dest) != nil {
+		return fmt.Errorf("adding directory %q: %w", dest, errBadDest)
+	}
+	hdr := &tar.Header{
+		Typeflag: tar.TypeDir,
+		Name:     dest + "/",
+		Mode:     int64(perm & 0o7777),
+		Uid:      owner.UID,
+		Gid:      owner.GID,
+		ModTime:  mtime.Truncate(time.Second),
+		Format:   tar.FormatPAX,
+	}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+var errBadDest = errors.New("destination must be a clean relative slash-separated path")
+
+func checkDest(dest string) error {
+	if dest == "" {
+		return nil
+	}
+	if path.Clean(dest) != dest || strings.HasPrefix(dest, "/") || dest == ".." || strings.HasPrefix(dest, "../") {
+		return errBadDest
+	}
+	return nil
+}
+
+// Add writes src into the tar at dest (slash-separated, relative, no
+// leading slash). If src is a directory, an entry for dest itself is written
+// (unless dest is "", the layer root) followed by its whole subtree in
+// depth-first order: parents before children, each directory's entries
+// sorted by the name written (so a whiteout sorts as .wh.NAME), a
+// directory's subtree right after it. If src is anything else, a single entry named dest is written;
+// dest must not be "".
+//
+// Sockets are skipped: tar cannot represent them.
+func (w *Writer) Add(src, dest string, opts AddOptions) error {
+	if err := checkDest(dest); err != nil {
+		return fmt.Errorf("adding %q as %q: %w", src, dest, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(src, &st); err != nil {
+		return fmt.Errorf("adding %q: %w", src, &os.PathError{Op: "lstat", Path: src, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if dest == "" {
+			return fmt.Errorf("adding %q: a non-directory cannot be the layer root", src)
+		}
+		return w.entry(src, dest, &st, &opts)
+	}
+	if dest != "" {
+		if err := w.entry(src, dest, &st, &opts); err != nil {
+			return err
+		}
+	} else if opts.Overlay {
+		if err := w.opaque(src, "", &st, &opts); err != nil {
+			return err
+		}
+	}
+	return w.walk(src, "", dest, &opts)
+}
+
+func join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// child is one directory entry, stat'ed, with the name it sorts by.
+type child struct {
+	name string // on disk
+	key  string // in the tar: .wh.NAME for whiteouts
+	st   unix.Stat_t
+}
+
+func (w *Writer) walk(dir, rel, dest string, opts *AddOptions) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("reading directory %q: %w", dir, err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("reading directory %q: %w", dir, err)
+	}
+	children := make([]child, 0, len(names))
+	for _, name := range names {
+		if opts.Skip != nil && opts.Skip(join(rel, name)) {
+			continue
+		}
+		children = append(children, child{name: name, key: name})
+		c := &children[len(children)-1]
+		p := dir + "/" + name
+		if err := unix.Lstat(p, &c.st); err != nil {
+			return fmt.Errorf("adding %q: %w", p, &os.PathError{Op: "lstat", Path: p, Err: err})
+		}
+		if opts.Overlay && isWhiteoutStat(&c.st) {
+			c.key = WhiteoutPrefix + name
+		}
+	}
+	// Sort by the names written, so whiteouts sit where .wh.NAME sorts.
+	slices.SortFunc(children, func(a, b child) int { return strings.Compare(a.key, b.key) })
+	for i := range children {
+		c := &children[i]
+		p := dir + "/" + c.name
+		childDest := join(dest, c.name)
+		if err := w.entry(p, childDest, &c.st, opts); err != nil {
+			return err
+		}
+		if isDirStat(&c.st) {
+			if err := w.walk(p, join(rel, c.name), childDest, opts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// baseHeader fills the fields shared by every entry made from st.
+func baseHeader(name string, st *unix.Stat_t, opts *AddOptions) *tar.Header {
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Sec, 0),
+		Format:  tar.FormatPAX,
+	}
+	if opts.Owner != nil {
+		hdr.Uid, hdr.Gid = opts.Owner.UID, opts.Owner.GID
+	}
+	if opts.ModTime != nil {
+		hdr.ModTime = opts.ModTime.Truncate(time.Second)
+	}
+	return hdr
+}
+
+func (w *Writer) entry(p, name string, st *unix.Stat_t, opts *AddOptions) error {
+	hdr := baseHeader(name, st, opts)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case unix.S_IFREG:
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = st.Size
+	case unix.S_IFLNK:
+		target, err := os.Readlink(p)
+		if err != nil {
+			return fmt.Errorf("adding %q: %w", p, err)
+		}
+		hdr.Typeflag = tar.TypeSymlink
+		hdr.Linkname = target
+	case unix.S_IFCHR:
+		if opts.Overlay && st.Rdev == 0 {
+			return w.whiteout(name, st, opts)
+		}
+		hdr.Typeflag = tar.TypeChar
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeBlock
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default: // sockets and anything unknown
+		return nil
+	}
+	if opts.Perm != nil && hdr.Typeflag != tar.TypeSymlink {
+		hdr.Mode = int64(*opts.Perm & 0o7777)
+	}
+
+	if hdr.Typeflag != tar.TypeDir && st.Nlink > 1 {
+		id := fileID{dev: st.Dev, ino: st.Ino}
+		if first, ok := w.links[id]; ok {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			hdr.Size = 0
+			if err := w.tw.WriteHeader(hdr); err != nil {
+				return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
+			}
+			return nil
+		}
+		w.links[id] = name
+	}
+
+	xattrs, err := w.readXattrs(p)
+	if err != nil {
+		return fmt.Errorf("adding %q: %w", p, err)
+	}
+	if len(xattrs) > 0 {
+		hdr.PAXRecords = make(map[string]string, len(xattrs))
+		for k, v := range xattrs {
+			hdr.PAXRecords[paxXattrPrefix+k] = v
+		}
+	}
+
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		if err := w.copyFile(p, hdr.Size); err != nil {
+			return fmt.Errorf("adding %q: %w", p, err)
+		}
+	case tar.TypeDir:
+		if opts.Overlay {
+			return w.opaque(p, name, st, opts)
+		}
+	}
+	return nil
+}
+
+func (w *Writer) copyFile(p string, size int64) error {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.CopyBuffer(w.tw, io.LimitReader(f, size), w.buf)
+	if err != nil {
+		return fmt.Errorf("copying file body: %w", err)
+	}
+	if n != size {
+		return fmt.Errorf("file shrank while being read: %d of %d bytes", n, size)
+	}
+	return nil
+}
+
+// whiteout writes the OCI whiteout for the overlay whiteout device name.
+func (w *Writer) whiteout(name string, st *unix.Stat_t, opts *AddOptions) error {
+	hdr := baseHeader(path.Join(path.Dir(name), WhiteoutPrefix+path.Base(name)), st, opts)
+	hdr.Typeflag = tar.TypeReg
+	hdr.Mode = 0o600
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// opaque writes DIR/.wh..wh..opq if the directory p is overlay-opaque.
+func (w *Writer) opaque(p, name string, st *unix.Stat_t, opts *AddOptions) error {
+	n, err := unix.Lgetxattr(p, overlayOpaqueXattr, w.xbuf[:8])
+	if err != nil {
+		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.ERANGE) {
+			return nil
+		}
+		return fmt.Errorf("reading %s of %q: %w", overlayOpaqueXattr, p, err)
+	}
+	if string(w.xbuf[:n]) != "y" {
+		return nil
+	}
+	hdr := baseHeader(join(name, OpaqueWhiteout), st, opts)
+	hdr.Typeflag = tar.TypeReg
+	hdr.Mode = 0o600
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
+	}
+	return nil
+}

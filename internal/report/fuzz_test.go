@@ -1,0 +1,58 @@
+package report
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"testing"
+)
+
+// FuzzScanLayer feeds arbitrary bytes as an uncompressed layer, applied twice (so every
+// file is overwritten once), and checks the accounting: no panic, every copy of every file
+// is either visible or hidden, and the renderers accept the result.
+func FuzzScanLayer(f *testing.F) {
+	for _, l := range plantedLayers() {
+		f.Add(tarBytes(f, l.files))
+	}
+	f.Add(tarBytes(f, []tf{symlink("a", "b"), symlink("b", "a"), file("a/x", "1", 0), whiteout(".wh.a")}))
+	f.Add(tarBytes(f, []tf{dir("d/", 0o777), file("d/.wh..wh..opq", "", 0), {name: "l", typ: tar.TypeLink, link: "d"}}))
+	f.Add([]byte{})
+	f.Add([]byte("not a tar at all"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ls, err := scanLayer(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if ls.bytes != int64(len(data)) {
+			t.Fatalf("stream size %d, read %d", len(data), ls.bytes)
+		}
+		for _, e := range ls.entries {
+			if e.size > 1<<40 { // sparse headers may claim sizes the sums cannot hold
+				return
+			}
+		}
+		u := newUnionFS(2, 5)
+		u.apply(0, ls)
+		u.apply(1, ls)
+		r := &Report{Layers: []Layer{{FilesSize: ls.filesSize}, {Index: 1, FilesSize: ls.filesSize}}}
+		u.finish(r, "", 5)
+		if r.FilesSize+r.HiddenSize != 2*ls.filesSize {
+			t.Fatalf("visible %d + hidden %d != added %d", r.FilesSize, r.HiddenSize, 2*ls.filesSize)
+		}
+		var dirs int64
+		var files int
+		for _, d := range r.Directories {
+			dirs += d.Size
+			files += d.Files
+		}
+		if dirs != r.FilesSize || files != r.FileCount {
+			t.Fatalf("directories hold %d bytes in %d files, report %d in %d", dirs, files, r.FilesSize, r.FileCount)
+		}
+		if err := WriteText(io.Discard, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteHTML(io.Discard, r); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

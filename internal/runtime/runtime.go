@@ -1,0 +1,40 @@
+package runtime
+
+import (
+	"io"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Process is what a RUN step executes.
+type Process struct {
+	Args     []string
+	Env      []string
+	Cwd      string // absolute, created beforehand by the caller
+	UID, GID uint32
+	AddGIDs  []uint32
+	Hostname string
+	Network  string // "host" (share the host network namespace) or "none" (new, loopback only)
+	// Mounts are extra mounts (bind hosts/resolv.conf/hostname, cache and secret mounts, ...).
+	Mounts []specs.Mount
+}
+
+// User is a resolved USER instruction.
+type User struct {
+	UID, GID uint32
+	AddGIDs  []uint32
+}
+
+// Stdio is where the container's output goes; Stdin may be nil.
+type Stdio struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Runner runs containers with runc.
+type Runner struct {
+	// Runc is the runc binary ("runc" from PATH when empty).
+	Runc string
+	// StateDir is runc's --root.
+	StateDir string
+}

@@ -1,0 +1,170 @@
+package runtime
+
+import (
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// NetworkHost shares the host's network namespace; any other Process.Network value
+// gives the container a network namespace of its own.
+const NetworkHost = "host"
+
+// defaultCapabilities is docker's and BuildKit's default capability set.
+var defaultCapabilities = []string{
+	"CAP_CHOWN",
+	"CAP_DAC_OVERRIDE",
+	"CAP_FSETID",
+	"CAP_FOWNER",
+	"CAP_MKNOD",
+	"CAP_NET_RAW",
+	"CAP_SETGID",
+	"CAP_SETUID",
+	"CAP_SETFCAP",
+	"CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT",
+	"CAP_KILL",
+	"CAP_AUDIT_WRITE",
+}
+
+// maskedPaths and readonlyPaths are docker's defaults.
+var (
+	maskedPaths = []string{
+		"/proc/asound",
+		"/proc/acpi",
+		"/proc/interrupts",
+		"/proc/kcore",
+		"/proc/keys",
+		"/proc/latency_stats",
+		"/proc/timer_list",
+		"/proc/timer_stats",
+		"/proc/sched_debug",
+		"/proc/scsi",
+		"/sys/firmware",
+		"/sys/devices/virtual/powercap",
+	}
+	readonlyPaths = []string{
+		"/proc/bus",
+		"/proc/fs",
+		"/proc/irq",
+		"/proc/sys",
+		"/proc/sysrq-trigger",
+	}
+)
+
+// defaultDevices are the character devices every container gets.
+var defaultDevices = []struct {
+	path         string
+	major, minor int64
+}{
+	{"/dev/null", 1, 3},
+	{"/dev/zero", 1, 5},
+	{"/dev/full", 1, 7},
+	{"/dev/random", 1, 8},
+	{"/dev/urandom", 1, 9},
+	{"/dev/tty", 5, 0},
+}
+
+// nofile is the RLIMIT_NOFILE of the process (soft and hard).
+const nofile = 1048576
+
+// Spec returns the OCI runtime spec for p with rootfs as root (pure: touches no disk).
+func Spec(rootfs string, p Process) *specs.Spec {
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	caps := func() []string { return append([]string(nil), defaultCapabilities...) }
+	s := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Terminal: false,
+			User: specs.User{
+				UID:            p.UID,
+				GID:            p.GID,
+				AdditionalGids: append([]uint32(nil), p.AddGIDs...),
+			},
+			Args: append([]string(nil), p.Args...),
+			Env:  append([]string(nil), p.Env...),
+			Cwd:  cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  caps(),
+				Effective: caps(),
+				Permitted: caps(),
+			},
+			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+			NoNewPrivileges: false,
+		},
+		Root:     &specs.Root{Path: rootfs, Readonly: false},
+		Hostname: p.Hostname,
+		Mounts:   defaultMounts(p.Network == NetworkHost),
+		Linux: &specs.Linux{
+			Namespaces:    namespaces(p.Network == NetworkHost),
+			Devices:       devices(),
+			Resources:     &specs.LinuxResources{Devices: deviceRules()},
+			MaskedPaths:   append([]string(nil), maskedPaths...),
+			ReadonlyPaths: append([]string(nil), readonlyPaths...),
+		},
+	}
+	s.Mounts = append(s.Mounts, p.Mounts...)
+	return s
+}
+
+func defaultMounts(hostNetwork bool) []specs.Mount {
+	ms := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+	}
+	if hostNetwork {
+		// sysfs can only be mounted by the owner of the network namespace; with the
+		// host's, bind the host's /sys read-only instead.
+		ms = append(ms, specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}})
+	} else {
+		ms = append(ms, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
+	}
+	return ms
+}
+
+func namespaces(hostNetwork bool) []specs.LinuxNamespace {
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace},
+		{Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace},
+	}
+	if !hostNetwork {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	return ns
+}
+
+func devices() []specs.LinuxDevice {
+	mode := os.FileMode(0o666)
+	var uid, gid uint32
+	ds := make([]specs.LinuxDevice, 0, len(defaultDevices))
+	for _, d := range defaultDevices {
+		ds = append(ds, specs.LinuxDevice{
+			Path: d.path, Type: "c", Major: d.major, Minor: d.minor,
+			FileMode: &mode, UID: &uid, GID: &gid,
+		})
+	}
+	return ds
+}
+
+// deviceRules deny every device but the default ones, /dev/ptmx and pseudo-terminals.
+func deviceRules() []specs.LinuxDeviceCgroup {
+	i64 := func(v int64) *int64 { return &v }
+	rules := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	for _, d := range defaultDevices {
+		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(d.major), Minor: i64(d.minor), Access: "rwm"})
+	}
+	rules = append(rules,
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"}, // /dev/ptmx
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},              // /dev/pts/*
+	)
+	return rules
+}

@@ -1,0 +1,143 @@
+package snapshot
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestOverlay(t *testing.T) {
+	tests := []struct {
+		name   string
+		lowers []string
+		want   []Mount
+	}{
+		{
+			name: "no lowers binds upper",
+			want: []Mount{{Type: "bind", Source: "/s/up", Options: []string{"rbind", "rw"}}},
+		},
+		{
+			name:   "one lower",
+			lowers: []string{"/s/1"},
+			want: []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+				"lowerdir=/s/1", "upperdir=/s/up", "workdir=/s/work",
+				"index=off", "redirect_dir=off", "metacopy=off",
+			}}},
+		},
+		{
+			name:   "lowers keep topmost-first order",
+			lowers: []string{"/s/3", "/s/2", "/s/1"},
+			want: []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+				"lowerdir=/s/3:/s/2:/s/1", "upperdir=/s/up", "workdir=/s/work",
+				"index=off", "redirect_dir=off", "metacopy=off",
+			}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Overlay(tt.lowers, "/s/up", "/s/work")
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Overlay() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	tests := []struct {
+		name   string
+		lowers []string
+		want   []Mount
+	}{
+		{name: "none"},
+		{
+			name:   "one lower is a read-only bind",
+			lowers: []string{"/s/1"},
+			want:   []Mount{{Type: "bind", Source: "/s/1", Options: []string{"rbind", "ro"}}},
+		},
+		{
+			name:   "several lowers are an overlay without upper",
+			lowers: []string{"/s/2", "/s/1"},
+			want:   []Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=/s/2:/s/1"}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, ReadOnly(tt.lowers)); diff != "" {
+				t.Errorf("ReadOnly() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRelativeOverlayData(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    []string
+		wantDir string
+		want    []string
+	}{
+		{
+			name:    "siblings",
+			opts:    []string{"lowerdir=/a/s/2/fs:/a/s/1/fs", "upperdir=/a/s/3/fs", "workdir=/a/s/3/work", "index=off"},
+			wantDir: "/a/s",
+			want:    []string{"lowerdir=2/fs:1/fs", "upperdir=3/fs", "workdir=3/work", "index=off"},
+		},
+		{
+			name:    "common prefix is not a directory boundary",
+			opts:    []string{"lowerdir=/a/snap1:/a/snap2"},
+			wantDir: "/a",
+			want:    []string{"lowerdir=snap1:snap2"},
+		},
+		{
+			name:    "only root in common",
+			opts:    []string{"lowerdir=/x/1:/y/2"},
+			wantDir: "/",
+			want:    []string{"lowerdir=x/1:y/2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, got, err := relativeOverlayData(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dir != tt.wantDir {
+				t.Errorf("dir = %q, want %q", dir, tt.wantDir)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("options mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, _, err := relativeOverlayData([]string{"lowerdir=rel:/abs"}); err == nil {
+		t.Error("relative lowerdir accepted")
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	flags, data := parseOptions([]string{"rbind", "ro", "nosuid", "lowerdir=/a:/b", "rw", "index=off"})
+	const want = 0x4000 | 0x1000 | 0x2 // MS_REC|MS_BIND|MS_NOSUID, "rw" cleared "ro"
+	if flags != want {
+		t.Errorf("flags = %#x, want %#x", flags, want)
+	}
+	if data != "lowerdir=/a:/b,index=off" {
+		t.Errorf("data = %q", data)
+	}
+}
+
+func TestUnescapeOctal(t *testing.T) {
+	for in, want := range map[string]string{
+		`/a\040b`:              "/a b",
+		`/plain`:               "/plain",
+		`/x\134y`:              `/x\y`,
+		`/trail\04`:            `/trail\04`,
+		`/tab\011!`:            "/tab\t!",
+		strings.Repeat(`\`, 2): `\\`,
+	} {
+		if got := unescapeOctal(in); got != want {
+			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
