@@ -18,7 +18,9 @@
 #               127.0.0.1:5000/slimbuild/builder:bookworm (linux/amd64), so that
 #               `FROM busybox` and `FROM slimbuild/builder:bookworm` resolve in
 #               BuildKit through the docker.io mirror.
-#   env         prints BUILDKIT_HOST=... and the buildctl path, for eval.
+#   env         prints BUILDKIT_HOST, BUILDCTL (path) and BUILDKIT_VERSION, for eval.
+#               (`buildctl --version` says v0.0.0+unknown: `go build` from the module
+#               proxy does not stamp the version.)
 #
 # Environment: SLIMBUILD_CACHE (default /var/cache/slimbuild-bases).
 set -euo pipefail
@@ -206,7 +208,7 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 push-bases) cmd_push_bases ;;
-env) printf 'BUILDKIT_HOST=%s\nBUILDCTL=%s\n' "$BUILDKIT_HOST" "$BIN/buildctl" ;;
+env) printf 'BUILDKIT_HOST=%s\nBUILDCTL=%s\nBUILDKIT_VERSION=%s\n' "$BUILDKIT_HOST" "$BIN/buildctl" "$BUILDKIT_VERSION" ;;
 *)
 	echo "usage: $0 {build|start|stop|status|push-bases|env}" >&2
 	exit 2

@@ -15,7 +15,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.NewRoot().ExecuteContext(ctx)
+	interrupted := ctx.Err() != nil
 	stop()
+	if err != nil && interrupted {
+		fmt.Fprintln(os.Stderr, "slimbuild: interrupted; the running step was stopped and cleaned up")
+		os.Exit(130)
+	}
 	if err != nil {
 		var ec interface{ ExitCode() int }
 		if errors.As(err, &ec) && ec.ExitCode() >= 0 {

@@ -263,3 +263,6 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 
 // ErrNoRunc is returned when a RUN step needs runc and none is installed.
 var ErrNoRunc = errors.New(`runc not found: install it with "apt-get install runc"`)
+
+// Image is what the engine returns for stages and results.
+type Image = v1.Image

@@ -140,3 +140,6 @@ func CacheRefs(data []byte, keep func(v1.Hash)) error {
 	}
 	return nil
 }
+
+// KeyOf is the engine's key hash, for callers that cache things by image.
+func KeyOf(parts ...any) string { return keyOf(parts...) }

@@ -76,7 +76,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if pp.mode != "quiet" {
 				fmt.Fprintf(os.Stderr, "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
 			}
-			gateErr := afterBuild(cmd, res, pp.mode == "quiet")
+			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet")
 			fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
 			return gateErr
 		},

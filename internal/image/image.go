@@ -32,18 +32,27 @@ func NormalizeName(s string) (string, error) {
 		reg = "docker.io"
 	}
 	repo := reg + "/" + ref.Context().RepositoryStr()
+	var out, check string
 	switch r := ref.(type) {
 	case name.Tag:
-		return repo + ":" + r.TagStr(), nil
+		out = repo + ":" + r.TagStr()
+		check = out
 	case name.Digest:
+		out = repo + "@" + r.DigestStr()
+		check = out
 		base, _, _ := strings.Cut(s, "@")
 		last := base[strings.LastIndex(base, "/")+1:]
 		if _, tag, ok := strings.Cut(last, ":"); ok {
-			return repo + ":" + tag + "@" + r.DigestStr(), nil
+			out = repo + ":" + tag + "@" + r.DigestStr()
 		}
-		return repo + "@" + r.DigestStr(), nil
+	default:
+		return "", fmt.Errorf("normalizing image name %q: unexpected reference kind %T", s, ref)
 	}
-	return "", fmt.Errorf("normalizing image name %q: unexpected reference kind %T", s, ref)
+	// The full form must parse too (e.g. "library/" can push a name past the length limit).
+	if _, err := name.ParseReference(check); err != nil {
+		return "", fmt.Errorf("normalizing image name %q: %w", s, err)
+	}
+	return out, nil
 }
 
 // parseRef parses a normalised name for go-containerregistry.

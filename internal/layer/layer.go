@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +17,9 @@ import (
 
 // copyBufSize is the size of the buffer reused for every file body.
 const copyBufSize = 1 << 20
+
+// copyBufs recycles copy buffers across Writers and Unpacks.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // WriteOptions tune Write.
 type WriteOptions struct {
@@ -31,6 +35,7 @@ type WriteOptions struct {
 // does not close w.
 func Write(w io.Writer, dir string, opts WriteOptions) error {
 	lw := NewWriter(w)
+	defer lw.release()
 	if err := lw.Add(dir, "", AddOptions{Skip: opts.Skip, Overlay: true}); err != nil {
 		return err
 	}
@@ -70,7 +75,7 @@ type AddOptions struct {
 // calls. Hard links are detected across all Adds of one Writer.
 type Writer struct {
 	tw    *tar.Writer
-	buf   []byte
+	buf   *[]byte
 	links map[fileID]string
 	xbuf  []byte
 }
@@ -81,14 +86,16 @@ type fileID struct{ dev, ino uint64 }
 func NewWriter(w io.Writer) *Writer {
 	return &Writer{
 		tw:    tar.NewWriter(w),
-		buf:   make([]byte, copyBufSize),
+		buf:   copyBufs.Get().(*[]byte),
 		links: make(map[fileID]string),
 		xbuf:  make([]byte, 1024),
 	}
 }
 
 // Close writes the tar trailer. It does not close the underlying writer.
+// The Writer must not be used afterwards.
 func (w *Writer) Close() error {
+	defer w.release()
 	if err := w.tw.Close(); err != nil {
 		return fmt.Errorf("finishing layer tar: %w", err)
 	}
@@ -114,6 +121,14 @@ func (w *Writer) Mkdir(dest string, perm uint32, owner Owner, mtime time.Time) e
 		return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
 	}
 	return nil
+}
+
+// release returns the copy buffer to the pool (once).
+func (w *Writer) release() {
+	if w.buf != nil {
+		copyBufs.Put(w.buf)
+		w.buf = nil
+	}
 }
 
 var errBadDest = errors.New("destination must be a clean relative slash-separated path")
@@ -320,7 +335,7 @@ func (w *Writer) copyFile(p string, size int64) error {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(w.tw, io.LimitReader(f, size), w.buf)
+	n, err := io.CopyBuffer(w.tw, io.LimitReader(f, size), *w.buf)
 	if err != nil {
 		return fmt.Errorf("copying file body: %w", err)
 	}

@@ -335,7 +335,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("bin/su mode %o, want 4755", st.Mode&0o7777)
 	}
 	// Directory times are kept although children were created after them.
-	if st := statOf(t, filepath.Join(dst, "home/u")); !time.Unix(st.Mtim.Unix()).Equal(epoch.Add(21*time.Hour).Truncate(time.Second)) {
+	if st := statOf(t, filepath.Join(dst, "home/u")); !time.Unix(st.Mtim.Unix()).Equal(epoch.Add(21 * time.Hour).Truncate(time.Second)) {
 		t.Errorf("home/u mtime %v", time.Unix(st.Mtim.Unix()))
 	}
 	n, err = unix.Lgetxattr(filepath.Join(dst, "home/u/file"), "trusted.overlay.origin", buf)

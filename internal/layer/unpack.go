@@ -30,9 +30,11 @@ func Unpack(r io.Reader, dir string) error {
 	if err := prepareRoot(dir); err != nil {
 		return err
 	}
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
 	u := &unpacker{
 		root:     dir,
-		buf:      make([]byte, copyBufSize),
+		buf:      *buf,
 		dirTimes: make(map[string]dirTime),
 	}
 	tr := tar.NewReader(r)

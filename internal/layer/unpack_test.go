@@ -256,10 +256,10 @@ func TestUnpackXattrFilter(t *testing.T) {
 	tw := tar.NewWriter(&buf)
 	must(t, tw.WriteHeader(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX,
 		PAXRecords: map[string]string{
-			paxXattrPrefix + "trusted.overlay.opaque": "y",
+			paxXattrPrefix + "trusted.overlay.opaque":   "y",
 			paxXattrPrefix + "trusted.overlay.redirect": "/etc",
-			paxXattrPrefix + "user.overlay.opaque":     "y",
-			paxXattrPrefix + "user.keep":               "k",
+			paxXattrPrefix + "user.overlay.opaque":      "y",
+			paxXattrPrefix + "user.keep":                "k",
 		}}))
 	must(t, tw.Close())
 	root := t.TempDir()

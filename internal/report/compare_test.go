@@ -240,3 +240,19 @@ func TestHumanSizeAndCount(t *testing.T) {
 		t.Errorf("Percent(99.96) = %q: must not round up", got)
 	}
 }
+
+func TestParseGate(t *testing.T) {
+	g, err := ParseGate("2.2MB", "compilers,root")
+	if err != nil || g.MaxSize != 2_200_000 || len(g.Forbid) != 2 {
+		t.Errorf("ParseGate = %+v, %v", g, err)
+	}
+	if g, err := ParseGate("", ""); err != nil || g.MaxSize != 0 || len(g.Forbid) != 0 {
+		t.Errorf("empty ParseGate = %+v, %v", g, err)
+	}
+	if _, err := ParseGate("lots", ""); err == nil || !strings.Contains(err.Error(), "--max-size") {
+		t.Errorf("bad size: %v", err)
+	}
+	if _, err := ParseGate("", "gcc"); !errors.Is(err, ErrUnknownCategory) {
+		t.Errorf("bad category: %v", err)
+	}
+}

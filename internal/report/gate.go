@@ -140,3 +140,21 @@ func (e *GateError) Error() string {
 
 // ExitCode is the process exit status for a failed gate.
 func (e *GateError) ExitCode() int { return GateExitCode }
+
+// ParseGate builds a Gate from the --max-size and --forbid flag values ("" for none).
+func ParseGate(maxSize, forbid string) (Gate, error) {
+	var g Gate
+	if maxSize != "" {
+		n, err := ParseSize(maxSize)
+		if err != nil {
+			return g, fmt.Errorf("--max-size: %w", err)
+		}
+		g.MaxSize = n
+	}
+	f, err := ParseForbid(forbid)
+	if err != nil {
+		return g, fmt.Errorf("--forbid: %w", err)
+	}
+	g.Forbid = f
+	return g, nil
+}

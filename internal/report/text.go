@@ -68,7 +68,7 @@ func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(tw, "User\t%s\n", userText(r.User))
 	fmt.Fprintf(tw, "Compressed\t%s\t(layers %s, config %s, manifest %s)\n", HumanSize(r.CompressedSize),
 		HumanSize(r.CompressedSize-r.ConfigSize-r.ManifestSize), HumanSize(r.ConfigSize), HumanSize(r.ManifestSize))
-	fmt.Fprintf(tw, "Uncompressed\t%s\t(%d layers)\n", HumanSize(r.UncompressedSize), len(r.Layers))
+	fmt.Fprintf(tw, "Uncompressed\t%s\t(%s)\n", HumanSize(r.UncompressedSize), plural(len(r.Layers), "layer"))
 	fmt.Fprintf(tw, "Files\t%s\t(%s files, %s ELF executables)\n", HumanSize(r.FilesSize), Count(r.FileCount), Count(r.ELFExecutables))
 	fmt.Fprintf(tw, "Hidden\t%s\t(%s copies deleted or overwritten by later layers)\n", HumanSize(r.HiddenSize), Count(r.HiddenCount))
 	tw.Flush()

@@ -166,4 +166,3 @@ func (s *Store) lookup(name string) (v1.Descriptor, error) {
 	}
 	return v1.Descriptor{}, fmt.Errorf("image %q: %w", name, ErrNotFound)
 }
-

@@ -85,12 +85,18 @@ mkdir -p "$WORK/images" "$WORK/logs"
 
 if [ "$RECORD" = 1 ]; then
 	"$REPO/hack/buildkit.sh" build
-	BK_STARTED=1
+	# Daemons that someone else started (their PID files exist and they run) are
+	# used and left running; the ones this run starts are stopped on exit.
+	status=$("$REPO/hack/buildkit.sh" status)
+	if [[ $status == *" running "* ]]; then
+		log "BuildKit daemons already running; using them and leaving them running"
+	else
+		BK_STARTED=1
+	fi
 	"$REPO/hack/buildkit.sh" start
 	"$REPO/hack/buildkit.sh" push-bases
 	eval "$("$REPO/hack/buildkit.sh" env)"
 	export BUILDKIT_HOST
-	version=$("$BUILDCTL" --version | awk '{print $3}')
 	for n in "${names[@]}"; do
 		stage "$n"
 		opts=()
@@ -110,9 +116,10 @@ if [ "$RECORD" = 1 ]; then
 		else
 			log "$n: BuildKit build FAILED; last lines of $WORK/logs/$n.log:"
 			tail -n 15 "$WORK/logs/$n.log" >&2
+			rm -rf "$WORK/images/$n.tar" # buildctl leaves an empty file behind
 		fi
 	done
-	"$WORK/paritycheck" -record -recorded-with "buildkit $version" -cases "$CASES" -images "$WORK/images" \
+	"$WORK/paritycheck" -record -recorded-with "buildkit $BUILDKIT_VERSION" -cases "$CASES" -images "$WORK/images" \
 		-base busybox="$CACHE/busybox.tar" -base builder="$CACHE/builder.tar.gz" ${RUN:+-run "$RUN"}
 	exit 0
 fi

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/slimbuild/slimbuild/internal/report"
+	"github.com/slimbuild/slimbuild/internal/store"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	register(newPruneCmd)
+	register(newDfCmd)
+}
+
+func newPruneCmd(g *Globals) *cobra.Command {
+	var all bool
+	var keep string
+	cmd := &cobra.Command{
+		Use:   "prune [--all] [--keep-storage SIZE]",
+		Short: "Remove blobs and unpacked layers nothing refers to (and, with --all, the build cache)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.Store()
+			if err != nil {
+				return err
+			}
+			var limit int64 = -1
+			if keep != "" {
+				if limit, err = report.ParseSize(keep); err != nil {
+					return fmt.Errorf("--keep-storage: %w", err)
+				}
+			}
+			before, err := st.DiskUsage()
+			if err != nil {
+				return err
+			}
+			total := before.BlobBytes + before.LayerDirBytes + before.CacheBytes + before.TempBytes
+			// The build cache goes when asked for, or when the store is over the limit.
+			if all || (limit >= 0 && total > limit) {
+				if err := st.ClearCache(); err != nil {
+					return fmt.Errorf("clearing the build cache: %w", err)
+				}
+			}
+			stats, err := st.GC(store.GCOptions{})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d blobs and %d unpacked layers, %s reclaimed\n",
+				stats.Blobs, stats.LayerDirs, report.HumanSize(stats.Bytes))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "also remove the whole build cache")
+	cmd.Flags().StringVar(&keep, "keep-storage", "", "clear the build cache when the store is larger than SIZE")
+	return cmd
+}
+
+func newDfCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "df",
+		Short: "Show what the store and the build cache hold",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.Store()
+			if err != nil {
+				return err
+			}
+			u, err := st.DiskUsage()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "TYPE\tCOUNT\tSIZE")
+			fmt.Fprintf(tw, "Images\t%d\t\n", u.Images)
+			fmt.Fprintf(tw, "Blobs\t%d\t%s\n", u.Blobs, report.HumanSize(u.BlobBytes))
+			fmt.Fprintf(tw, "Unpacked layers\t%d\t%s\n", u.LayerDirs, report.HumanSize(u.LayerDirBytes))
+			fmt.Fprintf(tw, "Build cache\t%d\t%s\n", u.CacheEntries, report.HumanSize(u.CacheBytes))
+			fmt.Fprintf(tw, "Temporary\t\t%s\n", report.HumanSize(u.TempBytes))
+			fmt.Fprintf(tw, "Reclaimable\t\t%s\n", report.HumanSize(u.ReclaimableBytes))
+			return tw.Flush()
+		},
+	}
+}

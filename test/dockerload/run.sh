@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# test/dockerload/run.sh — proves that slimbuild's docker-archives are accepted by a
+# real `docker load` and run there (issue 2).
+#
+# Usage: test/dockerload/run.sh [--keep]
+#
+#   1. Installs Debian's docker.io when /usr/sbin/dockerd is missing. The docker CLI
+#      used is always Debian's /usr/bin/docker (a /usr/local/bin/docker may be a
+#      client of another version).
+#   2. Starts a private containerd and dockerd whose sockets, state, data and
+#      configuration all live in one temporary directory: no bridge, no iptables, no
+#      network beyond loopback, storage driver overlay2 (vfs when overlay2 does not
+#      start). Nothing is shared with a system docker or containerd, should one exist.
+#   3. Builds examples/hello-c (Dockerfile and Dockerfile.scratch) with slimbuild
+#      (${SLIMBUILD:-bin/slimbuild}, bases from hack/bases.sh --import into a
+#      temporary --root) with --output type=docker, and writes `slimbuild save`
+#      archives; each must be accepted by `docker load` under its name, keep its
+#      config (ENTRYPOINT/CMD, USER, image ID = config digest) and run with
+#      `docker run --rm --network none`.
+#   4. Prints each check and a last line "N passed, M failed"; exits 1 when any failed.
+#   5. On every exit path: stops dockerd and containerd by PID (SIGTERM, then SIGKILL
+#      after a bounded wait), kills any leftover process whose command line names the
+#      temporary directory (shims), unmounts what is mounted below it, removes the
+#      cgroups it created and the directory (kept with --keep, daemons still stopped).
+#
+# Environment: SLIMBUILD (binary), SLIMBUILD_CACHE (base tarballs, default
+# /var/cache/slimbuild-bases), DOCKERLOAD_START_TIMEOUT (seconds, default 60).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+export SLIMBUILD_CACHE=${SLIMBUILD_CACHE:-/var/cache/slimbuild-bases}
+SLIMBUILD=${SLIMBUILD:-bin/slimbuild}
+case $SLIMBUILD in /*) ;; *) SLIMBUILD=$REPO/$SLIMBUILD ;; esac
+START_TIMEOUT=${DOCKERLOAD_START_TIMEOUT:-60}
+DOCKER=/usr/bin/docker
+DOCKERD=/usr/sbin/dockerd
+CONTAINERD=/usr/bin/containerd
+
+KEEP=0
+case ${1:-} in
+'') ;;
+--keep) KEEP=1 ;;
+*) echo "usage: $0 [--keep]" >&2; exit 2 ;;
+esac
+
+log() { printf 'dockerload: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (dockerd, runc and slimbuild's RUN steps need it)"
+[ -x "$SLIMBUILD" ] || die "slimbuild binary $SLIMBUILD is not executable (run make build or set SLIMBUILD)"
+
+T0=$EPOCHREALTIME
+WORK=$(mktemp -d /tmp/slimbuild-dockerload.XXXXXX)
+CGPARENT=$(basename "$WORK")
+CTRD_PID= DOCKERD_PID=
+PASSED=0 FAILED=0
+RUN_CONTAINERD_EXISTED=0
+[ -e /run/containerd ] && RUN_CONTAINERD_EXISTED=1
+
+# stop_pid NAME PID: SIGTERM, wait up to 30s, then SIGKILL. PID is our child.
+stop_pid() {
+	local name=$1 pid=$2 i
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "warning: $name (pid $pid) ignored SIGTERM for 30s; sending SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# leftover_pids: PIDs (other than this script's) whose command line names $WORK.
+# The pattern brackets the dot so that grep's own command line does not match.
+leftover_pids() {
+	local pat=${WORK//./[.]}
+	grep -al -e "$pat" /proc/[0-9]*/cmdline 2>/dev/null |
+		sed -n 's|^/proc/\([0-9]*\)/cmdline$|\1|p' | grep -vx -e "$$" -e "$BASHPID" || true
+}
+
+umount_under() { # dir: unmount everything mounted below dir, deepest first
+	local m
+	for m in $(awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" || log "warning: could not unmount $m"
+	done
+}
+
+stop_daemons() {
+	local pid
+	[ -n "$DOCKERD_PID" ] && stop_pid dockerd "$DOCKERD_PID"
+	DOCKERD_PID=
+	[ -n "$CTRD_PID" ] && stop_pid containerd "$CTRD_PID"
+	CTRD_PID=
+	# containerd-shims outlive containerd by design; none should remain after
+	# `docker run --rm`, but a failed run may leave one.
+	for pid in $(leftover_pids); do
+		log "warning: killing leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)"
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+
+cleanup() {
+	local rc=$? d
+	trap - EXIT INT TERM
+	stop_daemons
+	umount_under "$WORK"
+	for d in /sys/fs/cgroup/*/"$CGPARENT" /sys/fs/cgroup/"$CGPARENT"; do
+		[ -d "$d" ] && { rmdir "$d" 2>/dev/null || log "warning: could not remove cgroup $d"; }
+	done
+	# containerd-shim-runc-v2 keeps its sockets in /run/containerd/s whatever the
+	# state directory; remove what this run created when it is empty again.
+	if [ "$RUN_CONTAINERD_EXISTED" = 0 ]; then
+		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+	fi
+	if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+	if [ -n "$(leftover_pids)" ]; then
+		log "error: processes naming $WORK remain: $(leftover_pids | tr '\n' ' ')"
+		[ "$rc" = 0 ] && rc=1
+	fi
+	log "total $(elapsed "$T0")s"
+	# A failure before or between the checks (setup, interrupt) counts as one.
+	[ "$rc" != 0 ] && [ "$FAILED" = 0 ] && FAILED=1
+	echo "$PASSED passed, $FAILED failed"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- 1. docker.io ---------------------------------------------------------------
+if [ ! -x "$DOCKERD" ] || [ ! -x "$DOCKER" ] || [ ! -x "$CONTAINERD" ]; then
+	log "installing Debian's docker.io"
+	apt_install() {
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+			install -y --no-install-recommends docker.io >"$WORK/apt.log" 2>&1
+	}
+	apt_install || { apt-get -o DPkg::Lock::Timeout=600 update >>"$WORK/apt.log" 2>&1 && apt_install; } ||
+		{ tail -n 20 "$WORK/apt.log" >&2; die "could not install docker.io"; }
+fi
+for b in "$DOCKERD" "$DOCKER" "$CONTAINERD"; do [ -x "$b" ] || die "$b missing after installing docker.io"; done
+command -v runc >/dev/null || die "runc missing (docker.io depends on it)"
+
+# --- 2. private containerd and dockerd -----------------------------------------
+mkdir -p "$WORK/containerd" "$WORK/docker-data" "$WORK/docker-exec" "$WORK/client" "$WORK/root" "$WORK/out"
+SOCK=$WORK/docker.sock
+CTRD_SOCK=$WORK/containerd/containerd.sock
+dk() { DOCKER_CONFIG=$WORK/client "$DOCKER" --host "unix://$SOCK" "$@"; }
+
+cat >"$WORK/containerd/config.toml" <<EOF
+version = 2
+root = "$WORK/containerd/root"
+state = "$WORK/containerd/state"
+plugin_dir = ""
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$CTRD_SOCK.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$WORK/containerd/opt"
+EOF
+# dockerd 20.10 writes its libtrust key to /etc/docker/key.json unless told otherwise.
+printf '{"deprecated-key-path": "%s"}\n' "$WORK/key.json" >"$WORK/daemon.json"
+
+# wait_socket NAME PID SOCKET LOG CMD...: waits until CMD succeeds, the daemon exits
+# or START_TIMEOUT passes.
+wait_ready() {
+	local name=$1 pid=$2 logf=$3 i
+	shift 3
+	for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "$name exited during start; last lines of $logf:"
+			tail -n 25 "$logf" >&2
+			return 1
+		fi
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	log "$name did not answer within ${START_TIMEOUT}s; last lines of $logf:"
+	tail -n 25 "$logf" >&2
+	return 1
+}
+
+start=$EPOCHREALTIME
+"$CONTAINERD" --config "$WORK/containerd/config.toml" --log-level warn >"$WORK/containerd.log" 2>&1 &
+CTRD_PID=$!
+wait_ready containerd "$CTRD_PID" "$WORK/containerd.log" test -S "$CTRD_SOCK" ||
+	die "containerd did not start"
+
+# start_dockerd DRIVER: starts dockerd with that storage driver and waits for it.
+start_dockerd() {
+	local driver=$1
+	"$DOCKERD" \
+		--config-file "$WORK/daemon.json" \
+		--host "unix://$SOCK" \
+		--containerd "$CTRD_SOCK" \
+		--data-root "$WORK/docker-data" \
+		--exec-root "$WORK/docker-exec" \
+		--pidfile "$WORK/dockerd.pid" \
+		--storage-driver "$driver" \
+		--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+		--userland-proxy=false \
+		--cgroup-parent "/$CGPARENT" \
+		>"$WORK/dockerd-$driver.log" 2>&1 &
+	DOCKERD_PID=$!
+	if wait_ready dockerd "$DOCKERD_PID" "$WORK/dockerd-$driver.log" dk version; then
+		return 0
+	fi
+	stop_pid dockerd "$DOCKERD_PID"
+	DOCKERD_PID=
+	umount_under "$WORK/docker-data"
+	umount_under "$WORK/docker-exec"
+	rm -rf "$WORK/docker-data" "$WORK/docker-exec"
+	mkdir -p "$WORK/docker-data" "$WORK/docker-exec"
+	return 1
+}
+DRIVER=overlay2
+if ! start_dockerd overlay2; then
+	log "dockerd did not start with overlay2; trying vfs"
+	DRIVER=vfs
+	start_dockerd vfs || die "dockerd did not start with overlay2 nor vfs"
+fi
+[ "$(cat "$WORK/dockerd.pid")" = "$DOCKERD_PID" ] || die "dockerd pidfile says $(cat "$WORK/dockerd.pid"), started $DOCKERD_PID"
+log "dockerd $(dk version -f '{{.Server.Version}}') ($DRIVER, pid $DOCKERD_PID; containerd pid $CTRD_PID) ready in $(elapsed "$start")s"
+
+# --- 3. checks --------------------------------------------------------------------
+pass() { PASSED=$((PASSED + 1)); log "ok   $1 ($(elapsed "$2")s)"; }
+fail() { FAILED=$((FAILED + 1)); log "FAIL $1: $2"; [ -s "$WORK/out/last" ] && sed 's/^/    | /' "$WORK/out/last" | tail -n 25 >&2; return 0; }
+
+# check NAME WANT CMD...: CMD must exit 0 and its output (stdout and stderr) must
+# contain the line fragment WANT (nothing is required when WANT is empty).
+check() {
+	local name=$1 want=$2 start=$EPOCHREALTIME
+	shift 2
+	if ! "$@" >"$WORK/out/last" 2>&1; then
+		fail "$name" "exit status $? from: $*"
+	elif [ -n "$want" ] && ! grep -qF -- "$want" "$WORK/out/last"; then
+		fail "$name" "output lacks \"$want\""
+	else
+		pass "$name" "$start"
+	fi
+}
+
+# archive_dump FILE: what docker was given, for a failed load.
+archive_dump() {
+	local f=$1 cfg
+	[ -s "$f" ] || { log "    $f is missing or empty"; return 0; }
+	log "    archive $f:"
+	tar -tvf "$f" 2>&1 | head -n 20 | sed 's/^/    | /' >&2
+	log "    manifest.json:"
+	tar -xOf "$f" manifest.json 2>&1 | head -c 2000 | sed 's/^/    | /' >&2
+	echo >&2
+	cfg=$(tar -xOf "$f" manifest.json 2>/dev/null | sed -n 's/.*"Config" *: *"\([^"]*\)".*/\1/p' | head -n 1)
+	if [ -n "$cfg" ]; then
+		log "    config $cfg:"
+		tar -xOf "$f" "$cfg" 2>&1 | head -c 2000 | sed 's/^/    | /' >&2
+		echo >&2
+	fi
+}
+
+# load NAME FILE TAG...: docker load must accept FILE and print "Loaded image: TAG"
+# for each TAG.
+load() {
+	local name=$1 f=$2 start=$EPOCHREALTIME tag missing=
+	shift 2
+	if ! dk load -i "$f" >"$WORK/out/last" 2>&1; then
+		fail "$name" "docker load exited $?"
+		archive_dump "$f"
+		return 0
+	fi
+	for tag in "$@"; do
+		grep -qxF "Loaded image: $tag" "$WORK/out/last" || missing+=" $tag"
+	done
+	if [ -n "$missing" ]; then
+		fail "$name" "docker load did not print \"Loaded image:\" for$missing"
+		archive_dump "$f"
+	else
+		pass "$name" "$start"
+	fi
+}
+
+# config_digest REF: the image's config digest as slimbuild stores it (docker's image ID).
+config_digest() {
+	"$SLIMBUILD" --root "$WORK/root" inspect "$1" | tr -d ' \n' |
+		sed -n 's/.*"config":{[^}]*"digest":"\(sha256:[0-9a-f]\{64\}\)".*/\1/p'
+}
+
+# same_id NAME REF: docker's image ID for REF equals slimbuild's config digest.
+same_id() {
+	local start=$EPOCHREALTIME want got
+	want=$(config_digest "$2" 2>"$WORK/out/last" || true)
+	got=$(dk image inspect -f '{{.Id}}' "$2" 2>>"$WORK/out/last" || true)
+	if [ -n "$want" ] && [ "$want" = "$got" ]; then
+		: >"$WORK/out/last"
+		pass "$1" "$start"
+	else
+		fail "$1" "docker image ID \"$got\", slimbuild config digest \"$want\""
+	fi
+}
+
+# same_config NAME REF WANT: docker's view of REF's Entrypoint, Cmd and User is WANT.
+same_config() {
+	local start=$EPOCHREALTIME got
+	got=$(dk image inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.User}}' "$2" 2>"$WORK/out/last" || true)
+	if [ "$got" = "$3" ]; then
+		pass "$1" "$start"
+	else
+		fail "$1" "docker sees \"$got\", want \"$3\""
+	fi
+}
+
+HELLO="Hello from a lean image"
+CTX=$REPO/examples/hello-c
+
+start=$EPOCHREALTIME
+"$REPO/hack/bases.sh" --import "$SLIMBUILD" "$WORK/root" 2>"$WORK/bases.log" ||
+	{ tail -n 20 "$WORK/bases.log" >&2; die "importing the bases failed"; }
+log "bases imported in $(elapsed "$start")s"
+
+sb() { "$SLIMBUILD" --root "$WORK/root" "$@"; }
+
+# Multi-stage build onto busybox, CMD.
+check "build hello:slim --output type=docker" "" \
+	sb build --progress plain -t hello:slim --output "type=docker,dest=$WORK/hello.tar" "$CTX"
+load "docker load hello.tar" "$WORK/hello.tar" hello:slim
+same_id "hello:slim image ID is its config digest" hello:slim
+same_config "hello:slim config in docker" hello:slim 'null ["/usr/local/bin/hello"] 65534'
+check "docker run hello:slim" "$HELLO" dk run --rm --network none hello:slim
+
+# FROM scratch, ENTRYPOINT.
+check "build hello:scratch --output type=docker" "" \
+	sb build --progress plain -t hello:scratch -f "$CTX/Dockerfile.scratch" \
+	--output "type=docker,dest=$WORK/scratch.tar" "$CTX"
+load "docker load scratch.tar" "$WORK/scratch.tar" hello:scratch
+same_id "hello:scratch image ID is its config digest" hello:scratch
+same_config "hello:scratch config in docker" hello:scratch '["/hello"] null 65534'
+check "docker run hello:scratch" "$HELLO" dk run --rm --network none hello:scratch
+
+# slimbuild save, into a daemon that no longer has the images.
+dk rmi hello:slim hello:scratch >/dev/null 2>&1 || true
+check "slimbuild save hello:slim" "" sb save -o "$WORK/save.tar" hello:slim
+load "docker load save.tar" "$WORK/save.tar" hello:slim
+check "docker run saved hello:slim" "$HELLO" dk run --rm --network none hello:slim
+dk rmi hello:slim >/dev/null 2>&1 || true
+check "slimbuild save hello:slim hello:scratch" "" sb save -o "$WORK/save2.tar" hello:slim hello:scratch
+load "docker load save2.tar" "$WORK/save2.tar" hello:slim hello:scratch
+check "docker run saved hello:slim (two-image archive)" "$HELLO" dk run --rm --network none hello:slim
+check "docker run saved hello:scratch" "$HELLO" dk run --rm --network none hello:scratch
+
+# --- 4. result ----------------------------------------------------------------------
+stop_daemons
+[ "$FAILED" = 0 ] # cleanup prints the summary line last
