@@ -223,7 +223,8 @@ rotated() { # ITER: the builders, rotated by ITER
 # ---------------------------------------------------------------- warm-up
 # Untimed: BuildKit resolves and unpacks the bases into its snapshotter, every
 # builder gets a cache for the hello and tree workloads, and page caches fill.
-log "warm-up (not timed)"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "warm-up (not timed); load average $LOAD_START"
 for b in "${BUILDERS[@]}"; do
 	for c in hello tree sleep random; do untimed "$b" "$c" warm; done
 done
@@ -339,6 +340,8 @@ machine() {
 	echo "- kernel: $(uname -sr)"
 	echo "- OS: $(. /etc/os-release && echo "$PRETTY_NAME")"
 	echo "- file system of $WORK: $(df -T "$WORK" | awk 'NR == 2 { print $2 }')"
+	echo "- load average (1, 5, 15 min) before the warm-up: $LOAD_START; after the last run: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "  (other work on the machine shares its $(nproc) cores with the builds; on an idle machine the load is about 0)"
 }
 
 TABLE=$(table)

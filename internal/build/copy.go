@@ -224,7 +224,7 @@ type owner struct {
 }
 
 // resolveChown resolves --chown against the destination's /etc/passwd and /etc/group.
-// A user without a group uses the user's id as the group id.
+// See the comment inside on the group of a user given without one.
 func resolveChown(rootfs, chown string) (owner, error) {
 	if chown == "" {
 		return owner{}, nil
@@ -234,7 +234,12 @@ func resolveChown(rootfs, chown string) (owner, error) {
 	if err != nil {
 		return owner{}, fmt.Errorf("--chown=%s: %w", chown, err)
 	}
-	o := owner{set: true, uid: int(u.UID), gid: int(u.UID)}
+	// A numeric user without a group uses the same number as group; a named one
+	// uses its primary group from /etc/passwd (as BuildKit does).
+	o := owner{set: true, uid: int(u.UID), gid: int(u.GID)}
+	if _, err := strconv.Atoi(userPart); err == nil {
+		o.gid = o.uid
+	}
 	if hasGroup {
 		g, err := runtime.ResolveUser(rootfs, "0:"+groupPart)
 		if err != nil {

@@ -240,7 +240,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	}
 
 	spec := runtime.Spec(ws.rootfs, runtime.Process{
-		Args: req.args, Env: req.env, Cwd: req.wd, UID: user.UID, GID: user.GID, AddGIDs: user.AddGIDs,
+		Args: req.args, Env: req.env, Cwd: req.wd, UID: user.UID, GID: user.GID, AddGIDs: withPrimary(user),
 		Hostname: hostname, Network: req.network, Mounts: extra,
 	})
 	bundle := filepath.Join(ws.dir, "bundle")
@@ -416,3 +416,15 @@ func (w *lineWriter) Tail() []string {
 }
 
 var _ = snapshot.Mount{}
+
+// withPrimary lists the supplementary groups of a RUN process: the primary group
+// first, then the memberships from /etc/group, as BuildKit's processes have.
+func withPrimary(u runtime.User) []uint32 {
+	gids := []uint32{u.GID}
+	for _, g := range u.AddGIDs {
+		if g != u.GID {
+			gids = append(gids, g)
+		}
+	}
+	return gids
+}

@@ -76,6 +76,7 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		s.cmdSet = false
 	case stg.Scratch:
 		s = &stageState{key: keyOf("scratch")}
+		s.cfg.Config.WorkingDir = "/"
 		s.cfg.OS = "linux"
 		s.cfg.Architecture = goarch()
 	default:
@@ -110,9 +111,6 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	}
 	if !hasPath {
 		s.cfg.Config.Env = append([]string{defaultPath}, s.cfg.Config.Env...)
-	}
-	if s.cfg.Config.WorkingDir == "" && stg.BaseStage < 0 {
-		s.cfg.Config.WorkingDir = ""
 	}
 	return s, nil
 }

@@ -358,7 +358,7 @@ func newRunCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			code, err := build.Run(cmd.Context(), st, img, build.RunOptions{
-				Args: args[1:], Network: network, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+				Args: args[1:], Network: network, Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 			})
 			if err != nil {
 				if cmd.Context().Err() == context.Canceled {

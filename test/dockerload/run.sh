@@ -51,12 +51,18 @@ elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
 [ -x "$SLIMBUILD" ] || die "slimbuild binary $SLIMBUILD is not executable (run make build or set SLIMBUILD)"
 
 T0=$EPOCHREALTIME
+# The script's own stdout and stderr, for cleanup: a signal's trap runs with the
+# redirections of the interrupted command still in place.
+exec 8>&1 9>&2
 WORK=$(mktemp -d /tmp/slimbuild-dockerload.XXXXXX)
 CGPARENT=$(basename "$WORK")
 CTRD_PID= DOCKERD_PID=
 PASSED=0 FAILED=0
-RUN_CONTAINERD_EXISTED=0
-[ -e /run/containerd ] && RUN_CONTAINERD_EXISTED=1
+# Directories the daemons create at fixed paths whatever their roots; the ones this
+# run creates are removed again when empty.
+FIXED_DIRS=()
+[ -e /run/containerd ] || FIXED_DIRS+=(/run/containerd/s /run/containerd)
+[ -e /run/docker ] || FIXED_DIRS+=(/run/docker/plugins /run/docker)
 
 # stop_pid NAME PID: SIGTERM, wait up to 30s, then SIGKILL. PID is our child.
 stop_pid() {
@@ -106,16 +112,17 @@ stop_daemons() {
 cleanup() {
 	local rc=$? d
 	trap - EXIT INT TERM
+	exec 1>&8 2>&9
 	stop_daemons
 	umount_under "$WORK"
 	for d in /sys/fs/cgroup/*/"$CGPARENT" /sys/fs/cgroup/"$CGPARENT"; do
 		[ -d "$d" ] && { rmdir "$d" 2>/dev/null || log "warning: could not remove cgroup $d"; }
 	done
-	# containerd-shim-runc-v2 keeps its sockets in /run/containerd/s whatever the
-	# state directory; remove what this run created when it is empty again.
-	if [ "$RUN_CONTAINERD_EXISTED" = 0 ]; then
-		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
-	fi
+	# containerd-shim-runc-v2 keeps its sockets in /run/containerd/s and dockerd
+	# looks for plugins in /run/docker/plugins, whatever their roots.
+	for d in ${FIXED_DIRS[@]+"${FIXED_DIRS[@]}"}; do
+		rmdir "$d" 2>/dev/null || true
+	done
 	if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 	if [ -n "$(leftover_pids)" ]; then
 		log "error: processes naming $WORK remain: $(leftover_pids | tr '\n' ' ')"
@@ -186,7 +193,7 @@ wait_ready() {
 }
 
 start=$EPOCHREALTIME
-"$CONTAINERD" --config "$WORK/containerd/config.toml" --log-level warn >"$WORK/containerd.log" 2>&1 &
+"$CONTAINERD" --config "$WORK/containerd/config.toml" --log-level warn >"$WORK/containerd.log" 2>&1 8>&- 9>&- &
 CTRD_PID=$!
 wait_ready containerd "$CTRD_PID" "$WORK/containerd.log" test -S "$CTRD_SOCK" ||
 	die "containerd did not start"
@@ -205,7 +212,7 @@ start_dockerd() {
 		--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
 		--userland-proxy=false \
 		--cgroup-parent "/$CGPARENT" \
-		>"$WORK/dockerd-$driver.log" 2>&1 &
+		>"$WORK/dockerd-$driver.log" 2>&1 8>&- 9>&- &
 	DOCKERD_PID=$!
 	if wait_ready dockerd "$DOCKERD_PID" "$WORK/dockerd-$driver.log" dk version; then
 		return 0
@@ -234,10 +241,11 @@ fail() { FAILED=$((FAILED + 1)); log "FAIL $1: $2"; [ -s "$WORK/out/last" ] && s
 # check NAME WANT CMD...: CMD must exit 0 and its output (stdout and stderr) must
 # contain the line fragment WANT (nothing is required when WANT is empty).
 check() {
-	local name=$1 want=$2 start=$EPOCHREALTIME
+	local name=$1 want=$2 start=$EPOCHREALTIME rc=0
 	shift 2
-	if ! "$@" >"$WORK/out/last" 2>&1; then
-		fail "$name" "exit status $? from: $*"
+	"$@" >"$WORK/out/last" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		fail "$name" "exit status $rc from: $*"
 	elif [ -n "$want" ] && ! grep -qF -- "$want" "$WORK/out/last"; then
 		fail "$name" "output lacks \"$want\""
 	else
@@ -245,30 +253,40 @@ check() {
 	fi
 }
 
-# archive_dump FILE: what docker was given, for a failed load.
+# archive_dump FILE: what docker was given (listing, manifest.json, configs), for a
+# failed load. Never fails.
 archive_dump() {
-	local f=$1 cfg
+	local f=$1 d cfg
 	[ -s "$f" ] || { log "    $f is missing or empty"; return 0; }
 	log "    archive $f:"
-	tar -tvf "$f" 2>&1 | head -n 20 | sed 's/^/    | /' >&2
-	log "    manifest.json:"
-	tar -xOf "$f" manifest.json 2>&1 | head -c 2000 | sed 's/^/    | /' >&2
-	echo >&2
-	cfg=$(tar -xOf "$f" manifest.json 2>/dev/null | sed -n 's/.*"Config" *: *"\([^"]*\)".*/\1/p' | head -n 1)
-	if [ -n "$cfg" ]; then
-		log "    config $cfg:"
-		tar -xOf "$f" "$cfg" 2>&1 | head -c 2000 | sed 's/^/    | /' >&2
-		echo >&2
+	{ tar -tvf "$f" 2>&1 | head -n 20 | sed 's/^/    | /' >&2; } || true
+	d=$(mktemp -d "$WORK/dump.XXXXXX")
+	tar -C "$d" -xf "$f" 2>/dev/null || log "    (tar could not extract it all)"
+	if [ -f "$d/manifest.json" ]; then
+		log "    manifest.json:"
+		{ head -c 2000 "$d/manifest.json" | sed 's/^/    | /' >&2; echo >&2; } || true
+		for cfg in $(tr ',' '\n' <"$d/manifest.json" | sed -n 's/.*"Config" *: *"\([^"]*\)".*/\1/p'); do
+			if [ -f "$d/$cfg" ]; then
+				log "    config $cfg:"
+				{ head -c 2000 "$d/$cfg" | sed 's/^/    | /' >&2; echo >&2; } || true
+			else
+				log "    config $cfg: not in the archive"
+			fi
+		done
+	else
+		log "    no manifest.json at the archive's top"
 	fi
+	rm -rf "$d"
 }
 
 # load NAME FILE TAG...: docker load must accept FILE and print "Loaded image: TAG"
 # for each TAG.
 load() {
-	local name=$1 f=$2 start=$EPOCHREALTIME tag missing=
+	local name=$1 f=$2 start=$EPOCHREALTIME tag missing= rc=0
 	shift 2
-	if ! dk load -i "$f" >"$WORK/out/last" 2>&1; then
-		fail "$name" "docker load exited $?"
+	dk load -i "$f" >"$WORK/out/last" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		fail "$name" "docker load exited $rc"
 		archive_dump "$f"
 		return 0
 	fi
@@ -329,7 +347,7 @@ check "build hello:slim --output type=docker" "" \
 load "docker load hello.tar" "$WORK/hello.tar" hello:slim
 same_id "hello:slim image ID is its config digest" hello:slim
 same_config "hello:slim config in docker" hello:slim 'null ["/usr/local/bin/hello"] 65534'
-check "docker run hello:slim" "$HELLO" dk run --rm --network none hello:slim
+check "docker run hello:slim" "$HELLO" dk run --rm --pull never --network none hello:slim
 
 # FROM scratch, ENTRYPOINT.
 check "build hello:scratch --output type=docker" "" \
@@ -338,18 +356,18 @@ check "build hello:scratch --output type=docker" "" \
 load "docker load scratch.tar" "$WORK/scratch.tar" hello:scratch
 same_id "hello:scratch image ID is its config digest" hello:scratch
 same_config "hello:scratch config in docker" hello:scratch '["/hello"] null 65534'
-check "docker run hello:scratch" "$HELLO" dk run --rm --network none hello:scratch
+check "docker run hello:scratch" "$HELLO" dk run --rm --pull never --network none hello:scratch
 
 # slimbuild save, into a daemon that no longer has the images.
 dk rmi hello:slim hello:scratch >/dev/null 2>&1 || true
 check "slimbuild save hello:slim" "" sb save -o "$WORK/save.tar" hello:slim
 load "docker load save.tar" "$WORK/save.tar" hello:slim
-check "docker run saved hello:slim" "$HELLO" dk run --rm --network none hello:slim
+check "docker run saved hello:slim" "$HELLO" dk run --rm --pull never --network none hello:slim
 dk rmi hello:slim >/dev/null 2>&1 || true
 check "slimbuild save hello:slim hello:scratch" "" sb save -o "$WORK/save2.tar" hello:slim hello:scratch
 load "docker load save2.tar" "$WORK/save2.tar" hello:slim hello:scratch
-check "docker run saved hello:slim (two-image archive)" "$HELLO" dk run --rm --network none hello:slim
-check "docker run saved hello:scratch" "$HELLO" dk run --rm --network none hello:scratch
+check "docker run saved hello:slim (two-image archive)" "$HELLO" dk run --rm --pull never --network none hello:slim
+check "docker run saved hello:scratch" "$HELLO" dk run --rm --pull never --network none hello:scratch
 
 # --- 4. result ----------------------------------------------------------------------
 stop_daemons
