@@ -120,7 +120,7 @@ if want buildah; then
 			{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y buildah >&2; } ||
 			die "could not install buildah"
 	fi
-	if ! "$REPO/hack/buildkit.sh" status | grep -q '^registry running'; then
+	if [[ $("$REPO/hack/buildkit.sh" status) != *"registry running"* ]]; then
 		die "buildah's bases come from the registry that hack/buildkit.sh starts; include buildkit in BENCH_BUILDERS"
 	fi
 	log "loading the bases into buildah's storage (not timed)"

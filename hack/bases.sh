@@ -6,7 +6,8 @@
 #   builder.tar.gz  debootstrap --variant=minbase bookworm with gcc, libc6-dev,
 #                   musl-tools and make; apt lists and caches removed; numeric
 #                   owners. Image name: slimbuild/builder:bookworm.
-#   busybox.tar     /bin/busybox from busybox-static with its applet links,
+#   busybox.tar     /bin/busybox from busybox-static with its applet links (but
+#                   none for the package managers dpkg, dpkg-deb, rpm, rpm2cpio),
 #                   /etc/passwd (root, nobody 65534), /etc/group, /tmp 1777.
 #                   Image name: busybox:latest.
 #
@@ -106,6 +107,7 @@ make_builder() {
 	log "builder: writing $out"
 	tar --numeric-owner --sort=name --xattrs -C "$r" -czf "$out.tmp" .
 	mv "$out.tmp" "$out"
+	echo "$recipe" >"$CACHE/busybox.recipe"
 	rm -rf "$dir"
 	trap - EXIT
 	log "builder: $(du -h "$out" | cut -f1) $out"
@@ -120,7 +122,9 @@ umount_under() { # dir: unmount everything mounted below dir, deepest first
 
 make_busybox() {
 	local out=$CACHE/busybox.tar
-	if [ -s "$out" ]; then
+	# Bump when the recipe below changes, so a cached tarball is made again.
+	local recipe="busybox-runtime-2"
+	if [ -s "$out" ] && [ "$(cat "$CACHE/busybox.recipe" 2>/dev/null)" = "$recipe" ]; then
 		log "busybox: cached $out"
 		return
 	fi
@@ -144,6 +148,9 @@ make_busybox() {
 	local applet n=0
 	for applet in $("$bb" --list-full); do
 		[ "$applet" = bin/busybox ] && continue
+		# A runtime base carries no package manager: leave out the applet links
+		# that would install software into a running container.
+		case ${applet##*/} in dpkg | dpkg-deb | rpm | rpm2cpio) continue ;; esac
 		[ -e "$r/$applet" ] || [ -L "$r/$applet" ] && continue
 		install -d -m 0755 "$r/$(dirname "$applet")"
 		ln -s /bin/busybox "$r/$applet"
@@ -156,6 +163,7 @@ make_busybox() {
 	log "busybox: $n applet links; writing $out"
 	tar --numeric-owner --sort=name -C "$r" -cf "$out.tmp" .
 	mv "$out.tmp" "$out"
+	echo "$recipe" >"$CACHE/busybox.recipe"
 	rm -rf "$dir"
 	trap - EXIT
 	log "busybox: $(du -h "$out" | cut -f1) $out"

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -19,7 +21,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/runtime"
-	"github.com/slimbuild/slimbuild/internal/snapshot"
 )
 
 // runArgs is the command a RUN executes, and a script file to provide when a
@@ -224,18 +225,21 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	for _, m := range extra {
 		targets = append(targets, m.Destination)
 	}
-	existed := map[string]bool{}
+	before := map[string]fs.FileInfo{} // nil: did not exist before the run
 	for _, t := range targets {
 		for p := t; p != "/" && p != "."; p = path.Dir(p) {
-			if _, ok := existed[p]; ok {
+			if _, ok := before[p]; ok {
 				continue
 			}
 			hp, err := inRoot(ws.rootfs, p)
 			if err != nil {
 				return err
 			}
-			_, err = os.Lstat(hp)
-			existed[p] = err == nil
+			fi, err := os.Lstat(hp)
+			if err != nil {
+				fi = nil
+			}
+			before[p] = fi
 		}
 	}
 
@@ -266,26 +270,32 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	if err := ws.unmount(); err != nil {
 		return err
 	}
-	removeMountPoints(ws.upper, targets, existed)
+	removeMountPoints(ws.upper, targets, before)
 	return nil
 }
 
-// removeMountPoints deletes, from the upper directory, the empty files and
-// directories that only exist because something was mounted there.
-func removeMountPoints(upper string, targets []string, existed map[string]bool) {
+// removeMountPoints deletes, from the upper directory, what only exists there
+// because something was mounted: the empty files and directories runc created as
+// mount points, and the parents overlayfs copied up to hold them when nothing
+// else changed in them (empty in the upper, not opaque, same mode and owner).
+func removeMountPoints(upper string, targets []string, before map[string]fs.FileInfo) {
 	sort.Slice(targets, func(i, j int) bool { return len(targets[i]) > len(targets[j]) })
 	for _, t := range targets {
-		for p := t; p != "/" && p != "." && !existed[p]; p = path.Dir(p) {
+		for p := t; p != "/" && p != "."; p = path.Dir(p) {
 			hp := filepath.Join(upper, filepath.FromSlash(p))
 			fi, err := os.Lstat(hp)
 			if err != nil {
 				break
 			}
+			old := before[p]
 			if fi.IsDir() {
 				if entries, err := os.ReadDir(hp); err != nil || len(entries) > 0 {
 					break
 				}
-			} else if !fi.Mode().IsRegular() || fi.Size() > 0 {
+				if old != nil && !sameDir(old, fi, hp) {
+					break
+				}
+			} else if old != nil || !fi.Mode().IsRegular() || fi.Size() > 0 {
 				break
 			}
 			if os.Remove(hp) != nil {
@@ -293,6 +303,22 @@ func removeMountPoints(upper string, targets []string, existed map[string]bool) 
 			}
 		}
 	}
+}
+
+// sameDir reports whether a copied-up directory is unchanged from the one below.
+func sameDir(old, cur fs.FileInfo, curPath string) bool {
+	if !old.IsDir() || old.Mode() != cur.Mode() {
+		return false
+	}
+	os1, ok1 := sysStat(old)
+	os2, ok2 := sysStat(cur)
+	if !ok1 || !ok2 || os1.Uid != os2.Uid || os1.Gid != os2.Gid {
+		return false
+	}
+	if v, err := unix.Lgetxattr(curPath, "trusted.overlay.opaque", make([]byte, 8)); err == nil && v > 0 {
+		return false
+	}
+	return true
 }
 
 // resolveMount turns a RUN --mount into runtime mounts.
@@ -414,8 +440,6 @@ func (w *lineWriter) Tail() []string {
 	defer w.mu.Unlock()
 	return append([]string(nil), w.tail...)
 }
-
-var _ = snapshot.Mount{}
 
 // withPrimary lists the supplementary groups of a RUN process: the primary group
 // first, then the memberships from /etc/group, as BuildKit's processes have.

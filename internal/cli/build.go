@@ -74,7 +74,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				}
 			}
 			if pp.mode != "quiet" {
-				fmt.Fprintf(os.Stderr, "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
+				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
 			}
 			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet")
 			fmt.Fprintln(cmd.OutOrStdout(), res.Digest)

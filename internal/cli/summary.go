@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/slimbuild/slimbuild/internal/build"
@@ -49,7 +48,7 @@ func afterBuild(cmd *cobra.Command, st *store.Store, res *build.Result, quiet bo
 			discarded = append(discarded, r)
 		}
 		sum := report.Summarize(final, discarded)
-		fmt.Fprint(os.Stderr, indent(sum.Text()))
+		fmt.Fprint(cmd.ErrOrStderr(), indent(sum.Text()))
 	}
 	if v := gate.Check(final); len(v) > 0 {
 		return &report.GateError{Violations: v}

@@ -24,7 +24,8 @@
 #      cgroups it created and the directory (kept with --keep, daemons still stopped).
 #
 # Environment: SLIMBUILD (binary), SLIMBUILD_CACHE (base tarballs, default
-# /var/cache/slimbuild-bases), DOCKERLOAD_START_TIMEOUT (seconds, default 60).
+# /var/cache/slimbuild-bases), DOCKERLOAD_START_TIMEOUT (seconds per daemon start,
+# default 60), DOCKERLOAD_DRIVERS (storage drivers tried in order, default "overlay2 vfs").
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +33,7 @@ export SLIMBUILD_CACHE=${SLIMBUILD_CACHE:-/var/cache/slimbuild-bases}
 SLIMBUILD=${SLIMBUILD:-bin/slimbuild}
 case $SLIMBUILD in /*) ;; *) SLIMBUILD=$REPO/$SLIMBUILD ;; esac
 START_TIMEOUT=${DOCKERLOAD_START_TIMEOUT:-60}
+DRIVERS=${DOCKERLOAD_DRIVERS:-overlay2 vfs}
 DOCKER=/usr/bin/docker
 DOCKERD=/usr/sbin/dockerd
 CONTAINERD=/usr/bin/containerd
@@ -88,9 +90,9 @@ leftover_pids() {
 		sed -n 's|^/proc/\([0-9]*\)/cmdline$|\1|p' | grep -vx -e "$$" -e "$BASHPID" || true
 }
 
-umount_under() { # dir: unmount everything mounted below dir, deepest first
+umount_under() { # dir: unmount dir and everything mounted below it, deepest first
 	local m
-	for m in $(awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+	for m in $(awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r); do
 		umount "$m" 2>/dev/null || umount -l "$m" || log "warning: could not unmount $m"
 	done
 }
@@ -113,6 +115,7 @@ cleanup() {
 	local rc=$? d
 	trap - EXIT INT TERM
 	exec 1>&8 2>&9
+	case $rc in 130 | 143) log "interrupted; stopping the daemons and cleaning up" ;; esac
 	stop_daemons
 	umount_under "$WORK"
 	for d in /sys/fs/cgroup/*/"$CGPARENT" /sys/fs/cgroup/"$CGPARENT"; do
@@ -225,12 +228,12 @@ start_dockerd() {
 	mkdir -p "$WORK/docker-data" "$WORK/docker-exec"
 	return 1
 }
-DRIVER=overlay2
-if ! start_dockerd overlay2; then
-	log "dockerd did not start with overlay2; trying vfs"
-	DRIVER=vfs
-	start_dockerd vfs || die "dockerd did not start with overlay2 nor vfs"
-fi
+DRIVER=
+for d in $DRIVERS; do
+	if start_dockerd "$d"; then DRIVER=$d; break; fi
+	log "dockerd did not start with storage driver $d"
+done
+[ -n "$DRIVER" ] || die "dockerd did not start with any of: $DRIVERS"
 [ "$(cat "$WORK/dockerd.pid")" = "$DOCKERD_PID" ] || die "dockerd pidfile says $(cat "$WORK/dockerd.pid"), started $DOCKERD_PID"
 log "dockerd $(dk version -f '{{.Server.Version}}') ($DRIVER, pid $DOCKERD_PID; containerd pid $CTRD_PID) ready in $(elapsed "$start")s"
 
