@@ -38,6 +38,21 @@ func (b *builder) lowerDirs(layers []v1.Layer) ([]string, error) {
 
 // mountWorkspace mounts a writable overlay of layers with a fresh upper directory.
 func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
+	lowers, err := b.lowerDirs(layers)
+	if err != nil {
+		return nil, err
+	}
+	return b.mountOverlay(lowers)
+}
+
+// mountDirView mounts a writable, throwaway overlay over a host directory.
+func (b *builder) mountDirView(dir string) (*workspace, error) {
+	return b.mountOverlay([]string{dir})
+}
+
+// mountOverlay mounts lowers (topmost first) with a fresh upper directory, all
+// under a new directory in the build's temp dir.
+func (b *builder) mountOverlay(lowers []string) (*workspace, error) {
 	tmp, err := b.tempDir()
 	if err != nil {
 		return nil, err
@@ -53,11 +68,6 @@ func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
-	}
-	lowers, err := b.lowerDirs(layers)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
 	}
 	if err := snapshot.MountAll(snapshot.Overlay(lowers, ws.upper, work), ws.rootfs); err != nil {
 		os.RemoveAll(dir)

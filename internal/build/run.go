@@ -371,8 +371,20 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, files
 			if err != nil {
 				return nil, nil, err
 			}
-			// Writes to a bind mount are thrown away, as in BuildKit: bind a copy-on-write view.
-			return []specs.Mount{{Destination: target, Type: "bind", Source: src, Options: append(opts, "ro")}}, nil, nil
+			fi, err := os.Stat(src)
+			if err != nil {
+				return nil, nil, fmt.Errorf("RUN --mount source %s: %w", m.Source, err)
+			}
+			if !fi.IsDir() || m.ReadOnly {
+				return []specs.Mount{{Destination: target, Type: "bind", Source: src, Options: append(opts, "ro")}}, nil, nil
+			}
+			// Writes to a bind mount are thrown away, as in BuildKit: bind a
+			// copy-on-write view of the context directory.
+			view, err := b.mountDirView(src)
+			if err != nil {
+				return nil, nil, err
+			}
+			return []specs.Mount{{Destination: target, Type: "bind", Source: view.rootfs, Options: opts}}, view, nil
 		}
 		src, err := b.fromSource(m.From)
 		if err != nil {

@@ -176,8 +176,8 @@ EOF
 # dockerd 20.10 writes its libtrust key to /etc/docker/key.json unless told otherwise.
 printf '{"deprecated-key-path": "%s"}\n' "$WORK/key.json" >"$WORK/daemon.json"
 
-# wait_socket NAME PID SOCKET LOG CMD...: waits until CMD succeeds, the daemon exits
-# or START_TIMEOUT passes.
+# wait_ready NAME PID LOG CMD...: waits until CMD succeeds; fails, showing the tail
+# of LOG, when the daemon PID exits first or START_TIMEOUT seconds pass.
 wait_ready() {
 	local name=$1 pid=$2 logf=$3 i
 	shift 3
@@ -323,6 +323,18 @@ same_id() {
 	fi
 }
 
+# gone NAME REF...: removes the images from docker, which must then not know them,
+# so that the next load is not vacuous.
+gone() {
+	local name=$1 start=$EPOCHREALTIME ref left=
+	shift
+	dk rmi -f "$@" >"$WORK/out/last" 2>&1 || true
+	for ref; do
+		dk image inspect "$ref" >/dev/null 2>&1 && left+=" $ref"
+	done
+	if [ -n "$left" ]; then fail "$name" "docker still has$left"; else pass "$name" "$start"; fi
+}
+
 # same_config NAME REF WANT: docker's view of REF's Entrypoint, Cmd and User is WANT.
 same_config() {
 	local start=$EPOCHREALTIME got
@@ -362,11 +374,11 @@ same_config "hello:scratch config in docker" hello:scratch '["/hello"] null 6553
 check "docker run hello:scratch" "$HELLO" dk run --rm --pull never --network none hello:scratch
 
 # slimbuild save, into a daemon that no longer has the images.
-dk rmi hello:slim hello:scratch >/dev/null 2>&1 || true
+gone "docker rmi hello:slim hello:scratch" hello:slim hello:scratch
 check "slimbuild save hello:slim" "" sb save -o "$WORK/save.tar" hello:slim
 load "docker load save.tar" "$WORK/save.tar" hello:slim
 check "docker run saved hello:slim" "$HELLO" dk run --rm --pull never --network none hello:slim
-dk rmi hello:slim >/dev/null 2>&1 || true
+gone "docker rmi hello:slim hello:scratch again" hello:slim hello:scratch
 check "slimbuild save hello:slim hello:scratch" "" sb save -o "$WORK/save2.tar" hello:slim hello:scratch
 load "docker load save2.tar" "$WORK/save2.tar" hello:slim hello:scratch
 check "docker run saved hello:slim (two-image archive)" "$HELLO" dk run --rm --pull never --network none hello:slim
