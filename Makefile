@@ -17,10 +17,13 @@ build:
 deps:
 	@hack/deps.sh
 
+# Unit and integration tests (root, runc, overlayfs), the BuildKit parity cases
+# against their recorded results, and docker load of slimbuild's docker-archives.
 test: deps build
 	hack/bases.sh
 	SLIMBUILD_BASES=$(SLIMBUILD_CACHE) $(GO) test -count=1 -timeout 30m ./...
-	test/parity/run.sh
+	SLIMBUILD=$(CURDIR)/$(BIN) test/parity/run.sh
+	SLIMBUILD=$(CURDIR)/$(BIN) test/dockerload/run.sh
 
 unit:
 	$(GO) test -count=1 ./...
@@ -30,7 +33,7 @@ demo: deps build
 
 parity: deps build
 	hack/bases.sh
-	test/parity/run.sh
+	SLIMBUILD=$(CURDIR)/$(BIN) test/parity/run.sh
 
 bench: deps build
 	bench/run.sh
