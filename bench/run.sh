@@ -325,7 +325,9 @@ raw_table() {
 versions() {
 	echo "- slimbuild: bin/slimbuild sha256 $(sha256sum "$SB" | cut -c1-12), $(go version | cut -d' ' -f3)"
 	[[ " ${BUILDERS[*]} " == *" buildkit "* ]] && {
-		echo "- BuildKit: $("$BUILDCTL" --version | sed 's/^buildctl //'); buildkitd $(dirname "$BUILDCTL")/buildkitd: $("$(dirname "$BUILDCTL")/buildkitd" --version | sed 's/^buildkitd //')"
+		# Built from the module proxy without VCS stamping, so --version says v0.0.0+unknown;
+		# hack/buildkit.sh records the version it fetched.
+		echo "- BuildKit: buildkitd + buildctl $(cut -d' ' -f1 "$SLIMBUILD_CACHE/buildkit/version") (github.com/moby/buildkit from the Go module proxy, built by hack/buildkit.sh)"
 		echo "- registry: $(dpkg-query -W -f='docker-registry ${Version}' docker-registry 2>/dev/null || echo unknown)"
 	}
 	[[ " ${BUILDERS[*]} " == *" buildah "* ]] && echo "- buildah: $(buildah --version)"

@@ -92,8 +92,20 @@ func (b *builder) stageImage(s *stageState) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return partial.CompressedToImage(si)
+	img, err := partial.CompressedToImage(si)
+	if err != nil {
+		return nil, err
+	}
+	return &stageImage{Image: img, layers: append([]v1.Layer(nil), s.layers...)}, nil
 }
+
+// stageImage hands out the state's own layers (the store's), not partial's wrappers.
+type stageImage struct {
+	v1.Image
+	layers []v1.Layer
+}
+
+func (i *stageImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
 // assemble writes the target state's config and manifest to the store (its layers
 // are there already) and returns the stored image.

@@ -3,7 +3,7 @@ package build
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/gob"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,8 +11,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -66,8 +69,8 @@ func openContext(st *store.Store, dir, dockerfile string) (*buildContext, error)
 	sum := sha256.Sum256([]byte(dir))
 	c.cachePath = filepath.Join(st.Root(), "statcache", hex.EncodeToString(sum[:12]))
 	if data, err := os.ReadFile(c.cachePath); err == nil {
-		if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&c.stats); err != nil {
-			c.stats = map[string]statEntry{}
+		if stats, ok := decodeStats(data); ok {
+			c.stats = stats
 		}
 	}
 	return c, nil
@@ -86,9 +89,7 @@ func (c *buildContext) save() {
 		return
 	}
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(c.stats); err != nil {
-		return
-	}
+	encodeStats(&buf, c.stats)
 	if err := os.MkdirAll(filepath.Dir(c.cachePath), 0o755); err != nil {
 		return
 	}
@@ -197,33 +198,148 @@ func (c *buildContext) digestTree(p string) (string, error) {
 }
 
 // hashItems writes the identity of every file under items (after .dockerignore) to h:
-// path, type, permission bits, size, content digest or link target.
+// path, type, permission bits, size, content digest or link target. Files are
+// examined and hashed in parallel; what is written to h keeps the walk's order.
 func (c *buildContext) hashItems(h io.Writer, items []srcItem) error {
 	for _, it := range items {
-		err := walkItem(it, c, func(rel, host string, fi fs.FileInfo) error {
-			mode := fi.Mode()
-			fmt.Fprintf(h, "%s\x00%o\x00", rel, uint32(mode.Type())|uint32(mode.Perm())|uint32(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)))
-			switch {
-			case mode.IsRegular():
-				d, err := c.fileDigest(host, fi)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(h, "%d\x00%s\n", fi.Size(), d)
-			case mode&fs.ModeSymlink != 0:
-				t, err := os.Readlink(host)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(h, "%s\n", t)
-			default:
-				fmt.Fprintf(h, "\n")
-			}
+		var refs []fileRef
+		err := walkEntries(it, c, func(rel, host string, d fs.DirEntry) error {
+			refs = append(refs, fileRef{rel: rel, host: host, d: d})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		parallel(len(refs), func(i int) {
+			r := &refs[i]
+			if r.d == nil {
+				r.fi = it.fi
+			} else if r.fi, r.err = r.d.Info(); r.err != nil {
+				return
+			}
+			switch mode := r.fi.Mode(); {
+			case mode.IsRegular():
+				r.sum, r.err = c.fileDigest(r.host, r.fi)
+			case mode&fs.ModeSymlink != 0:
+				r.sum, r.err = os.Readlink(r.host)
+			}
+		})
+		buf := make([]byte, 0, 256)
+		for _, r := range refs {
+			if r.err != nil {
+				return r.err
+			}
+			mode := r.fi.Mode()
+			buf = append(buf[:0], r.rel...)
+			buf = append(buf, 0)
+			buf = strconv.AppendUint(buf, uint64(uint32(mode.Type())|uint32(mode.Perm())|uint32(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))), 8)
+			buf = append(buf, 0)
+			if mode.IsRegular() {
+				buf = strconv.AppendInt(buf, r.fi.Size(), 10)
+				buf = append(buf, 0)
+			}
+			buf = append(buf, r.sum...)
+			buf = append(buf, '\n')
+			if _, err := h.Write(buf); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// fileRef is one walked context entry being hashed.
+type fileRef struct {
+	rel, host string
+	d         fs.DirEntry
+	fi        fs.FileInfo
+	sum       string // content digest, or link target
+	err       error
+}
+
+// parallel calls fn(0..n-1) on a few goroutines per core.
+func parallel(n int, fn func(i int)) {
+	workers := min(goruntime.NumCPU()*4, n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// The stat cache file: a magic line, then per entry the path length (uvarint), the
+// path, size, mtime, inode (uvarints), mode (4 bytes) and digest (32 bytes).
+const statMagic = "slimbuild-stat-cache-1\n"
+
+func encodeStats(buf *bytes.Buffer, stats map[string]statEntry) {
+	buf.WriteString(statMagic)
+	var tmp [binary.MaxVarintLen64]byte
+	uv := func(v uint64) { buf.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
+	for p, e := range stats {
+		sum, err := hex.DecodeString(e.Digest)
+		if err != nil || len(sum) != 32 {
+			continue
+		}
+		uv(uint64(len(p)))
+		buf.WriteString(p)
+		uv(uint64(e.Size))
+		uv(uint64(e.Mtime))
+		uv(e.Ino)
+		binary.LittleEndian.PutUint32(tmp[:4], e.Mode)
+		buf.Write(tmp[:4])
+		buf.Write(sum)
+	}
+}
+
+// decodeStats reads encodeStats' format; ok is false for anything malformed.
+func decodeStats(data []byte) (map[string]statEntry, bool) {
+	if !bytes.HasPrefix(data, []byte(statMagic)) {
+		return nil, false
+	}
+	data = data[len(statMagic):]
+	stats := map[string]statEntry{}
+	uv := func() (uint64, bool) {
+		v, n := binary.Uvarint(data)
+		if n <= 0 {
+			return 0, false
+		}
+		data = data[n:]
+		return v, true
+	}
+	for len(data) > 0 {
+		n, ok := uv()
+		if !ok || uint64(len(data)) < n {
+			return nil, false
+		}
+		p := string(data[:n])
+		data = data[n:]
+		size, ok1 := uv()
+		mtime, ok2 := uv()
+		ino, ok3 := uv()
+		if !ok1 || !ok2 || !ok3 || len(data) < 36 {
+			return nil, false
+		}
+		e := statEntry{Size: int64(size), Mtime: int64(mtime), Ino: ino, Mode: binary.LittleEndian.Uint32(data[:4])}
+		e.Digest = hex.EncodeToString(data[4:36])
+		data = data[36:]
+		stats[p] = e
+	}
+	return stats, true
 }

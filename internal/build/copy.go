@@ -186,7 +186,21 @@ func glob(root, pattern string) ([]string, error) {
 // rel relative to the item ("" for the item itself). Context paths excluded by
 // .dockerignore are left out. Links inside directories are not followed.
 func walkItem(it srcItem, bctx *buildContext, fn func(rel, host string, fi fs.FileInfo) error) error {
-	if err := fn("", it.host, it.fi); err != nil {
+	return walkEntries(it, bctx, func(rel, host string, d fs.DirEntry) error {
+		if d == nil {
+			return fn(rel, host, it.fi)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return fn(rel, host, fi)
+	})
+}
+
+// walkEntries is walkItem without the Lstat: d is nil for the item itself.
+func walkEntries(it srcItem, bctx *buildContext, fn func(rel, host string, d fs.DirEntry) error) error {
+	if err := fn("", it.host, nil); err != nil {
 		return err
 	}
 	if !it.fi.IsDir() {
@@ -209,11 +223,7 @@ func walkItem(it srcItem, bctx *buildContext, fn func(rel, host string, fi fs.Fi
 				return nil
 			}
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return fn(rel, p, fi)
+		return fn(rel, p, d)
 	})
 }
 
@@ -390,6 +400,20 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		c := &copier{root: ws.rootfs, own: own, chmod: chmod, hasChmod: hasChmod, resetOwner: fromContext, bctx: nil}
 		if fromContext {
 			c.bctx = b.bctx
+		}
+		if !req.add {
+			plan, ok, err := planDirect(ws.rootfs, all, dest, destIsDir, own, c.bctx)
+			if err != nil {
+				return err
+			}
+			if ok {
+				info, err := b.writeDirect(plan, own, fromContext, chmod, hasChmod)
+				if err != nil {
+					return err
+				}
+				ws.layer, ws.direct = info, true
+				return nil
+			}
 		}
 		for _, it := range all {
 			if err := c.copyItem(it, dest, destIsDir, req.add && req.unpack && it.url == "" && it.data == nil); err != nil {

@@ -21,6 +21,10 @@ type workspace struct {
 	upper   string
 	rootfs  string
 	mounted bool
+	// direct is set when the step wrote its layer itself (layer, nil for none)
+	// instead of leaving its changes in upper.
+	direct bool
+	layer  *store.LayerInfo
 }
 
 // lowerDirs unpacks (when needed) and lists the layer dirs of layers, topmost first.
@@ -100,6 +104,9 @@ func (ws *workspace) release() {
 func (b *builder) commit(ws *workspace) (*store.LayerInfo, error) {
 	if err := ws.unmount(); err != nil {
 		return nil, err
+	}
+	if ws.direct {
+		return ws.layer, nil
 	}
 	entries, err := os.ReadDir(ws.upper)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"strings"
 
 	"github.com/slimbuild/slimbuild/internal/build"
@@ -77,7 +78,7 @@ func cachedAnalysis(ctx context.Context, st *store.Store, img build.Image) (*rep
 			return &r, nil
 		}
 	}
-	r, err := report.AnalyzeContext(ctx, img, report.Options{})
+	r, err := report.AnalyzeContext(ctx, treeImage{Image: img, st: st}, report.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -85,4 +86,23 @@ func cachedAnalysis(ctx context.Context, st *store.Store, img build.Image) (*rep
 		_ = st.PutCache(key, data)
 	}
 	return r, nil
+}
+
+// treeImage reads layers from their unpacked directories where the store has them,
+// which spares inflating every blob after a build.
+type treeImage struct {
+	build.Image
+	st *store.Store
+}
+
+func (i treeImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for k, l := range ls {
+		out[k] = i.st.TreeLayer(l)
+	}
+	return out, nil
 }

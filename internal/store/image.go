@@ -217,7 +217,44 @@ func (s *Store) Image(nameOrDigest string) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", nameOrDigest, err)
 	}
-	return partial.CompressedToImage(&storeImage{s: s, desc: desc, manifest: b})
+	core := &storeImage{s: s, desc: desc, manifest: b}
+	img, err := partial.CompressedToImage(core)
+	if err != nil {
+		return nil, err
+	}
+	return &layeredImage{Image: img, core: core}, nil
+}
+
+// layeredImage hands out the store's own layers, whose Uncompressed streams use the
+// project's parallel decompressor and whose DiffIDs come from the config, rather than
+// partial's generic wrappers.
+type layeredImage struct {
+	v1.Image
+	core *storeImage
+}
+
+func (i *layeredImage) Layers() ([]v1.Layer, error) {
+	m, err := i.core.parsedManifest()
+	if err != nil {
+		return nil, err
+	}
+	ls := make([]v1.Layer, 0, len(m.Layers))
+	for _, d := range m.Layers {
+		l, err := i.LayerByDigest(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func (i *layeredImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	cl, err := i.core.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return cl.(*blobLayer), nil
 }
 
 // WriteImage writes every blob of img the store lacks (layers streamed from
@@ -372,4 +409,35 @@ func (s *Store) AdoptLayerDir(diffID v1.Hash, dir string) (string, error) {
 		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
 	}
 	return dst, nil
+}
+
+// TreeLayer returns l, except that when its unpacked directory is in the store its
+// Uncompressed stream is written from that directory instead of inflating the blob.
+// The stream describes the same files, but for layers not written by slimbuild its
+// bytes may differ from the blob's (entry order, header format), so it is for readers
+// of the file tree, such as the size and attack-surface analysis, and not for
+// anything that hashes or ships the layer.
+func (s *Store) TreeLayer(l v1.Layer) v1.Layer {
+	diffID, err := l.DiffID()
+	if err != nil {
+		return l
+	}
+	dir, ok := s.LayerDirPath(diffID)
+	if !ok {
+		return l
+	}
+	return &treeLayer{Layer: l, dir: dir}
+}
+
+type treeLayer struct {
+	v1.Layer
+	dir string
+}
+
+func (t *treeLayer) Uncompressed() (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(layer.Write(pw, t.dir, layer.WriteOptions{}))
+	}()
+	return pr, nil
 }

@@ -1,0 +1,195 @@
+package build
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// A COPY usually writes its layer straight from the sources: the overlay is only
+// read, to resolve the destination and to give parent directories their metadata,
+// and the files are streamed once into the layer tar without being written out.
+// The layer's unpacked directory is made later, from the blob, only if a later
+// step needs it. Cases where the layer would depend on what the files replace (a
+// directory replaced by a file, a non-directory in the way of a directory) take the
+// overlay path instead, where the kernel resolves them.
+
+// directPlan is the tar a COPY writes: parents, then each source at its destination.
+type directPlan struct {
+	steps []directStep
+}
+
+type directStep struct {
+	mkdir *dirEntry // a parent directory entry, or
+	src   string    // a source written at dest
+	dest  string    // relative, slash-separated, no leading slash
+	skip  func(rel string) bool
+}
+
+type dirEntry struct {
+	name  string
+	perm  uint32
+	owner layer.Owner
+	mtime time.Time
+}
+
+// planDirect maps items onto the root mounted at view; ok is false when the copy
+// must take the overlay path.
+func planDirect(view string, items []srcItem, dest string, destIsDir bool, own owner, bctx *buildContext) (*directPlan, bool, error) {
+	p := &directPlan{}
+	seen := map[string]bool{}
+	now := time.Now()
+	// parents emits entries for every directory from / down to dir (an image path
+	// already resolved in the view), with the view's metadata where it exists.
+	parents := func(dir string) (bool, error) {
+		cur := ""
+		for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+			if part == "" {
+				continue
+			}
+			cur = path.Join(cur, part)
+			if seen[cur] {
+				continue
+			}
+			seen[cur] = true
+			e := &dirEntry{name: cur, perm: 0o755, mtime: now}
+			if own.set {
+				e.owner = layer.Owner{UID: own.uid, GID: own.gid}
+			}
+			fi, err := os.Lstat(view + "/" + cur)
+			switch {
+			case err == nil && !fi.IsDir():
+				return false, nil
+			case err == nil:
+				st, ok := fi.Sys().(*syscall.Stat_t)
+				if !ok {
+					return false, nil
+				}
+				e.perm = uint32(st.Mode & 0o7777)
+				e.owner = layer.Owner{UID: int(st.Uid), GID: int(st.Gid)}
+				e.mtime = fi.ModTime()
+			case !os.IsNotExist(err):
+				return false, err
+			}
+			p.steps = append(p.steps, directStep{mkdir: e})
+		}
+		return true, nil
+	}
+	// resolve follows the image's symlinks in an image path's parent and returns
+	// the resolved path (relative to the root).
+	resolve := func(imagePath string) (string, error) {
+		parent, err := inRoot(view, path.Dir(imagePath))
+		if err != nil {
+			return "", err
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(parent, view), "/")
+		return path.Join(rel, path.Base(imagePath)), nil
+	}
+	for _, it := range items {
+		if it.data != nil || it.url != "" {
+			return nil, false, nil
+		}
+		var skip func(string) bool
+		if bctx != nil && bctx.ignore != nil {
+			if bctx.ignore.Exclusions() {
+				return nil, false, nil
+			}
+			base := it.rel
+			skip = func(rel string) bool { return bctx.excluded(path.Join(base, rel)) }
+		}
+		target := dest
+		if !it.fi.IsDir() {
+			if !destIsDir {
+				if hp, err := inRoot(view, dest); err == nil {
+					if fi, err := os.Stat(hp); err == nil && fi.IsDir() {
+						destIsDir = true
+					}
+				}
+			}
+			if destIsDir {
+				target = path.Join(dest, path.Base("/"+it.rel))
+			}
+		}
+		if target == "/" {
+			if !it.fi.IsDir() {
+				return nil, false, nil
+			}
+			p.steps = append(p.steps, directStep{src: it.host, dest: "", skip: skip})
+			continue
+		}
+		rel, err := resolve(target)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok, err := parents(path.Dir(rel)); err != nil || !ok {
+			return nil, false, err
+		}
+		if fi, err := os.Lstat(view + "/" + rel); err == nil {
+			// A directory over a non-directory, or anything over a directory
+			// but a directory, is left to the overlay.
+			if fi.IsDir() != it.fi.IsDir() {
+				return nil, false, nil
+			}
+		}
+		p.steps = append(p.steps, directStep{src: it.host, dest: rel, skip: skip})
+	}
+	return p, true, nil
+}
+
+// writeDirect streams the plan into a new layer blob.
+func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod fs.FileMode, hasChmod bool) (*store.LayerInfo, error) {
+	lw, err := b.st.NewLayerWriter(b.opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	tw := layer.NewWriter(lw)
+	opts := layer.AddOptions{}
+	switch {
+	case own.set:
+		opts.Owner = &layer.Owner{UID: own.uid, GID: own.gid}
+	case resetOwner:
+		opts.Owner = &layer.Owner{}
+	}
+	if hasChmod {
+		perm := uint32(chmod.Perm())
+		if chmod&fs.ModeSetuid != 0 {
+			perm |= 0o4000
+		}
+		if chmod&fs.ModeSetgid != 0 {
+			perm |= 0o2000
+		}
+		if chmod&fs.ModeSticky != 0 {
+			perm |= 0o1000
+		}
+		opts.Perm = &perm
+	}
+	for _, s := range p.steps {
+		if s.mkdir != nil {
+			err = tw.Mkdir(s.mkdir.name, s.mkdir.perm, s.mkdir.owner, s.mkdir.mtime)
+		} else {
+			o := opts
+			o.Skip = s.skip
+			err = tw.Add(s.src, s.dest, o)
+		}
+		if err != nil {
+			lw.Abort()
+			return nil, fmt.Errorf("writing layer: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		return nil, fmt.Errorf("storing layer: %w", err)
+	}
+	return &info, nil
+}
