@@ -109,7 +109,7 @@ func matchSources(root string, patterns []string, bctx *buildContext) ([]srcItem
 				return nil, err
 			}
 			rel := strings.TrimPrefix(clean, "/")
-			if bctx != nil && rel != "" && bctx.excluded(rel) && !fi.IsDir() {
+			if bctx != nil && rel != "" && bctx.excluded(rel) && (!fi.IsDir() || bctx.skipDir(rel)) {
 				return nil, fmt.Errorf("COPY source %q is excluded by .dockerignore", p)
 			}
 			items = append(items, srcItem{host: hp, rel: rel, fi: fi})
@@ -528,6 +528,13 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 				return c.applyMeta(top, fi, true)
 			}
 			target := filepath.Join(top, filepath.FromSlash(rel))
+			if c.bctx != nil && c.bctx.ignore != nil && c.bctx.ignore.Exclusions() {
+				// An excluded directory is walked for its exceptions but not
+				// copied itself: make it when something under it is.
+				if err := c.ensureParents(top, it.host, rel); err != nil {
+					return err
+				}
+			}
 			return c.copyEntry(host, target, fi)
 		})
 	}
@@ -550,6 +557,34 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		return err
 	}
 	return c.copyEntry(it.host, filepath.Join(parent, path.Base(target)), it.fi)
+}
+
+// ensureParents creates the missing directories between top and rel's parent,
+// with the metadata of the matching source directories under src.
+func (c *copier) ensureParents(top, src, rel string) error {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	cur := ""
+	for _, part := range strings.Split(dir, "/") {
+		cur = path.Join(cur, part)
+		target := filepath.Join(top, filepath.FromSlash(cur))
+		if _, err := os.Lstat(target); err == nil {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(src, filepath.FromSlash(cur)))
+		if err != nil {
+			return err
+		}
+		if err := os.Mkdir(target, 0o755); err != nil {
+			return err
+		}
+		if err := c.applyMeta(target, fi, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // copyEntry copies one file, link, directory or special file to target (a host path
