@@ -58,7 +58,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("-t %s: %w", t, err)
 				}
 			}
-			pp, err := newProgress(progress, os.Stderr)
+			pp, err := newProgress(progress, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -39,11 +39,11 @@ type runningStep struct {
 	start time.Time
 }
 
-func newProgress(mode string, out *os.File) (*progressPrinter, error) {
+func newProgress(mode string, out io.Writer) (*progressPrinter, error) {
 	switch mode {
 	case "", "auto":
 		mode = "plain"
-		if isTerminal(out) {
+		if f, ok := out.(*os.File); ok && isTerminal(f) {
 			mode = "tty"
 		}
 	case "plain", "quiet", "tty":

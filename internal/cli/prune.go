@@ -32,20 +32,49 @@ func newPruneCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("--keep-storage: %w", err)
 				}
 			}
-			before, err := st.DiskUsage()
-			if err != nil {
+			var stats store.GCStats
+			gc := func() error {
+				s, err := st.GC(store.GCOptions{})
+				stats.Blobs += s.Blobs
+				stats.LayerDirs += s.LayerDirs
+				stats.Bytes += s.Bytes
 				return err
 			}
-			total := before.BlobBytes + before.LayerDirBytes + before.CacheBytes + before.TempBytes
-			// The build cache goes when asked for, or when the store is over the limit.
-			if all || (limit >= 0 && total > limit) {
+			if all {
 				if err := st.ClearCache(); err != nil {
 					return fmt.Errorf("clearing the build cache: %w", err)
 				}
 			}
-			stats, err := st.GC(store.GCOptions{})
-			if err != nil {
+			if err := gc(); err != nil {
 				return err
+			}
+			if limit >= 0 && !all {
+				// Drop the least recently used cache entries, a tenth at a time,
+				// until the store fits or the cache is empty.
+				for {
+					u, err := st.DiskUsage()
+					if err != nil {
+						return err
+					}
+					if u.BlobBytes+u.LayerDirBytes+u.CacheBytes+u.TempBytes <= limit {
+						break
+					}
+					entries, err := st.CacheEntries()
+					if err != nil {
+						return err
+					}
+					if len(entries) == 0 {
+						break
+					}
+					for _, e := range entries[:max(1, len(entries)/10)] {
+						if err := st.DeleteCache(e.Key); err != nil {
+							return err
+						}
+					}
+					if err := gc(); err != nil {
+						return err
+					}
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d blobs and %d unpacked layers, %s reclaimed\n",
 				stats.Blobs, stats.LayerDirs, report.HumanSize(stats.Bytes))
@@ -53,7 +82,7 @@ func newPruneCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "also remove the whole build cache")
-	cmd.Flags().StringVar(&keep, "keep-storage", "", "clear the build cache when the store is larger than SIZE")
+	cmd.Flags().StringVar(&keep, "keep-storage", "", "drop the least recently used build cache until the store is at most SIZE")
 	return cmd
 }
 

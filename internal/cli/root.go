@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -15,6 +16,8 @@ import (
 // Globals holds the flags every command shares.
 type Globals struct {
 	Root string
+
+	opened []*store.Store
 }
 
 // DefaultRoot is /var/lib/slimbuild for root, $XDG_DATA_HOME/slimbuild otherwise;
@@ -39,6 +42,7 @@ func (g *Globals) Store() (*store.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", g.Root, err)
 	}
+	g.opened = append(g.opened, st)
 	return st, nil
 }
 
@@ -53,7 +57,15 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.Root, "root", DefaultRoot(), "directory holding all state (env SLIMBUILD_ROOT)")
 	for _, add := range commands {
-		root.AddCommand(add(g))
+		c := add(g)
+		if run := c.RunE; run != nil {
+			// Release the store (and its lock) when the command is done.
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				defer g.closeStores()
+				return run(cmd, args)
+			}
+		}
+		root.AddCommand(c)
 	}
 	return root
 }
@@ -62,3 +74,23 @@ func NewRoot() *cobra.Command {
 var commands []func(*Globals) *cobra.Command
 
 func register(f func(*Globals) *cobra.Command) { commands = append(commands, f) }
+
+// storeAndImage opens the store and finds ref (a name or a digest) in it.
+func (g *Globals) storeAndImage(ref string) (*store.Store, v1.Image, error) {
+	st, err := g.Store()
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := storedImage(st, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, img, nil
+}
+
+func (g *Globals) closeStores() {
+	for _, st := range g.opened {
+		st.Close()
+	}
+	g.opened = nil
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"time"
 )
 
 func validCacheKey(key string) error {
@@ -33,7 +35,46 @@ func (s *Store) GetCache(key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading cache key %s: %w", key, err)
 	}
+	// The entry's modification time records its last use, for prune.
+	now := time.Now()
+	_ = os.Chtimes(s.cachePath(key), now, now)
 	return b, nil
+}
+
+// CacheEntry is one build cache entry and when it was last used.
+type CacheEntry struct {
+	Key      string
+	LastUsed time.Time
+}
+
+// CacheEntries lists the build cache, least recently used first.
+func (s *Store) CacheEntries() ([]CacheEntry, error) {
+	var out []CacheEntry
+	shards, err := os.ReadDir(s.path("cache"))
+	if err != nil {
+		return nil, fmt.Errorf("listing build cache: %w", err)
+	}
+	for _, sh := range shards {
+		if !sh.IsDir() {
+			continue
+		}
+		ents, err := os.ReadDir(s.path("cache", sh.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("listing build cache: %w", err)
+		}
+		for _, e := range ents {
+			if validCacheKey(e.Name()) != nil {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			out = append(out, CacheEntry{Key: e.Name(), LastUsed: fi.ModTime()})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.Before(out[j].LastUsed) })
+	return out, nil
 }
 
 // PutCache stores val under key (atomically replacing any old value). Values that

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	register(newPullCmd)
+	register(newPushCmd)
+}
+
+func newPullCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull REF",
+		Short: "Pull an image from a registry into the store",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.Store()
+			if err != nil {
+				return err
+			}
+			img, err := image.Pull(cmd.Context(), st, args[0], logf)
+			if err != nil {
+				return err
+			}
+			d, err := img.Digest()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), d)
+			return nil
+		},
+	}
+}
+
+func newPushCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "push NAME [DEST]",
+		Short: "Push a stored image to a registry (to DEST when given)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.Store()
+			if err != nil {
+				return err
+			}
+			name, err := image.NormalizeName(args[0])
+			if err != nil {
+				return err
+			}
+			dest := name
+			if len(args) == 2 {
+				dest = args[1]
+			}
+			return image.Push(cmd.Context(), st, name, dest)
+		},
+	}
+}
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	register(newRunCmd)
+}
+
+// exitError carries a process exit code through cobra to main.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+func (e *exitError) ExitCode() int { return e.code }
+
+func newRunCmd(g *Globals) *cobra.Command {
+	var network string
+	var rm bool
+	cmd := &cobra.Command{
+		Use:   "run [--network none|host] [--rm] IMAGE [CMD [ARG...]]",
+		Short: "Run a stored image with runc",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, img, err := g.storeAndImage(args[0])
+			if err != nil {
+				return err
+			}
+			code, err := build.Run(cmd.Context(), st, img, build.RunOptions{
+				Args: args[1:], Network: network, Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+			})
+			if err != nil {
+				if cmd.Context().Err() == context.Canceled {
+					return &exitError{code: 130, msg: "interrupted"}
+				}
+				return err
+			}
+			if code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&network, "network", "none", "network: none or host")
+	cmd.Flags().BoolVar(&rm, "rm", true, "remove the container afterwards (always done)")
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	register(newSaveCmd)
+	register(newInspectCmd)
+}
+
+func newSaveCmd(g *Globals) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "save -o FILE NAME...",
+		Short: "Write images as a docker-archive (for docker load)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return fmt.Errorf("save needs -o FILE")
+			}
+			st, err := g.Store()
+			if err != nil {
+				return err
+			}
+			imgs := map[string]v1.Image{}
+			for _, a := range args {
+				img, err := storedImage(st, a)
+				if err != nil {
+					return err
+				}
+				n, _ := image.NormalizeName(a)
+				imgs[n] = img
+			}
+			tmp := out + ".tmp"
+			f, err := os.Create(tmp)
+			if err != nil {
+				return err
+			}
+			if err := image.Save(f, imgs); err != nil {
+				f.Close()
+				os.Remove(tmp)
+				return err
+			}
+			if err := f.Close(); err != nil {
+				os.Remove(tmp)
+				return err
+			}
+			return os.Rename(tmp, out)
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
+	return cmd
+}
+
+func newInspectCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect NAME",
+		Short: "Print an image's manifest and config as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, img, err := g.storeAndImage(args[0])
+			if err != nil {
+				return err
+			}
+			m, err := img.Manifest()
+			if err != nil {
+				return err
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				return err
+			}
+			d, _ := img.Digest()
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]any{"digest": d.String(), "manifest": m, "config": cf})
+		},
+	}
+}
