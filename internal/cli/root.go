@@ -1,6 +1,3 @@
-// Package cli is slimbuild's command line: one file per command, each parsing flags,
-// calling one library function and printing. Digests and JSON go to stdout; progress
-// and logs go to stderr.
 package cli
 
 import (
