@@ -243,9 +243,13 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 		}
 	}
 
+	netns, err := loopbackNS(ws, req.network)
+	if err != nil {
+		return err
+	}
 	spec := runtime.Spec(ws.rootfs, runtime.Process{
 		Args: req.args, Env: req.env, Cwd: req.wd, UID: user.UID, GID: user.GID, AddGIDs: withPrimary(user),
-		Hostname: hostname, Network: req.network, Mounts: extra,
+		Hostname: hostname, Network: req.network, NetNS: netns, Mounts: extra,
 	})
 	bundle := filepath.Join(ws.dir, "bundle")
 	if err := os.Mkdir(bundle, 0o700); err != nil {

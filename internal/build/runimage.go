@@ -81,9 +81,13 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, opts RunOptions) (i
 	if opts.Network == "host" {
 		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"rbind", "ro"}})
 	}
+	netns, err := loopbackNS(ws, opts.Network)
+	if err != nil {
+		return 0, err
+	}
 	spec := runtime.Spec(ws.rootfs, runtime.Process{
-		Args: args, Env: env, Cwd: wd, UID: user.UID, GID: user.GID, AddGIDs: user.AddGIDs,
-		Hostname: "slimbuild", Network: opts.Network, Mounts: mounts,
+		Args: args, Env: env, Cwd: wd, UID: user.UID, GID: user.GID, AddGIDs: withPrimary(user),
+		Hostname: "slimbuild", Network: opts.Network, NetNS: netns, Mounts: mounts,
 	})
 	bundle := filepath.Join(ws.dir, "bundle")
 	if err := os.Mkdir(bundle, 0o700); err != nil {

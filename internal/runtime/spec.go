@@ -100,7 +100,7 @@ func Spec(rootfs string, p Process) *specs.Spec {
 		Hostname: p.Hostname,
 		Mounts:   defaultMounts(p.Network == NetworkHost),
 		Linux: &specs.Linux{
-			Namespaces:    namespaces(p.Network == NetworkHost),
+			Namespaces:    namespaces(p.Network == NetworkHost, p.NetNS),
 			Devices:       devices(),
 			Resources:     &specs.LinuxResources{Devices: deviceRules()},
 			MaskedPaths:   append([]string(nil), maskedPaths...),
@@ -129,7 +129,7 @@ func defaultMounts(hostNetwork bool) []specs.Mount {
 	return ms
 }
 
-func namespaces(hostNetwork bool) []specs.LinuxNamespace {
+func namespaces(hostNetwork bool, netns string) []specs.LinuxNamespace {
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace},
 		{Type: specs.IPCNamespace},
@@ -137,7 +137,7 @@ func namespaces(hostNetwork bool) []specs.LinuxNamespace {
 		{Type: specs.MountNamespace},
 	}
 	if !hostNetwork {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns})
 	}
 	return ns
 }
