@@ -9,6 +9,11 @@ have debootstrap || need+=(debootstrap)
 have musl-gcc || need+=(musl-tools)
 have chromium || need+=(chromium)
 have docker-registry || need+=(docker-registry)
+have skopeo || need+=(skopeo)
+# The compressors whose output the layer tests read back.
+have xz || need+=(xz-utils)
+have bzip2 || need+=(bzip2)
+have zstd || need+=(zstd)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}" >&2
 	if [ "$(id -u)" != 0 ]; then
