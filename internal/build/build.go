@@ -41,7 +41,7 @@ type Options struct {
 	Progress Progress
 	// Runc is the runc binary; empty means "runc" from PATH.
 	Runc string
-	// Pull, when false, only uses images already in the store.
+	// NoPull uses only images already in the store: FROM never goes to a registry.
 	NoPull bool
 }
 
