@@ -107,7 +107,6 @@ make_builder() {
 	log "builder: writing $out"
 	tar --numeric-owner --sort=name --xattrs -C "$r" -czf "$out.tmp" .
 	mv "$out.tmp" "$out"
-	echo "$recipe" >"$CACHE/busybox.recipe"
 	rm -rf "$dir"
 	trap - EXIT
 	log "builder: $(du -h "$out" | cut -f1) $out"
