@@ -450,13 +450,23 @@ func (c *copier) ids(fi fs.FileInfo) (int, int) {
 
 // mkdirAll creates dir (an image path) and missing parents, owned by --chown's owner or root.
 func (c *copier) mkdirAll(dir string) (string, error) {
+	uid, gid := 0, 0
+	if c.own.set {
+		uid, gid = c.own.uid, c.own.gid
+	}
+	return mkdirAllOwned(c.root, dir, uid, gid)
+}
+
+// mkdirAllOwned creates dir (an image path, resolved inside root) and its missing
+// parents with mode 0755, owned by uid:gid, and returns its host path.
+func mkdirAllOwned(root, dir string, uid, gid int) (string, error) {
 	cur := "/"
 	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
 		if part == "" {
 			continue
 		}
 		cur = path.Join(cur, part)
-		hp, err := inRoot(c.root, cur)
+		hp, err := inRoot(root, cur)
 		if err != nil {
 			return "", err
 		}
@@ -470,15 +480,11 @@ func (c *copier) mkdirAll(dir string) (string, error) {
 		if err := os.Mkdir(hp, 0o755); err != nil {
 			return "", err
 		}
-		uid, gid := 0, 0
-		if c.own.set {
-			uid, gid = c.own.uid, c.own.gid
-		}
 		if err := os.Lchown(hp, uid, gid); err != nil {
 			return "", err
 		}
 	}
-	return inRoot(c.root, dir)
+	return inRoot(root, dir)
 }
 
 func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error {

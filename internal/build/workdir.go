@@ -2,9 +2,6 @@ package build
 
 import (
 	"context"
-	"os"
-	"path"
-	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -25,26 +22,7 @@ func (b *builder) workdir(ctx context.Context, s *stageState, st *step, c *instr
 			}
 			uid, gid = int(u.UID), int(u.GID)
 		}
-		cur := "/"
-		for _, part := range strings.Split(strings.Trim(wd, "/"), "/") {
-			if part == "" {
-				continue
-			}
-			cur = path.Join(cur, part)
-			hp, err := inRoot(ws.rootfs, cur)
-			if err != nil {
-				return err
-			}
-			if _, err := os.Stat(hp); err == nil {
-				continue
-			}
-			if err := os.Mkdir(hp, 0o755); err != nil {
-				return err
-			}
-			if err := os.Lchown(hp, uid, gid); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := mkdirAllOwned(ws.rootfs, wd, uid, gid)
+		return err
 	})
 }
