@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -245,6 +246,23 @@ func mountPoints() (map[string]struct{}, error) {
 		return nil, fmt.Errorf("reading mountinfo: %w", err)
 	}
 	return points, nil
+}
+
+// MountsUnder lists the mount points at or below dir in this mount namespace,
+// for callers that check nothing was left mounted.
+func MountsUnder(dir string) ([]string, error) {
+	points, err := mountPoints()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for mp := range points {
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // unescapeOctal undoes the \ooo escapes of mountinfo (space, tab, newline, backslash).
