@@ -86,6 +86,8 @@ type builder struct {
 	images  map[string]v1.Image
 	steps   int
 	cached  int
+	// consumed holds the ARG names declared by the stages built.
+	consumed map[string]bool
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
@@ -231,6 +233,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
+	b.warnUnconsumed()
 	res := &Result{Steps: b.steps, CachedSteps: b.cached}
 	target := b.results[b.plan.Target]
 	digest, img, err := b.assemble(target)
@@ -266,3 +269,33 @@ var ErrNoRunc = errors.New(`runc not found: install it with "apt-get install run
 
 // Image is what the engine returns for stages and results.
 type Image = v1.Image
+
+// consume records that an ARG was declared by a stage being built.
+func (b *builder) consume(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.consumed == nil {
+		b.consumed = map[string]bool{}
+	}
+	b.consumed[name] = true
+}
+
+// warnUnconsumed reports --build-arg values no ARG asked for, as BuildKit does.
+func (b *builder) warnUnconsumed() {
+	known := map[string]bool{}
+	for _, kv := range b.plan.MetaArgs {
+		known[kv.Key] = true
+	}
+	for _, k := range dockerfile.ProxyArgs {
+		known[k] = true
+	}
+	var unused []string
+	for _, k := range sortedKeys(b.opts.BuildArgs) {
+		if !known[k] && !b.consumed[k] {
+			unused = append(unused, k)
+		}
+	}
+	if len(unused) > 0 {
+		b.emit(Event{Kind: Info, Text: "warning: build-arg " + strings.Join(unused, ", ") + " not consumed by any ARG of the stages built"})
+	}
+}

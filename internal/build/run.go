@@ -20,6 +20,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
@@ -81,6 +82,16 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 		return b.fail(st, fmt.Errorf("RUN --network=%s is not supported (use default, none or host)", network))
 	}
 	env := s.runEnv()
+	keyEnv := env
+	// Proxy build args reach RUN without an ARG, and stay out of the cache key.
+	have := envMap(env)
+	for _, k := range dockerfile.ProxyArgs {
+		if v, ok := b.plan.BuildArgs[k]; ok {
+			if _, set := have[k]; !set {
+				env = append(env[:len(env):len(env)], k+"="+v)
+			}
+		}
+	}
 	wd := s.cfg.Config.WorkingDir
 	if wd == "" {
 		wd = "/"
@@ -98,7 +109,7 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	if script != nil {
 		scriptData = script.Data
 	}
-	key := keyOf("run", s.key, args, scriptData, env, s.cfg.Config.User, wd, network, mountKeys)
+	key := keyOf("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network, mountKeys)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts})
 	})

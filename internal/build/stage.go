@@ -212,6 +212,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 	case *instructions.ArgCommand:
 		global := b.plan.GlobalArgs()
 		for _, kv := range c.Args {
+			b.consume(kv.Key)
 			if v, ok := b.plan.BuildArgs[kv.Key]; ok {
 				s.args[kv.Key] = v
 			} else if kv.Value != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 
@@ -110,7 +111,7 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 	lex := shell.NewLex(res.EscapeToken)
 
 	// Global ARGs: each value is expanded with the ones before it, and --build-arg wins.
-	global := map[string]string{}
+	global := PlatformArgs()
 	for _, a := range metaArgs {
 		for _, kv := range a.Args {
 			if kv.Value != nil {
@@ -267,9 +268,10 @@ func (p *Plan) StageByRef(ref string) (*Stage, bool) {
 	return nil, false
 }
 
-// GlobalArgs returns the global ARG values (after --build-arg overrides).
+// GlobalArgs returns the global ARG values (after --build-arg overrides), with the
+// automatic platform ARGs.
 func (p *Plan) GlobalArgs() map[string]string {
-	m := map[string]string{}
+	m := PlatformArgs()
 	for _, kv := range p.MetaArgs {
 		if kv.Value != nil {
 			m[kv.Key] = *kv.Value
@@ -364,4 +366,21 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// PlatformArgs are the ARGs BuildKit defines by itself: in the global scope, and in
+// a stage that declares them. slimbuild builds for the host's platform.
+func PlatformArgs() map[string]string {
+	platform := goruntime.GOOS + "/" + goruntime.GOARCH
+	return map[string]string{
+		"TARGETPLATFORM": platform, "TARGETOS": goruntime.GOOS, "TARGETARCH": goruntime.GOARCH, "TARGETVARIANT": "",
+		"BUILDPLATFORM": platform, "BUILDOS": goruntime.GOOS, "BUILDARCH": goruntime.GOARCH, "BUILDVARIANT": "",
+	}
+}
+
+// ProxyArgs are the predefined ARGs a RUN sees when given with --build-arg, even
+// without an ARG instruction; they are left out of cache keys, as in BuildKit.
+var ProxyArgs = []string{
+	"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+	"NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
 }
