@@ -173,9 +173,25 @@ make_busybox
 make_builder
 
 if [ -n "$IMPORT_BIN" ]; then
-	log "importing into $IMPORT_ROOT"
-	"$IMPORT_BIN" --root "$IMPORT_ROOT" import "$CACHE/builder.tar.gz" "$BUILDER_NAME" >&2
-	"$IMPORT_BIN" --root "$IMPORT_ROOT" import "$CACHE/busybox.tar" "$BUSYBOX_NAME" >&2
-	log "imported $BUILDER_NAME and $BUSYBOX_NAME"
+	# An import of the same tarball gives the same image (it is dated by the
+	# tarball's mtime), so a store that already holds it under the same digest
+	# needs nothing: the digest of each import is remembered per store.
+	stamps=$CACHE/imported
+	mkdir -p "$stamps"
+	import_one() { # tarball name
+		local key stamp digest
+		key=$(printf '%s\n' "$IMPORT_ROOT" "$2" "$1" "$(stat -c '%s %Y' "$1")" | sha256sum | cut -c1-32)
+		stamp=$stamps/$key
+		if [ -s "$stamp" ] && "$IMPORT_BIN" --root "$IMPORT_ROOT" inspect "$(cat "$stamp")" >/dev/null 2>&1 &&
+			"$IMPORT_BIN" --root "$IMPORT_ROOT" inspect "$2" 2>/dev/null | grep -q "\"digest\": \"$(cat "$stamp")\""; then
+			log "$2: already imported into $IMPORT_ROOT"
+			return
+		fi
+		digest=$("$IMPORT_BIN" --root "$IMPORT_ROOT" import "$1" "$2")
+		echo "$digest" >"$stamp"
+		log "imported $2 ($digest)"
+	}
+	import_one "$CACHE/builder.tar.gz" "$BUILDER_NAME"
+	import_one "$CACHE/busybox.tar" "$BUSYBOX_NAME"
 fi
 log "done: $CACHE/builder.tar.gz $CACHE/busybox.tar"

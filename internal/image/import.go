@@ -183,7 +183,13 @@ func importRootfs(ctx context.Context, st *store.Store, source, kind string) (v1
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	now := v1.Time{Time: time.Now().UTC().Truncate(time.Second)}
+	// The image is dated by its source's modification time, so importing the
+	// same rootfs again gives the same image, and build cache keys stay valid.
+	fi, err := os.Stat(source)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	now := v1.Time{Time: fi.ModTime().UTC().Truncate(time.Second)}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.ConfigFile(img, &v1.ConfigFile{

@@ -48,10 +48,10 @@ type Options struct {
 type Kind string
 
 const (
-	File    Kind = "file"
-	Symlink Kind = "symlink"
-	Dir     Kind = "dir"
-	Other   Kind = "other" // devices, fifos
+	KindFile    Kind = "file"
+	KindSymlink Kind = "symlink"
+	KindDir     Kind = "dir"
+	KindOther   Kind = "other" // devices, fifos
 )
 
 // Entry is one path of the closure and why it is there.
@@ -182,8 +182,8 @@ func (w *walker) host(p string) string { return filepath.Join(w.root, filepath.F
 
 // resolve follows p (absolute, inside the image) component by component,
 // calling link for every symlink met with its own path (parents resolved) and
-// target, and returns the final path, which has no symlinks. The last component
-// need not exist when mustExist is false.
+// target, and returns the final path, which has no symlinks. Every component
+// must exist.
 func (w *walker) resolve(p string, link func(at, target string)) (string, error) {
 	cur := "/"
 	rest := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
@@ -240,7 +240,7 @@ func (w *walker) record(p string, kind Kind, size int64, why string) {
 // what the file it reaches needs. It returns the resolved path.
 func (w *walker) add(p, why string) (string, error) {
 	final, err := w.resolve(p, func(at, target string) {
-		w.record(at, Symlink, 0, fmt.Sprintf("link to %s (%s)", target, why))
+		w.record(at, KindSymlink, 0, fmt.Sprintf("link to %s (%s)", target, why))
 	})
 	if err != nil {
 		return "", err
@@ -254,14 +254,14 @@ func (w *walker) add(p, why string) (string, error) {
 	}
 	switch {
 	case fi.Mode().IsRegular():
-		w.record(final, File, fi.Size(), why)
+		w.record(final, KindFile, fi.Size(), why)
 		if err := w.walkFile(final); err != nil {
 			return "", err
 		}
 	case fi.IsDir():
-		w.record(final, Dir, 0, why)
+		w.record(final, KindDir, 0, why)
 	default:
-		w.record(final, Other, 0, why)
+		w.record(final, KindOther, 0, why)
 	}
 	return final, nil
 }
@@ -606,7 +606,7 @@ func (w *walker) include(p string) error {
 			if err != nil {
 				return err
 			}
-			w.record(ip, Symlink, 0, "link to "+target+" (included)")
+			w.record(ip, KindSymlink, 0, "link to "+target+" (included)")
 			if _, err := w.add(ip, "included"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}

@@ -1,0 +1,286 @@
+package slim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// BuildOptions tune Build.
+type BuildOptions struct {
+	Options
+	// Tag, if set, names the slim image (already normalised, as store.Tag wants)
+	// once it is written and, unless NoVerify, verified.
+	Tag string
+	// NoVerify skips running both images and comparing them.
+	NoVerify bool
+	// VerifyArgs replace the image's CMD for the verification runs; empty
+	// means run the image as it is.
+	VerifyArgs []string
+	// Compression of the slim layer; gzip when empty.
+	Compression store.Compression
+	// Runc is the runc binary for verification; "runc" when empty.
+	Runc string
+}
+
+// Report describes what Build did.
+type Report struct {
+	Closure     *Result `json:"closure"`
+	FilesBefore int     `json:"files_before"` // every path of the original filesystem
+	FilesAfter  int     `json:"files_after"`  // every path of the slim layer, parents included
+	BytesBefore int64   `json:"bytes_before"` // regular file bytes
+	BytesAfter  int64   `json:"bytes_after"`
+	Verified    bool    `json:"verified"`
+	ExitCode    int     `json:"exit_code,omitempty"` // of the verification runs
+}
+
+// ReductionPercent is how much of the original's file bytes the slim image drops.
+func (r *Report) ReductionPercent() float64 {
+	if r.BytesBefore == 0 {
+		return 0
+	}
+	return 100 * float64(r.BytesBefore-r.BytesAfter) / float64(r.BytesBefore)
+}
+
+// RunOutput is what one verification run printed.
+type RunOutput struct {
+	ExitCode int
+	Stdout   string
+	Stderr   string
+}
+
+// ErrVerify is wrapped by *VerifyError.
+var ErrVerify = errors.New("slim image does not behave like the original")
+
+// VerifyError reports a slim image whose run differs from the original's. The
+// slim image is in the store (untagged) under Digest.
+type VerifyError struct {
+	Digest   v1.Hash
+	Original RunOutput
+	Slim     RunOutput
+}
+
+func (e *VerifyError) Error() string {
+	show := func(o RunOutput) string {
+		return fmt.Sprintf("exit status %d\n--- stdout ---\n%s\n--- stderr ---\n%s", o.ExitCode, o.Stdout, o.Stderr)
+	}
+	return fmt.Sprintf("%v (slim image %s not tagged)\n=== original: %s\n=== slim: %s\nadd what it needs with --include PATH",
+		ErrVerify, e.Digest, show(e.Original), show(e.Slim))
+}
+
+func (e *VerifyError) Unwrap() error { return ErrVerify }
+
+// Build makes the minimal image of img: its final filesystem is extracted into
+// a temporary directory under the store's tmp/ (always removed), the closure of
+// its entrypoint computed, and one layer written with exactly the closure's
+// paths and their parent directories, with their original metadata. The config
+// is the original's with one history entry added. Unless opts.NoVerify, both
+// images are run with the same arguments (network none) and must exit alike and
+// print the same stdout and stderr; otherwise a *VerifyError is returned and
+// nothing is tagged. Build is silent; the Report carries the numbers.
+func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions) (v1.Hash, v1.Image, *Report, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("reading image config: %w", err)
+	}
+	tmp, err := st.TempDir("slim-")
+	if err != nil {
+		return v1.Hash{}, nil, nil, err
+	}
+	defer os.RemoveAll(tmp)
+	rootfs := filepath.Join(tmp, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("making rootfs directory: %w", err)
+	}
+	rc := mutate.Extract(img)
+	err = extract(rc, rootfs)
+	rc.Close()
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("extracting image filesystem: %w", err)
+	}
+	res, err := Closure(rootfs, cf.Config, opts.Options)
+	if err != nil {
+		return v1.Hash{}, nil, nil, fmt.Errorf("computing closure: %w", err)
+	}
+	rep := &Report{Closure: res}
+	if rep.FilesBefore, rep.BytesBefore, err = countTree(rootfs); err != nil {
+		return v1.Hash{}, nil, nil, err
+	}
+	paths := withParents(res)
+	rep.FilesAfter, rep.BytesAfter = len(paths), res.Bytes()
+
+	info, err := writeLayer(st, rootfs, paths, opts.Compression)
+	if err != nil {
+		return v1.Hash{}, nil, nil, err
+	}
+	comment := ""
+	if od, err := img.Digest(); err == nil {
+		comment = "minimal closure of " + od.String()
+	}
+	d, slim, err := writeImage(st, cf, info, comment)
+	if err != nil {
+		return v1.Hash{}, nil, nil, err
+	}
+	if !opts.NoVerify {
+		code, err := verify(ctx, st, img, slim, d, opts)
+		if err != nil {
+			return d, slim, rep, err
+		}
+		rep.Verified, rep.ExitCode = true, code
+	}
+	if opts.Tag != "" {
+		if err := st.Tag(opts.Tag, d); err != nil {
+			return d, slim, rep, err
+		}
+	}
+	return d, slim, rep, nil
+}
+
+// countTree counts every path below root and the bytes of its regular files.
+func countTree(root string) (int, int64, error) {
+	n, size := 0, int64(0)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		n++
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			size += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("measuring image filesystem: %w", err)
+	}
+	return n, size, nil
+}
+
+// withParents returns the closure's paths plus all their parent directories,
+// sorted so that parents come first.
+func withParents(res *Result) []string {
+	set := map[string]bool{}
+	for _, e := range res.Entries {
+		for p := e.Path; p != "/" && !set[p]; p = path.Dir(p) {
+			set[p] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// writeLayer streams one layer holding exactly paths (taken from rootfs, with
+// their metadata) into the store.
+func writeLayer(st *store.Store, rootfs string, paths []string, c store.Compression) (store.LayerInfo, error) {
+	lw, err := st.NewLayerWriter(c)
+	if err != nil {
+		return store.LayerInfo{}, err
+	}
+	defer lw.Abort()
+	tw := layer.NewWriter(lw)
+	skipAll := func(string) bool { return true }
+	for _, p := range paths {
+		if err := tw.Add(filepath.Join(rootfs, filepath.FromSlash(p)), strings.TrimPrefix(p, "/"), layer.AddOptions{Skip: skipAll}); err != nil {
+			tw.Close()
+			return store.LayerInfo{}, fmt.Errorf("writing slim layer: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return store.LayerInfo{}, fmt.Errorf("writing slim layer: %w", err)
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		return store.LayerInfo{}, err
+	}
+	return info, nil
+}
+
+// writeImage writes the slim image's config and manifest to the store.
+func writeImage(st *store.Store, cf *v1.ConfigFile, info store.LayerInfo, comment string) (v1.Hash, v1.Image, error) {
+	cfg := cf.DeepCopy()
+	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{info.DiffID}}
+	cfg.History = append(cfg.History, v1.History{Created: cfg.Created, CreatedBy: "slimbuild slim", Comment: comment})
+	// Every earlier history entry stands for no layer of this image.
+	for i := range cfg.History[:len(cfg.History)-1] {
+		cfg.History[i].EmptyLayer = true
+	}
+	cfgBytes, err := json.Marshal(cfg)
+	if err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("encoding slim config: %w", err)
+	}
+	cd, cs, err := st.WriteBlob(cfgBytes)
+	if err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("writing slim config: %w", err)
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: cs, Digest: cd},
+		Layers:        []v1.Descriptor{{MediaType: info.MediaType, Size: info.Size, Digest: info.Digest}},
+	}
+	mBytes, err := json.Marshal(m)
+	if err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("encoding slim manifest: %w", err)
+	}
+	d, _, err := st.WriteBlob(mBytes)
+	if err != nil {
+		return v1.Hash{}, nil, fmt.Errorf("writing slim manifest: %w", err)
+	}
+	img, err := st.Image(d.String())
+	if err != nil {
+		return v1.Hash{}, nil, err
+	}
+	return d, img, nil
+}
+
+// verify runs both images with the same arguments and compares what they do.
+func verify(ctx context.Context, st *store.Store, orig, slim v1.Image, d v1.Hash, opts BuildOptions) (int, error) {
+	run := func(img v1.Image, which string) (RunOutput, error) {
+		var out, errOut bytes.Buffer
+		code, err := build.Run(ctx, st, img, build.RunOptions{
+			Args: opts.VerifyArgs, Network: "none", Stdout: &out, Stderr: &errOut, Runc: opts.Runc,
+		})
+		if err != nil {
+			return RunOutput{}, fmt.Errorf("verifying: running the %s image: %w", which, err)
+		}
+		return RunOutput{ExitCode: code, Stdout: out.String(), Stderr: errOut.String()}, nil
+	}
+	a, err := run(orig, "original")
+	if err != nil {
+		return 0, err
+	}
+	b, err := run(slim, "slim")
+	if err != nil {
+		// The slim image may not even start (its entrypoint's runtime missing).
+		return 0, &VerifyError{Digest: d, Original: a, Slim: RunOutput{ExitCode: -1, Stderr: err.Error()}}
+	}
+	if a != b {
+		return 0, &VerifyError{Digest: d, Original: a, Slim: b}
+	}
+	return a.ExitCode, nil
+}

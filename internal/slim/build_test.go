@@ -1,0 +1,250 @@
+package slim
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+func TestExtractStaysInside(t *testing.T) {
+	type ent struct {
+		name, link string
+		typ        byte
+		body       string
+	}
+	tests := []struct {
+		name    string
+		entries []ent
+		want    string // path below dir that must hold "ok"
+	}{
+		{name: "dotdot name", entries: []ent{{name: "../../escape", typ: tar.TypeReg, body: "ok"}}, want: "escape"},
+		{name: "absolute symlink parent", entries: []ent{
+			{name: "evil", link: "/", typ: tar.TypeSymlink},
+			{name: "evil/etc/escape", typ: tar.TypeReg, body: "ok"},
+		}, want: "etc/escape"},
+		{name: "relative symlink parent", entries: []ent{
+			{name: "up", link: "../../..", typ: tar.TypeSymlink},
+			{name: "up/escape", typ: tar.TypeReg, body: "ok"},
+		}, want: "escape"},
+		{name: "hard link to outside", entries: []ent{
+			{name: "inside", typ: tar.TypeReg, body: "ok"},
+			{name: "h", link: "../../inside", typ: tar.TypeLink},
+		}, want: "h"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "a", "root")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			for _, e := range tc.entries {
+				hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
+				if e.typ != tar.TypeReg {
+					hdr.Size = 0
+				}
+				if err := tw.WriteHeader(hdr); err != nil {
+					t.Fatal(err)
+				}
+				if e.typ == tar.TypeReg {
+					tw.Write([]byte(e.body))
+				}
+			}
+			tw.Close()
+			if err := extract(&buf, dir); err != nil {
+				t.Fatal(err)
+			}
+			ents, _ := os.ReadDir(parent)
+			if len(ents) != 1 || ents[0].Name() != "a" {
+				t.Errorf("extract wrote outside its directory: %v", ents)
+			}
+			ents, _ = os.ReadDir(filepath.Join(parent, "a"))
+			if len(ents) != 1 {
+				t.Errorf("extract wrote outside its directory: %v", ents)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, tc.want))
+			if err != nil || string(b) != "ok" {
+				t.Errorf("%s: %q, %v", tc.want, b, err)
+			}
+		})
+	}
+}
+
+// storeImage writes dir as a one-layer image with cfg into st.
+func storeImage(t *testing.T, st *store.Store, dir string, cfg v1.Config) v1.Image {
+	t.Helper()
+	lw, err := st.NewLayerWriter(store.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := layer.Write(lw, dir, layer.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, img, err := writeImage(st, &v1.ConfigFile{Architecture: "amd64", OS: "linux", Config: cfg}, info, "test original")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// layerEntries lists the single layer of img: name → header.
+func layerEntries(t *testing.T, img v1.Image) (names []string, hdrs map[string]*tar.Header) {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("layers: %d, %v", len(ls), err)
+	}
+	rc, err := ls[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	hdrs = map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := "/" + strings.TrimSuffix(h.Name, "/")
+		names = append(names, n)
+		hdrs[n] = h
+	}
+	return names, hdrs
+}
+
+func TestBuild(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runc and overlayfs")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Fatalf("needs runc: %v", err)
+	}
+	f := newFixture(t)
+	// Metadata that must survive: owner and mode of the program and its directory.
+	if err := os.Chown(filepath.Join(f.root, "app", "hello"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(f.root, "app", "hello"), 0o750)
+	os.Chmod(filepath.Join(f.root, "app"), 0o711)
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := v1.Config{Cmd: []string{"/app/hello"}, Env: []string{"PATH=/usr/bin:/bin", "GREETING=x"}, User: "app",
+		Labels: map[string]string{"a": "b"}, StopSignal: "SIGINT"}
+	orig := storeImage(t, st, f.root, cfg)
+
+	d, img, rep, err := Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/slim:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("slim image not valid: %v", err)
+	}
+	if !rep.Verified || rep.ExitCode != 0 {
+		t.Errorf("report %+v: want verified, exit 0", rep)
+	}
+	tagged, err := st.Image("docker.io/library/slim:test")
+	if err != nil {
+		t.Fatalf("not tagged: %v", err)
+	}
+	if td, _ := tagged.Digest(); td != d {
+		t.Errorf("tag points at %s, want %s", td, d)
+	}
+	names, hdrs := layerEntries(t, img)
+	if diff := cmp.Diff(withParents(rep.Closure), names); diff != "" {
+		t.Errorf("layer entries (-closure with parents +layer):\n%s", diff)
+	}
+	if h := hdrs["/app/hello"]; h == nil || h.Uid != 1000 || h.Gid != 1000 || h.Mode&0o7777 != 0o750 {
+		t.Errorf("/app/hello metadata not kept: %+v", h)
+	}
+	if h := hdrs["/app"]; h == nil || h.Mode&0o7777 != 0o711 || h.Typeflag != tar.TypeDir {
+		t.Errorf("/app metadata not kept: %+v", h)
+	}
+	for _, p := range []string{"/etc/passwd", "/etc/group"} {
+		if hdrs[p] == nil {
+			t.Errorf("USER app, but %s is not in the slim image", p)
+		}
+	}
+	if rep.FilesAfter >= rep.FilesBefore/10 || rep.BytesAfter >= rep.BytesBefore || rep.ReductionPercent() <= 0 {
+		t.Errorf("report numbers: %+v", rep)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cfg, cf.Config); diff != "" {
+		t.Errorf("config not kept (-want +got):\n%s", diff)
+	}
+	ents, _ := os.ReadDir(filepath.Join(st.Root(), "tmp"))
+	if len(ents) != 0 {
+		t.Errorf("left behind in the store's tmp: %v", ents)
+	}
+}
+
+func TestBuildFailures(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runc and overlayfs")
+	}
+	f := newFixture(t)
+	writeFile(t, f.root, "/app/needs-data.sh", "#!/bin/sh\nIFS= read -r line < /usr/share/doc/pkg3/README\necho \"got $line\"\n", 0o755)
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	// Verification: the script reads a file only Include would keep.
+	orig := storeImage(t, st, f.root, v1.Config{Cmd: []string{"/app/needs-data.sh"}})
+	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:1"})
+	var ve *VerifyError
+	if !errors.As(err, &ve) || !errors.Is(err, ErrVerify) {
+		t.Fatalf("err = %v, want a VerifyError", err)
+	}
+	if ve.Original == ve.Slim {
+		t.Errorf("both runs alike, yet an error: %+v", ve)
+	}
+	if _, err := st.Image("docker.io/library/bad:1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unverified image was tagged (lookup err %v)", err)
+	}
+	// NoVerify tags it anyway.
+	if _, _, rep, err := Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:1", NoVerify: true}); err != nil || rep.Verified {
+		t.Errorf("NoVerify: %v, %+v", err, rep)
+	}
+
+	// Closure: a missing library is an error before anything is written.
+	os.Remove(filepath.Join(f.root, "usr", "lib", "x86_64-linux-gnu", "libm.so.6"))
+	orig = storeImage(t, st, f.root, v1.Config{Cmd: []string{"/app/hello"}})
+	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:2"})
+	if !errors.Is(err, ErrUnresolved) || !strings.Contains(err.Error(), "libm.so.6 needed by /app/hello") {
+		t.Errorf("err = %v, want ErrUnresolved naming libm.so.6", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(st.Root(), "tmp"))
+	if len(ents) != 0 {
+		t.Errorf("left behind in the store's tmp: %v", ents)
+	}
+}

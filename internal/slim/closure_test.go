@@ -1,0 +1,434 @@
+package slim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+const helloC = `#include <stdio.h>
+#include <math.h>
+int main(int argc, char **argv) { printf("hello from slim, sqrt=%.1f\n", sqrt((double)argc * 16)); return 0; }
+`
+
+// compile builds C source src into out with the host's gcc.
+func compile(t *testing.T, src, out string, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Fatalf("these tests compile C programs and need gcc: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c := filepath.Join(dir, "prog.c")
+	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("gcc", append([]string{"-o", out, c}, args...)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gcc %v: %v\n%s", args, err, b)
+	}
+}
+
+// lddPaths returns the absolute paths ldd reports for a host binary (loader included).
+func lddPaths(t *testing.T, bin string) []string {
+	t.Helper()
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Fatalf("ldd %s: %v", bin, err)
+	}
+	var paths []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			paths = append(paths, f[2])
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			paths = append(paths, f[0])
+		}
+	}
+	if len(paths) < 2 {
+		t.Fatalf("ldd %s reported too little:\n%s", bin, out)
+	}
+	return paths
+}
+
+// hostCopy replicates the host path p at the same path under root: every
+// symlink met on the way is recreated as is (and followed), directories are
+// made, the final file is copied. It returns the non-directory paths it made.
+func hostCopy(t *testing.T, root, p string) []string {
+	t.Helper()
+	var made []string
+	cur := "/"
+	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		if name == ".." {
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, name)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(root, next)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(next)
+			if _, err := os.Lstat(dst); err != nil {
+				if err := os.Symlink(target, dst); err != nil {
+					t.Fatal(err)
+				}
+			}
+			made = append(made, next)
+			if path.IsAbs(target) {
+				cur = "/"
+			}
+			rest = append(strings.Split(target, "/"), rest...)
+			continue
+		case fi.IsDir():
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			copyFile(t, next, dst, fi.Mode().Perm())
+			made = append(made, next)
+		}
+		cur = next
+	}
+	return made
+}
+
+func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, root, p, content string, perm os.FileMode) {
+	t.Helper()
+	dst := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixture is a root filesystem holding /app/hello (dynamic, libm and libc), its
+// libraries and loader at the host's paths, /bin/sh with its closure, and a
+// few hundred unrelated files.
+type fixture struct {
+	root      string
+	hello     []string // the closure of /app/hello, as the host's ldd sees it
+	sh        []string // the closure of /bin/sh
+	unrelated int
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{root: t.TempDir()}
+	bin := filepath.Join(f.root, "app", "hello")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	compile(t, helloC, bin, "-lm")
+	f.hello = append(f.hello, "/app/hello")
+	for _, p := range lddPaths(t, bin) {
+		f.hello = append(f.hello, hostCopy(t, f.root, p)...)
+	}
+	f.sh = append(f.sh, hostCopy(t, f.root, "/bin/sh")...)
+	shReal, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range lddPaths(t, shReal) {
+		f.sh = append(f.sh, hostCopy(t, f.root, p)...)
+	}
+	f.hello, f.sh = uniqSorted(f.hello), uniqSorted(f.sh)
+	for i := 0; i < 300; i++ {
+		var p string
+		switch i % 3 {
+		case 0:
+			p = fmt.Sprintf("/usr/share/doc/pkg%d/README", i)
+		case 1:
+			p = fmt.Sprintf("/usr/lib/x86_64-linux-gnu/libunused%d.so.1", i)
+		default:
+			p = fmt.Sprintf("/etc/conf%d.d/settings", i)
+		}
+		writeFile(t, f.root, p, strings.Repeat("x", i), 0o644)
+		f.unrelated++
+	}
+	writeFile(t, f.root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n", 0o644)
+	writeFile(t, f.root, "/etc/group", "root:x:0:\napp:x:1000:\n", 0o644)
+	return f
+}
+
+func uniqSorted(s []string) []string {
+	sort.Strings(s)
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func TestClosureELF(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name string
+		cfg  v1.Config
+		opts Options
+		want []string
+	}{
+		{name: "cmd absolute", cfg: v1.Config{Cmd: []string{"/app/hello", "x"}}, want: f.hello},
+		{name: "entrypoint through PATH", cfg: v1.Config{Env: []string{"PATH=/nowhere:/app"}, Entrypoint: []string{"hello"}}, want: f.hello},
+		{name: "relative to workdir", cfg: v1.Config{WorkingDir: "/app", Cmd: []string{"./hello"}}, want: append([]string{"/app"}, f.hello...)},
+		{name: "option overrides cmd", cfg: v1.Config{Cmd: []string{"/bin/sh"}}, opts: Options{Entrypoint: "/app/hello"}, want: f.hello},
+		{name: "named user", cfg: v1.Config{User: "app", Cmd: []string{"/app/hello"}}, want: append([]string{"/etc/group", "/etc/passwd"}, f.hello...)},
+		{name: "numeric user", cfg: v1.Config{User: "1000:1000", Cmd: []string{"/app/hello"}}, want: f.hello},
+		{name: "include dir", cfg: v1.Config{Cmd: []string{"/app/hello"}}, opts: Options{Include: []string{"/usr/share/doc/pkg3"}},
+			want: append([]string{"/usr/share/doc/pkg3", "/usr/share/doc/pkg3/README"}, f.hello...)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Closure(f.root, tc.cfg, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(uniqSorted(append([]string{}, tc.want...)), res.Paths()); diff != "" {
+				t.Errorf("closure paths (-want +got):\n%s", diff)
+			}
+			if res.Entrypoint != "/app/hello" {
+				t.Errorf("entrypoint %q", res.Entrypoint)
+			}
+		})
+	}
+	res, err := Closure(f.root, v1.Config{Cmd: []string{"/app/hello"}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := map[string]string{}
+	for _, e := range res.Entries {
+		why[e.Path] = e.Why
+	}
+	if why["/app/hello"] != "entrypoint" {
+		t.Errorf("why /app/hello = %q", why["/app/hello"])
+	}
+	libm := ""
+	for _, p := range f.hello {
+		if strings.HasPrefix(path.Base(p), "libm.so") {
+			libm = p
+		}
+	}
+	if !strings.Contains(why[libm], "needed by /app/hello") {
+		t.Errorf("why %s = %q, want needed by /app/hello", libm, why[libm])
+	}
+	if res.Bytes() == 0 || len(res.Entries) >= f.unrelated {
+		t.Errorf("closure has %d entries, %d bytes", len(res.Entries), res.Bytes())
+	}
+}
+
+func TestClosureRunpathOrigin(t *testing.T) {
+	f := newFixture(t)
+	compile(t, "int greet(void) { return 7; }\n", filepath.Join(f.root, "app", "lib", "libgreet.so"), "-shared", "-fPIC")
+	// A decoy of the same name elsewhere must not be chosen over RUNPATH: the
+	// loader searches RUNPATH before the default directories.
+	writeFile(t, f.root, "/usr/lib/libgreet.so", "not an ELF file", 0o644)
+	src := "int greet(void);\nint main(void) { return greet() == 7 ? 0 : 1; }\n"
+	compile(t, src, filepath.Join(f.root, "app", "greeter"), "-L"+filepath.Join(f.root, "app", "lib"), "-lgreet", "-Wl,-rpath,$ORIGIN/lib", "-Wl,--enable-new-dtags")
+	res, err := Closure(f.root, v1.Config{Cmd: []string{"/app/greeter"}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.Paths()
+	want := map[string]bool{"/app/greeter": true, "/app/lib/libgreet.so": true}
+	for _, p := range got {
+		delete(want, p)
+		if p == "/usr/lib/libgreet.so" {
+			t.Errorf("decoy /usr/lib/libgreet.so chosen")
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("closure %v lacks %v", got, want)
+	}
+}
+
+func TestClosureLdSoConf(t *testing.T) {
+	f := newFixture(t)
+	compile(t, "int greet(void) { return 7; }\n", filepath.Join(f.root, "opt", "greet", "libgreet.so"), "-shared", "-fPIC")
+	src := "int greet(void);\nint main(void) { return greet() == 7 ? 0 : 1; }\n"
+	compile(t, src, filepath.Join(f.root, "app", "greeter"), "-L"+filepath.Join(f.root, "opt", "greet"), "-lgreet")
+	res, err := Closure(f.root, v1.Config{Cmd: []string{"/app/greeter"}}, Options{})
+	if !errors.Is(err, ErrUnresolved) {
+		t.Fatalf("without ld.so.conf: err = %v, want ErrUnresolved", err)
+	}
+	writeFile(t, f.root, "/etc/ld.so.conf", "# comment\ninclude /etc/ld.so.conf.d/*.conf\n", 0o644)
+	writeFile(t, f.root, "/etc/ld.so.conf.d/greet.conf", "/opt/greet\n", 0o644)
+	res, err = Closure(f.root, v1.Config{Cmd: []string{"/app/greeter"}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range res.Paths() {
+		found = found || p == "/opt/greet/libgreet.so"
+	}
+	if !found {
+		t.Errorf("closure %v lacks /opt/greet/libgreet.so", res.Paths())
+	}
+}
+
+func TestClosureMissingLibrary(t *testing.T) {
+	f := newFixture(t)
+	lib := filepath.Join(t.TempDir(), "libgone.so")
+	compile(t, "int gone(void) { return 0; }\n", lib, "-shared", "-fPIC")
+	compile(t, "int gone(void);\nint main(void) { return gone(); }\n", filepath.Join(f.root, "app", "broken"), "-L"+filepath.Dir(lib), "-lgone")
+	res, err := Closure(f.root, v1.Config{Cmd: []string{"/app/broken"}}, Options{})
+	if !errors.Is(err, ErrUnresolved) {
+		t.Fatalf("err = %v, want ErrUnresolved", err)
+	}
+	if !strings.Contains(err.Error(), "libgone.so needed by /app/broken") {
+		t.Errorf("error does not name the library and who needs it: %v", err)
+	}
+	if res == nil || len(res.Entries) == 0 {
+		t.Errorf("no partial result with the error")
+	}
+}
+
+func TestClosureScript(t *testing.T) {
+	f := newFixture(t)
+	writeFile(t, f.root, "/app/run.sh", "#!/bin/sh -e\necho hi\n", 0o755)
+	writeFile(t, f.root, "/app/envrun", "#!/usr/bin/env hello\n", 0o755)
+	if err := os.MkdirAll(filepath.Join(f.root, "usr", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	envBin := filepath.Join(f.root, "usr", "bin", "env")
+	if _, err := os.Lstat(envBin); err != nil {
+		writeFile(t, f.root, "/usr/bin/env", "#!/bin/sh\n", 0o755)
+	}
+	tests := []struct {
+		name string
+		cfg  v1.Config
+		want []string
+	}{
+		{name: "sh script", cfg: v1.Config{Cmd: []string{"/app/run.sh"}}, want: append([]string{"/app/run.sh"}, f.sh...)},
+		{name: "env script", cfg: v1.Config{Env: []string{"PATH=/usr/bin:/app"}, Cmd: []string{"/app/envrun"}},
+			want: append(append(append([]string{"/app/envrun"}, hostPathsOf(t, f.root, "/usr/bin/env")...), f.hello...), f.sh...)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Closure(f.root, tc.cfg, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(uniqSorted(append([]string{}, tc.want...)), res.Paths()); diff != "" {
+				t.Errorf("closure paths (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// hostPathsOf lists the symlinks and file met resolving p in root (a test-side
+// oracle for the merged-/usr links of the fixture).
+func hostPathsOf(t *testing.T, root, p string) []string {
+	t.Helper()
+	w := &walker{root: root}
+	var out []string
+	final, err := w.resolve(p, func(at, _ string) { out = append(out, at) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, final)
+}
+
+func TestClosureStaysInRoot(t *testing.T) {
+	root := t.TempDir()
+	// Links that would reach the host's gcc (and shell) if followed outside root.
+	if err := os.MkdirAll(filepath.Join(root, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"abs":     "/usr/bin/gcc",
+		"dotdot":  "../../../../../../usr/bin/gcc",
+		"loop":    "loop",
+		"bad-sh":  "script",
+		"notadir": "/app/script/x",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, "app", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, root, "/app/script", "#!/bin/sh\n", 0o755)
+	for _, ep := range []string{"/app/abs", "/app/dotdot", "/app/loop", "/app/bad-sh", "/app/notadir", "/app/../../../usr/bin/gcc"} {
+		t.Run(ep, func(t *testing.T) {
+			_, err := Closure(root, v1.Config{Cmd: []string{ep}}, Options{})
+			if err == nil {
+				t.Fatalf("closure of %s succeeded: it followed a path outside the root", ep)
+			}
+		})
+	}
+}
+
+func TestClosureNoEntrypoint(t *testing.T) {
+	if _, err := Closure(t.TempDir(), v1.Config{}, Options{}); !errors.Is(err, ErrNoEntrypoint) {
+		t.Errorf("err = %v, want ErrNoEntrypoint", err)
+	}
+}
+
+func TestNamedUser(t *testing.T) {
+	for u, want := range map[string]bool{"": false, "0": false, "1000:1000": false, "app": true, "1000:staff": true, "app:1000": true} {
+		if got := namedUser(u); got != want {
+			t.Errorf("namedUser(%q) = %v, want %v", u, got, want)
+		}
+	}
+}
+
+// FuzzClosureELF feeds arbitrary bytes as the entrypoint: Closure must never
+// panic and never leave the root.
+func FuzzClosureELF(f *testing.F) {
+	if b, err := os.ReadFile("/bin/true"); err == nil {
+		f.Add(b[:min(len(b), 4096)])
+	}
+	f.Add([]byte("#!/bin/sh\n"))
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root := t.TempDir()
+		writeFile(t, root, "/bin/x", string(data), 0o755)
+		Closure(root, v1.Config{Cmd: []string{"/bin/x"}}, Options{})
+	})
+}
