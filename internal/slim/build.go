@@ -13,8 +13,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/slimbuild/slimbuild/internal/snapshot"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/layer"
@@ -85,8 +86,9 @@ func (e *VerifyError) Error() string {
 
 func (e *VerifyError) Unwrap() error { return ErrVerify }
 
-// Build makes the minimal image of img: its final filesystem is extracted into
-// a temporary directory under the store's tmp/ (always removed), the closure of
+// Build makes the minimal image of img: its final filesystem is mounted read-only
+// from the store's unpacked layers under the store's tmp/ (always unmounted and
+// removed), the closure of
 // its entrypoint computed, and one layer written with exactly the closure's
 // paths and their parent directories, with their original metadata. The config
 // is the original's with one history entry added. Unless opts.NoVerify, both
@@ -102,17 +104,22 @@ func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions
 	if err != nil {
 		return v1.Hash{}, nil, nil, err
 	}
-	defer os.RemoveAll(tmp)
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		os.RemoveAll(tmp)
 		return v1.Hash{}, nil, nil, fmt.Errorf("making rootfs directory: %w", err)
 	}
-	rc := mutate.Extract(img)
-	err = extract(rc, rootfs)
-	rc.Close()
-	if err != nil {
-		return v1.Hash{}, nil, nil, fmt.Errorf("extracting image filesystem: %w", err)
+	// A read-only view of the store's unpacked layers is the final filesystem,
+	// without writing it out again.
+	if err := mountView(st, img, rootfs); err != nil {
+		os.RemoveAll(tmp)
+		return v1.Hash{}, nil, nil, fmt.Errorf("mounting image filesystem: %w", err)
 	}
+	defer func() {
+		if snapshot.Unmount(rootfs) == nil {
+			os.RemoveAll(tmp)
+		}
+	}()
 	res, err := Closure(rootfs, cf.Config, opts.Options)
 	if err != nil {
 		return v1.Hash{}, nil, nil, fmt.Errorf("computing closure: %w", err)
@@ -283,4 +290,24 @@ func verify(ctx context.Context, st *store.Store, orig, slim v1.Image, d v1.Hash
 		return 0, &VerifyError{Digest: d, Original: a, Slim: b}
 	}
 	return a.ExitCode, nil
+}
+
+// mountView mounts img's layers, unpacked in the store, read-only at dir.
+func mountView(st *store.Store, img v1.Image, dir string) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	if len(layers) == 0 {
+		return nil // scratch: the empty directory is the filesystem
+	}
+	lowers := make([]string, 0, len(layers))
+	for i := len(layers) - 1; i >= 0; i-- {
+		d, err := st.LayerDir(layers[i])
+		if err != nil {
+			return fmt.Errorf("unpacking layer: %w", err)
+		}
+		lowers = append(lowers, d)
+	}
+	return snapshot.MountAll(snapshot.ReadOnly(lowers), dir)
 }

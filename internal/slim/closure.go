@@ -98,7 +98,7 @@ type walker struct {
 }
 
 // Closure computes the files needed to run the image's entrypoint, walking the
-// filesystem under root (the image's final filesystem, extracted). Every path is
+// filesystem under root (the image's final filesystem, e.g. a mounted view). Every path is
 // resolved inside root: absolute symlinks point at root, ".." stops at root, and
 // nothing of the host is read. The error for unresolved libraries names each
 // library and who needs it, and wraps ErrUnresolved; the Result is returned with it.

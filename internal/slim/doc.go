@@ -21,9 +21,9 @@
 // Include adds them. Unresolved libraries are all collected and reported in one
 // error wrapping ErrUnresolved, naming each library and who needs it.
 //
-// Build extracts the image (mutate.Extract streamed into a securejoin-checked
-// extractor) into a temporary directory under the store's tmp/, removed on every
-// path out; writes one layer with the closure's paths and their parents
+// Build mounts the image's final filesystem read-only (an overlay of the store's
+// unpacked layers) under the store's tmp/, unmounted and removed on every path
+// out; writes one layer with the closure's paths and their parents
 // (original owners, modes, times, xattrs), streamed and hashed into the store;
 // writes the config (the original's, history entry "slimbuild slim" added) and
 // manifest; then, unless told not to, runs the original and the slim image in
