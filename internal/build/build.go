@@ -264,6 +264,10 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// ErrNeedRoot is returned when a step has to mount an overlay or unpack a layer
+// and the process is not root. (A build served whole from the cache needs neither.)
+var ErrNeedRoot = errors.New("this step needs root: slimbuild mounts overlayfs, unpacks layers with their owners and runs RUN in runc (run it as root)")
+
 // ErrNoRunc is returned when a RUN step needs runc and none is installed.
 var ErrNoRunc = errors.New(`runc not found: install it with "apt-get install runc"`)
 

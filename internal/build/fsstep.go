@@ -44,6 +44,9 @@ func (b *builder) lowerDirs(layers []v1.Layer) ([]string, error) {
 
 // mountWorkspace mounts a writable overlay of layers with a fresh upper directory.
 func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNeedRoot
+	}
 	lowers, err := b.lowerDirs(layers)
 	if err != nil {
 		return nil, err
@@ -59,6 +62,9 @@ func (b *builder) mountDirView(dir string) (*workspace, error) {
 // mountOverlay mounts lowers (topmost first) with a fresh upper directory, all
 // under a new directory in the build's temp dir.
 func (b *builder) mountOverlay(lowers []string) (*workspace, error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNeedRoot
+	}
 	tmp, err := b.tempDir()
 	if err != nil {
 		return nil, err
