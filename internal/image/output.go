@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -17,7 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -128,50 +128,153 @@ func writeFileAtomic(dest string, fn func(io.Writer) error) error {
 }
 
 func writeDocker(w io.Writer, img v1.Image, names []string) error {
-	refs := map[name.Reference]v1.Image{}
 	for _, n := range names {
-		r, err := name.NewTag(n)
-		if err != nil {
+		if _, err := name.NewTag(n); err != nil {
 			return fmt.Errorf("docker-archive tags must be tags, not digests: %q: %w", n, err)
 		}
-		refs[r] = img
 	}
-	if len(refs) == 0 {
-		// A digest reference puts the image in the archive without RepoTags.
-		h, err := img.Digest()
-		if err != nil {
-			return err
-		}
-		r, err := name.NewDigest("slimbuild/untagged@" + h.String())
-		if err != nil {
-			return err
-		}
-		refs[r] = img
-	}
-	return tarball.MultiRefWrite(refs, w)
+	return writeDockerArchive(w, []dockerEntry{{img: img, tags: names}})
 }
 
 // Save writes imgs (keyed by name) as one docker-archive, for "slimbuild save".
+// Images with the same digest share one entry; names keep their sorted order.
 func Save(w io.Writer, imgs map[string]v1.Image) error {
-	refs := map[name.Reference]v1.Image{}
-	for n, img := range imgs {
+	if len(imgs) == 0 {
+		return errors.New("saving: no images")
+	}
+	keys := make([]string, 0, len(imgs))
+	for n := range imgs {
+		keys = append(keys, n)
+	}
+	sort.Strings(keys)
+	var entries []dockerEntry
+	byDigest := map[v1.Hash]int{}
+	for _, n := range keys {
 		norm, err := NormalizeName(n)
 		if err != nil {
 			return fmt.Errorf("saving: %w", err)
 		}
-		r, err := name.NewTag(norm)
-		if err != nil {
+		if _, err := name.NewTag(norm); err != nil {
 			return fmt.Errorf("saving %q: docker-archive names must be tags: %w", n, err)
 		}
-		refs[r] = img
+		d, err := imgs[n].Digest()
+		if err != nil {
+			return fmt.Errorf("saving %q: %w", n, err)
+		}
+		if i, ok := byDigest[d]; ok {
+			entries[i].tags = append(entries[i].tags, norm)
+			continue
+		}
+		byDigest[d] = len(entries)
+		entries = append(entries, dockerEntry{img: imgs[n], tags: []string{norm}})
 	}
-	if len(refs) == 0 {
-		return errors.New("saving: no images")
-	}
-	if err := tarball.MultiRefWrite(refs, w); err != nil {
+	if err := writeDockerArchive(w, entries); err != nil {
 		return fmt.Errorf("saving: %w", err)
 	}
 	return nil
+}
+
+// dockerEntry is one image of a docker-archive and its RepoTags, in order.
+type dockerEntry struct {
+	img  v1.Image
+	tags []string
+}
+
+// writeDockerArchive writes the `docker save` format: each config as
+// sha256:HEX → HEX.json, each layer blob as HEX.tar.gz (streamed from the image,
+// written once even when shared), and manifest.json last, with RepoTags (full
+// names, which docker load normalises) in the order given.
+func writeDockerArchive(w io.Writer, entries []dockerEntry) error {
+	tw := tar.NewWriter(w)
+	written := map[string]bool{}
+	type manifestEntry struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	var manifest []manifestEntry
+	add := func(name string, size int64, open func() (io.ReadCloser, error)) error {
+		if written[name] {
+			return nil
+		}
+		written[name] = true
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		rc, err := open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		n, err := io.Copy(tw, rc)
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+		if n != size {
+			return fmt.Errorf("writing %s: %d bytes, want %d", name, n, size)
+		}
+		return nil
+	}
+	for _, e := range entries {
+		cfgName, err := e.img.ConfigName()
+		if err != nil {
+			return err
+		}
+		raw, err := e.img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		me := manifestEntry{Config: cfgName.Hex + ".json", RepoTags: []string{}}
+		for _, t := range e.tags {
+			me.RepoTags = append(me.RepoTags, t)
+		}
+		if err := add(me.Config, int64(len(raw)), func() (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader(string(raw))), nil
+		}); err != nil {
+			return err
+		}
+		layers, err := e.img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			mt, err := l.MediaType()
+			if err != nil {
+				return err
+			}
+			ext := ".tar.gz"
+			switch mt {
+			case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+				ext = ".tar"
+			case types.OCILayerZStd:
+				ext = ".tar.zst"
+			}
+			name := d.Hex + ext
+			if err := add(name, size, l.Compressed); err != nil {
+				return err
+			}
+			me.Layers = append(me.Layers, name)
+		}
+		manifest = append(manifest, me)
+	}
+	data, err := json.Marshal(manifest)
+	if err != nil {
+		return err
+	}
+	if err := add("manifest.json", int64(len(data)), func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(string(data))), nil
+	}); err != nil {
+		return err
+	}
+	return tw.Close()
 }
 
 // annotationsFor names an image in an OCI index: the full name for containerd and
