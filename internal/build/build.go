@@ -268,12 +268,6 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 // and the process is not root. (A build served whole from the cache needs neither.)
 var ErrNeedRoot = errors.New("this step needs root: slimbuild mounts overlayfs, unpacks layers with their owners and runs RUN in runc (run it as root)")
 
-// ErrNoRunc is returned when a RUN step needs runc and none is installed.
-var ErrNoRunc = errors.New(`runc not found: install it with "apt-get install runc"`)
-
-// Image is what the engine returns for stages and results.
-type Image = v1.Image
-
 // consume records that an ARG was declared by a stage being built.
 func (b *builder) consume(name string) {
 	b.mu.Lock()

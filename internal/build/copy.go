@@ -296,14 +296,8 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	dest := absPath(s.cfg.Config.WorkingDir, destRaw)
 	destIsDir := strings.HasSuffix(destRaw, "/") || destRaw == "." || destRaw == ".." || strings.HasSuffix(destRaw, "/.") || strings.HasSuffix(destRaw, "/..")
 	nsrc := len(req.sources.SourcePaths) + len(req.sources.SourceContents)
-	anyWildcard := false
-	for _, p := range req.sources.SourcePaths {
-		anyWildcard = anyWildcard || hasWildcard(p)
-	}
-	if (nsrc > 1 || anyWildcard) && !destIsDir {
-		if nsrc > 1 {
-			return b.fail(st, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name())))
-		}
+	if nsrc > 1 && !destIsDir {
+		return b.fail(st, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name())))
 	}
 	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack}
 
@@ -334,17 +328,13 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				if !req.add {
 					return b.fail(st, fmt.Errorf("source can't be a URL for COPY: %s", p))
 				}
-				it, err := b.download(ctx, p, req.checksum)
+				it, sum, err := b.download(ctx, p, req.checksum)
 				if err != nil {
 					return b.fail(st, err)
 				}
 				downloads = append(downloads, it.host)
 				items = append(items, it)
-				d, err := b.bctx.fileDigest(it.host, it.fi)
-				if err != nil {
-					return b.fail(st, err)
-				}
-				keyParts = append(keyParts, "url", p, d, it.fi.ModTime().Unix())
+				keyParts = append(keyParts, "url", p, sum, it.fi.ModTime().Unix())
 				continue
 			}
 			local = append(local, p)
@@ -365,9 +355,6 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				return b.fail(st, err)
 			}
 			keyParts = append(keyParts, "context", hex.EncodeToString(h.Sum(nil)))
-			for i := range ctxItems {
-				ctxItems[i].url = ""
-			}
 			items = append(items, ctxItems...)
 		}
 	}
@@ -786,44 +773,45 @@ func tarSpecial(m int64) fs.FileMode {
 	return out
 }
 
-// download fetches an ADD URL into the build's temp dir.
-func (b *builder) download(ctx context.Context, rawURL, checksum string) (srcItem, error) {
+// download fetches an ADD URL into the build's temp dir and returns it with the
+// sha256 of its content, computed while it was written.
+func (b *builder) download(ctx context.Context, rawURL, checksum string) (srcItem, string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return srcItem{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+		return srcItem{}, "", fmt.Errorf("ADD %s: %w", rawURL, err)
 	}
 	tmp, err := b.tempDir()
 	if err != nil {
-		return srcItem{}, err
+		return srcItem{}, "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return srcItem{}, err
+		return srcItem{}, "", err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return srcItem{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+		return srcItem{}, "", fmt.Errorf("ADD %s: %w", rawURL, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return srcItem{}, fmt.Errorf("ADD %s: %s", rawURL, resp.Status)
+		return srcItem{}, "", fmt.Errorf("ADD %s: %s", rawURL, resp.Status)
 	}
 	f, err := os.CreateTemp(tmp, "download-")
 	if err != nil {
-		return srcItem{}, err
+		return srcItem{}, "", err
 	}
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(f, h), resp.Body); err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return srcItem{}, fmt.Errorf("ADD %s: %w", rawURL, err)
+		return srcItem{}, "", fmt.Errorf("ADD %s: %w", rawURL, err)
 	}
 	f.Close()
+	sum := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if checksum != "" {
-		got := "sha256:" + hex.EncodeToString(h.Sum(nil))
-		if got != checksum {
+		if got := sum; got != checksum {
 			os.Remove(f.Name())
-			return srcItem{}, fmt.Errorf("ADD %s: checksum mismatch: got %s, want %s", rawURL, got, checksum)
+			return srcItem{}, "", fmt.Errorf("ADD %s: checksum mismatch: got %s, want %s", rawURL, got, checksum)
 		}
 	}
 	mtime := time.Unix(0, 0)
@@ -834,11 +822,11 @@ func (b *builder) download(ctx context.Context, rawURL, checksum string) (srcIte
 	os.Chtimes(f.Name(), mtime, mtime)
 	fi, err := os.Stat(f.Name())
 	if err != nil {
-		return srcItem{}, err
+		return srcItem{}, "", err
 	}
 	name := path.Base(u.Path)
 	if name == "/" || name == "." || name == "" {
 		name = "index.html"
 	}
-	return srcItem{host: f.Name(), rel: rawURL, fi: fi, url: rawURL, name: name}, nil
+	return srcItem{host: f.Name(), rel: rawURL, fi: fi, url: rawURL, name: name}, sum, nil
 }

@@ -29,25 +29,12 @@ type workspace struct {
 	netns  string // a bound network namespace to release, if any
 }
 
-// lowerDirs unpacks (when needed) and lists the layer dirs of layers, topmost first.
-func (b *builder) lowerDirs(layers []v1.Layer) ([]string, error) {
-	dirs := make([]string, 0, len(layers))
-	for i := len(layers) - 1; i >= 0; i-- {
-		d, err := b.st.LayerDir(layers[i])
-		if err != nil {
-			return nil, fmt.Errorf("unpacking layer: %w", err)
-		}
-		dirs = append(dirs, d)
-	}
-	return dirs, nil
-}
-
 // mountWorkspace mounts a writable overlay of layers with a fresh upper directory.
 func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNeedRoot
 	}
-	lowers, err := b.lowerDirs(layers)
+	lowers, err := b.st.LayerDirs(layers)
 	if err != nil {
 		return nil, err
 	}

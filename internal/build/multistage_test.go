@@ -2,10 +2,11 @@ package build_test
 
 import (
 	"context"
-	"github.com/google/go-cmp/cmp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/slimbuild/slimbuild/internal/build"
 )

@@ -6,16 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -42,11 +42,11 @@ func runArgs(s *stageState, c *instructions.RunCommand) (args []string, script *
 		}
 		return append(append([]string{}, s.shellOf()...), data), nil
 	}
-	script2 := strings.Join(c.CmdLine, " ")
+	line := strings.Join(c.CmdLine, " ")
 	if len(c.Files) > 0 {
 		// The shell reads the heredocs itself: give it the whole script.
 		var sb strings.Builder
-		sb.WriteString(script2)
+		sb.WriteString(line)
 		sb.WriteString("\n")
 		for _, f := range c.Files {
 			sb.WriteString(f.Data)
@@ -55,9 +55,9 @@ func runArgs(s *stageState, c *instructions.RunCommand) (args []string, script *
 			}
 			sb.WriteString(f.Name + "\n")
 		}
-		script2 = sb.String()
+		line = sb.String()
 	}
-	return append(append([]string{}, s.shellOf()...), script2), nil
+	return append(append([]string{}, s.shellOf()...), line), nil
 }
 
 func isHeredocMarker(word, name string) bool {
@@ -155,17 +155,6 @@ type execRequest struct {
 
 // execute runs a RUN command in runc on ws.
 func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *workspace, req execRequest) error {
-	runc := b.opts.Runc
-	if runc == "" {
-		runc = "runc"
-	}
-	if _, err := exec.LookPath(runc); err != nil {
-		return ErrNoRunc
-	}
-	user, err := runtime.ResolveUser(ws.rootfs, s.cfg.Config.User)
-	if err != nil {
-		return err
-	}
 	cwd, err := inRoot(ws.rootfs, req.wd)
 	if err != nil {
 		return err
@@ -254,24 +243,12 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 		}
 	}
 
-	netns, err := loopbackNS(ws, req.network)
-	if err != nil {
-		return err
-	}
-	spec := runtime.Spec(ws.rootfs, runtime.Process{
-		Args: req.args, Env: req.env, Cwd: req.wd, UID: user.UID, GID: user.GID, AddGIDs: withPrimary(user),
-		Hostname: hostname, Network: req.network, NetNS: netns, Mounts: extra,
-	})
-	bundle := filepath.Join(ws.dir, "bundle")
-	if err := os.Mkdir(bundle, 0o700); err != nil {
-		return err
-	}
 	out := &lineWriter{emit: func(line string) {
 		b.emit(Event{Kind: StepLog, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: line})
 	}}
-	runner := &runtime.Runner{Runc: runc, StateDir: b.runDir}
-	id := "slimbuild-" + randomID()
-	code, err := runner.Run(ctx, id, bundle, spec, runtime.Stdio{Stdout: out, Stderr: out})
+	code, err := b.runContainer(ctx, ws, s.cfg.Config.User, runtime.Process{
+		Args: req.args, Env: req.env, Cwd: req.wd, Hostname: hostname, Network: req.network, Mounts: extra,
+	}, runtime.Stdio{Stdout: out, Stderr: out})
 	out.Flush()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -287,6 +264,26 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	}
 	removeMountPoints(ws.upper, targets, before)
 	return nil
+}
+
+// runContainer runs p in runc on ws's root as user (resolved in that root, with
+// the supplementary groups BuildKit gives), in a loopback-only network namespace
+// unless p's network is the host's, and returns the exit status.
+func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, p runtime.Process, stdio runtime.Stdio) (int, error) {
+	u, err := runtime.ResolveUser(ws.rootfs, user)
+	if err != nil {
+		return 0, err
+	}
+	p.UID, p.GID, p.AddGIDs = u.UID, u.GID, withPrimary(u)
+	if p.NetNS, err = loopbackNS(ws, p.Network); err != nil {
+		return 0, err
+	}
+	bundle := filepath.Join(ws.dir, "bundle")
+	if err := os.Mkdir(bundle, 0o700); err != nil {
+		return 0, err
+	}
+	runner := &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
+	return runner.Run(ctx, "slimbuild-"+randomID(), bundle, runtime.Spec(ws.rootfs, p), stdio)
 }
 
 // removeMountPoints deletes, from the upper directory, what only exists there

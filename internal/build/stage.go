@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -103,15 +103,7 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	if len(s.cfg.Config.Shell) > 0 {
 		s.shell = append([]string(nil), s.cfg.Config.Shell...)
 	}
-	hasPath := false
-	for _, kv := range s.cfg.Config.Env {
-		if strings.HasPrefix(kv, "PATH=") {
-			hasPath = true
-		}
-	}
-	if !hasPath {
-		s.cfg.Config.Env = append([]string{defaultPath}, s.cfg.Config.Env...)
-	}
+	s.cfg.Config.Env = withDefaultPath(s.cfg.Config.Env)
 	return s, nil
 }
 

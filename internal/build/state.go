@@ -15,6 +15,14 @@ import (
 // defaultPath is what BuildKit puts in Env when the base image sets no PATH.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// withDefaultPath returns env with defaultPath first when it sets no PATH.
+func withDefaultPath(env []string) []string {
+	if _, ok := envMap(env)["PATH"]; ok {
+		return env
+	}
+	return append([]string{defaultPath}, env...)
+}
+
 // stageState is a stage's state between instructions.
 type stageState struct {
 	layers  []v1.Layer
@@ -126,19 +134,6 @@ func (b *builder) cachePut(key string, r record) error {
 		return err
 	}
 	return b.st.PutCache(key, data)
-}
-
-// CacheRefs reports the blobs a cache record keeps alive, for the store's GC.
-func CacheRefs(data []byte, keep func(v1.Hash)) error {
-	var r record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return err
-	}
-	if r.Layer != nil {
-		keep(r.Layer.Digest)
-		keep(r.Layer.DiffID)
-	}
-	return nil
 }
 
 // KeyOf is the engine's key hash, for callers that cache things by image.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/spf13/cobra"
 )
 
@@ -54,7 +55,7 @@ func newImagesCmd(g *Globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDIGEST\tSIZE\tCREATED")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Digest[:19], humanSize(r.Size), ago(r.Created))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Digest[:19], report.HumanSize(r.Size), ago(r.Created))
 			}
 			return tw.Flush()
 		},
@@ -74,18 +75,6 @@ func imageSize(img v1.Image) int64 {
 		n += l.Size
 	}
 	return n
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func ago(t time.Time) string {

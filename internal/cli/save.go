@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/slimbuild/slimbuild/internal/image"
@@ -38,21 +37,7 @@ func newSaveCmd(g *Globals) *cobra.Command {
 				n, _ := image.NormalizeName(a)
 				imgs[n] = img
 			}
-			tmp := out + ".tmp"
-			f, err := os.Create(tmp)
-			if err != nil {
-				return err
-			}
-			if err := image.Save(f, imgs); err != nil {
-				f.Close()
-				os.Remove(tmp)
-				return err
-			}
-			if err := f.Close(); err != nil {
-				os.Remove(tmp)
-				return err
-			}
-			return os.Rename(tmp, out)
+			return image.SaveFile(out, imgs)
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -42,39 +42,19 @@ func slimRootfs(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for runc and overlayfs")
 	}
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Fatalf("needs gcc: %v", err)
-	}
 	root := t.TempDir()
-	src := filepath.Join(t.TempDir(), "hello.c")
-	if err := os.WriteFile(src, []byte(slimApp), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	bin := filepath.Join(root, "app", "hello")
-	os.MkdirAll(filepath.Dir(bin), 0o755)
-	if b, err := exec.Command("gcc", "-o", bin, src, "-lm").CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, b)
-	}
+	slimtest.Compile(t, slimApp, bin, "-lm")
 	sh, err := filepath.EvalSymlinks("/bin/sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bin := range []string{bin, sh} {
-		out, err := exec.Command("ldd", bin).Output()
-		if err != nil {
-			t.Fatalf("ldd %s: %v", bin, err)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			f := strings.Fields(line)
-			switch {
-			case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
-				slimHostCopy(t, root, f[2])
-			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-				slimHostCopy(t, root, f[0])
-			}
+	for _, b := range []string{bin, sh} {
+		for _, p := range slimtest.LddPaths(t, b) {
+			slimtest.HostCopy(t, root, p)
 		}
 	}
-	slimHostCopy(t, root, "/bin/sh")
+	slimtest.HostCopy(t, root, "/bin/sh")
 	for i := 0; i < 300; i++ {
 		p := filepath.Join(root, "usr", "share", "junk", strings.Repeat("d", i%5+1), "f"+string(rune('a'+i%26))+strings.Repeat("x", i/26))
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -86,58 +66,6 @@ func slimRootfs(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return root
-}
-
-// slimHostCopy recreates the host path p under root: symlinks on the way as
-// they are (followed), directories, and the final file's content and mode.
-func slimHostCopy(t *testing.T, root, p string) {
-	t.Helper()
-	cur := "/"
-	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	for len(rest) > 0 {
-		name := rest[0]
-		rest = rest[1:]
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, name)
-		fi, err := os.Lstat(next)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(root, next)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(next)
-			if _, err := os.Lstat(dst); err != nil {
-				if err := os.Symlink(target, dst); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if path.IsAbs(target) {
-				cur = "/"
-			}
-			rest = append(strings.Split(target, "/"), rest...)
-			continue
-		case fi.IsDir():
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			data, err := os.ReadFile(next)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cur = next
-	}
 }
 
 // imageFiles counts the paths of a stored image's final filesystem.

@@ -67,7 +67,7 @@ func indent(s string) string {
 
 // cachedAnalysis analyses an image once per digest: the report is kept in the
 // store's cache, so rebuilding an unchanged image does not read its layers again.
-func cachedAnalysis(ctx context.Context, st *store.Store, img build.Image) (*report.Report, error) {
+func cachedAnalysis(ctx context.Context, st *store.Store, img v1.Image) (*report.Report, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func cachedAnalysis(ctx context.Context, st *store.Store, img build.Image) (*rep
 // treeImage reads layers from their unpacked directories where the store has them,
 // which spares inflating every blob after a build.
 type treeImage struct {
-	build.Image
+	v1.Image
 	st *store.Store
 }
 

@@ -174,6 +174,11 @@ func Save(w io.Writer, imgs map[string]v1.Image) error {
 	return nil
 }
 
+// SaveFile writes Save's archive to path, atomically.
+func SaveFile(path string, imgs map[string]v1.Image) error {
+	return writeFileAtomic(path, func(w io.Writer) error { return Save(w, imgs) })
+}
+
 // dockerEntry is one image of a docker-archive and its RepoTags, in order.
 type dockerEntry struct {
 	img  v1.Image

@@ -301,13 +301,9 @@ func mountView(st *store.Store, img v1.Image, dir string) error {
 	if len(layers) == 0 {
 		return nil // scratch: the empty directory is the filesystem
 	}
-	lowers := make([]string, 0, len(layers))
-	for i := len(layers) - 1; i >= 0; i-- {
-		d, err := st.LayerDir(layers[i])
-		if err != nil {
-			return fmt.Errorf("unpacking layer: %w", err)
-		}
-		lowers = append(lowers, d)
+	lowers, err := st.LayerDirs(layers)
+	if err != nil {
+		return err
 	}
 	return snapshot.MountAll(snapshot.ReadOnly(lowers), dir)
 }

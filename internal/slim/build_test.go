@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
+
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -144,7 +146,7 @@ func TestBuildFailures(t *testing.T) {
 		t.Skip("needs root for runc and overlayfs")
 	}
 	f := newFixture(t)
-	writeFile(t, f.root, "/app/needs-data.sh", "#!/bin/sh\nIFS= read -r line < /usr/share/doc/pkg3/README\necho \"got $line\"\n", 0o755)
+	slimtest.WriteFile(t, f.root, "/app/needs-data.sh", "#!/bin/sh\nIFS= read -r line < /usr/share/doc/pkg3/README\necho \"got $line\"\n", 0o755)
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -3,14 +3,14 @@ package slim
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -20,133 +20,6 @@ const helloC = `#include <stdio.h>
 #include <math.h>
 int main(int argc, char **argv) { printf("hello from slim, sqrt=%.1f\n", sqrt((double)argc * 16)); return 0; }
 `
-
-// compile builds C source src into out with the host's gcc.
-func compile(t *testing.T, src, out string, args ...string) {
-	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Fatalf("these tests compile C programs and need gcc: %v", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	c := filepath.Join(dir, "prog.c")
-	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("gcc", append([]string{"-o", out, c}, args...)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gcc %v: %v\n%s", args, err, b)
-	}
-}
-
-// lddPaths returns the absolute paths ldd reports for a host binary (loader included).
-func lddPaths(t *testing.T, bin string) []string {
-	t.Helper()
-	out, err := exec.Command("ldd", bin).Output()
-	if err != nil {
-		t.Fatalf("ldd %s: %v", bin, err)
-	}
-	var paths []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
-			paths = append(paths, f[2])
-		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-			paths = append(paths, f[0])
-		}
-	}
-	if len(paths) < 2 {
-		t.Fatalf("ldd %s reported too little:\n%s", bin, out)
-	}
-	return paths
-}
-
-// hostCopy replicates the host path p at the same path under root: every
-// symlink met on the way is recreated as is (and followed), directories are
-// made, the final file is copied. It returns the non-directory paths it made.
-func hostCopy(t *testing.T, root, p string) []string {
-	t.Helper()
-	var made []string
-	cur := "/"
-	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	for len(rest) > 0 {
-		name := rest[0]
-		rest = rest[1:]
-		if name == "" || name == "." {
-			continue
-		}
-		if name == ".." {
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, name)
-		fi, err := os.Lstat(next)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(root, next)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(next)
-			if _, err := os.Lstat(dst); err != nil {
-				if err := os.Symlink(target, dst); err != nil {
-					t.Fatal(err)
-				}
-			}
-			made = append(made, next)
-			if path.IsAbs(target) {
-				cur = "/"
-			}
-			rest = append(strings.Split(target, "/"), rest...)
-			continue
-		case fi.IsDir():
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			copyFile(t, next, dst, fi.Mode().Perm())
-			made = append(made, next)
-		}
-		cur = next
-	}
-	return made
-}
-
-func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func writeFile(t *testing.T, root, p, content string, perm os.FileMode) {
-	t.Helper()
-	dst := filepath.Join(root, p)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, []byte(content), perm); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // fixture is a root filesystem holding /app/hello (dynamic, libm and libc), its
 // libraries and loader at the host's paths, /bin/sh with its closure, and a
@@ -165,18 +38,18 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	compile(t, helloC, bin, "-lm")
+	slimtest.Compile(t, helloC, bin, "-lm")
 	f.hello = append(f.hello, "/app/hello")
-	for _, p := range lddPaths(t, bin) {
-		f.hello = append(f.hello, hostCopy(t, f.root, p)...)
+	for _, p := range slimtest.LddPaths(t, bin) {
+		f.hello = append(f.hello, slimtest.HostCopy(t, f.root, p)...)
 	}
-	f.sh = append(f.sh, hostCopy(t, f.root, "/bin/sh")...)
+	f.sh = append(f.sh, slimtest.HostCopy(t, f.root, "/bin/sh")...)
 	shReal, err := filepath.EvalSymlinks("/bin/sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range lddPaths(t, shReal) {
-		f.sh = append(f.sh, hostCopy(t, f.root, p)...)
+	for _, p := range slimtest.LddPaths(t, shReal) {
+		f.sh = append(f.sh, slimtest.HostCopy(t, f.root, p)...)
 	}
 	f.hello, f.sh = uniqSorted(f.hello), uniqSorted(f.sh)
 	for i := 0; i < 300; i++ {
@@ -189,11 +62,11 @@ func newFixture(t *testing.T) *fixture {
 		default:
 			p = fmt.Sprintf("/etc/conf%d.d/settings", i)
 		}
-		writeFile(t, f.root, p, strings.Repeat("x", i), 0o644)
+		slimtest.WriteFile(t, f.root, p, strings.Repeat("x", i), 0o644)
 		f.unrelated++
 	}
-	writeFile(t, f.root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n", 0o644)
-	writeFile(t, f.root, "/etc/group", "root:x:0:\napp:x:1000:\n", 0o644)
+	slimtest.WriteFile(t, f.root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n", 0o644)
+	slimtest.WriteFile(t, f.root, "/etc/group", "root:x:0:\napp:x:1000:\n", 0o644)
 	return f
 }
 
@@ -266,12 +139,12 @@ func TestClosureELF(t *testing.T) {
 
 func TestClosureRunpathOrigin(t *testing.T) {
 	f := newFixture(t)
-	compile(t, "int greet(void) { return 7; }\n", filepath.Join(f.root, "app", "lib", "libgreet.so"), "-shared", "-fPIC")
+	slimtest.Compile(t, "int greet(void) { return 7; }\n", filepath.Join(f.root, "app", "lib", "libgreet.so"), "-shared", "-fPIC")
 	// A decoy of the same name elsewhere must not be chosen over RUNPATH: the
 	// loader searches RUNPATH before the default directories.
-	writeFile(t, f.root, "/usr/lib/libgreet.so", "not an ELF file", 0o644)
+	slimtest.WriteFile(t, f.root, "/usr/lib/libgreet.so", "not an ELF file", 0o644)
 	src := "int greet(void);\nint main(void) { return greet() == 7 ? 0 : 1; }\n"
-	compile(t, src, filepath.Join(f.root, "app", "greeter"), "-L"+filepath.Join(f.root, "app", "lib"), "-lgreet", "-Wl,-rpath,$ORIGIN/lib", "-Wl,--enable-new-dtags")
+	slimtest.Compile(t, src, filepath.Join(f.root, "app", "greeter"), "-L"+filepath.Join(f.root, "app", "lib"), "-lgreet", "-Wl,-rpath,$ORIGIN/lib", "-Wl,--enable-new-dtags")
 	res, err := Closure(f.root, v1.Config{Cmd: []string{"/app/greeter"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -291,15 +164,15 @@ func TestClosureRunpathOrigin(t *testing.T) {
 
 func TestClosureLdSoConf(t *testing.T) {
 	f := newFixture(t)
-	compile(t, "int greet(void) { return 7; }\n", filepath.Join(f.root, "opt", "greet", "libgreet.so"), "-shared", "-fPIC")
+	slimtest.Compile(t, "int greet(void) { return 7; }\n", filepath.Join(f.root, "opt", "greet", "libgreet.so"), "-shared", "-fPIC")
 	src := "int greet(void);\nint main(void) { return greet() == 7 ? 0 : 1; }\n"
-	compile(t, src, filepath.Join(f.root, "app", "greeter"), "-L"+filepath.Join(f.root, "opt", "greet"), "-lgreet")
+	slimtest.Compile(t, src, filepath.Join(f.root, "app", "greeter"), "-L"+filepath.Join(f.root, "opt", "greet"), "-lgreet")
 	res, err := Closure(f.root, v1.Config{Cmd: []string{"/app/greeter"}}, Options{})
 	if !errors.Is(err, ErrUnresolved) {
 		t.Fatalf("without ld.so.conf: err = %v, want ErrUnresolved", err)
 	}
-	writeFile(t, f.root, "/etc/ld.so.conf", "# comment\ninclude /etc/ld.so.conf.d/*.conf\n", 0o644)
-	writeFile(t, f.root, "/etc/ld.so.conf.d/greet.conf", "/opt/greet\n", 0o644)
+	slimtest.WriteFile(t, f.root, "/etc/ld.so.conf", "# comment\ninclude /etc/ld.so.conf.d/*.conf\n", 0o644)
+	slimtest.WriteFile(t, f.root, "/etc/ld.so.conf.d/greet.conf", "/opt/greet\n", 0o644)
 	res, err = Closure(f.root, v1.Config{Cmd: []string{"/app/greeter"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -316,8 +189,8 @@ func TestClosureLdSoConf(t *testing.T) {
 func TestClosureMissingLibrary(t *testing.T) {
 	f := newFixture(t)
 	lib := filepath.Join(t.TempDir(), "libgone.so")
-	compile(t, "int gone(void) { return 0; }\n", lib, "-shared", "-fPIC")
-	compile(t, "int gone(void);\nint main(void) { return gone(); }\n", filepath.Join(f.root, "app", "broken"), "-L"+filepath.Dir(lib), "-lgone")
+	slimtest.Compile(t, "int gone(void) { return 0; }\n", lib, "-shared", "-fPIC")
+	slimtest.Compile(t, "int gone(void);\nint main(void) { return gone(); }\n", filepath.Join(f.root, "app", "broken"), "-L"+filepath.Dir(lib), "-lgone")
 	res, err := Closure(f.root, v1.Config{Cmd: []string{"/app/broken"}}, Options{})
 	if !errors.Is(err, ErrUnresolved) {
 		t.Fatalf("err = %v, want ErrUnresolved", err)
@@ -332,14 +205,14 @@ func TestClosureMissingLibrary(t *testing.T) {
 
 func TestClosureScript(t *testing.T) {
 	f := newFixture(t)
-	writeFile(t, f.root, "/app/run.sh", "#!/bin/sh -e\necho hi\n", 0o755)
-	writeFile(t, f.root, "/app/envrun", "#!/usr/bin/env hello\n", 0o755)
+	slimtest.WriteFile(t, f.root, "/app/run.sh", "#!/bin/sh -e\necho hi\n", 0o755)
+	slimtest.WriteFile(t, f.root, "/app/envrun", "#!/usr/bin/env hello\n", 0o755)
 	if err := os.MkdirAll(filepath.Join(f.root, "usr", "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	envBin := filepath.Join(f.root, "usr", "bin", "env")
 	if _, err := os.Lstat(envBin); err != nil {
-		writeFile(t, f.root, "/usr/bin/env", "#!/bin/sh\n", 0o755)
+		slimtest.WriteFile(t, f.root, "/usr/bin/env", "#!/bin/sh\n", 0o755)
 	}
 	tests := []struct {
 		name string
@@ -393,7 +266,7 @@ func TestClosureStaysInRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, root, "/app/script", "#!/bin/sh\n", 0o755)
+	slimtest.WriteFile(t, root, "/app/script", "#!/bin/sh\n", 0o755)
 	for _, ep := range []string{"/app/abs", "/app/dotdot", "/app/loop", "/app/bad-sh", "/app/notadir", "/app/../../../usr/bin/gcc"} {
 		t.Run(ep, func(t *testing.T) {
 			_, err := Closure(root, v1.Config{Cmd: []string{ep}}, Options{})
@@ -428,7 +301,7 @@ func FuzzClosureELF(f *testing.F) {
 	f.Add([]byte("\x7fELF\x02\x01\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		root := t.TempDir()
-		writeFile(t, root, "/bin/x", string(data), 0o755)
+		slimtest.WriteFile(t, root, "/bin/x", string(data), 0o755)
 		Closure(root, v1.Config{Cmd: []string{"/bin/x"}}, Options{})
 	})
 }

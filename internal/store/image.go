@@ -392,6 +392,21 @@ func (s *Store) LayerDir(l v1.Layer) (string, error) {
 	return s.AdoptLayerDir(diffID, tmp)
 }
 
+// LayerDirs returns the unpacked directories of layers (bottom first, as an image
+// lists them) topmost first, the order overlayfs takes lower directories in,
+// unpacking each that is missing.
+func (s *Store) LayerDirs(layers []v1.Layer) ([]string, error) {
+	dirs := make([]string, 0, len(layers))
+	for i := len(layers) - 1; i >= 0; i-- {
+		d, err := s.LayerDir(layers[i])
+		if err != nil {
+			return nil, fmt.Errorf("unpacking layer: %w", err)
+		}
+		dirs = append(dirs, d)
+	}
+	return dirs, nil
+}
+
 // AdoptLayerDir moves dir (already in overlay lower format, on the store's filesystem)
 // into place as the unpacked directory of diffID. If one exists already, dir is removed.
 func (s *Store) AdoptLayerDir(diffID v1.Hash, dir string) (string, error) {

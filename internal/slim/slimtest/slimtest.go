@@ -1,0 +1,143 @@
+// Package slimtest makes root filesystems from the host's own binaries for the
+// tests of slim and of the slim command: a program compiled with the host's gcc,
+// and the libraries and loader ldd reports for it, at the host's paths.
+package slimtest
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Compile builds C source src into out with the host's gcc.
+func Compile(t *testing.T, src, out string, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Fatalf("these tests compile C programs and need gcc: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	c := filepath.Join(dir, "prog.c")
+	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("gcc", append([]string{"-o", out, c}, args...)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gcc %v: %v\n%s", args, err, b)
+	}
+}
+
+// LddPaths returns the absolute paths ldd reports for a host binary (loader included).
+func LddPaths(t *testing.T, bin string) []string {
+	t.Helper()
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Fatalf("ldd %s: %v", bin, err)
+	}
+	var paths []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			paths = append(paths, f[2])
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			paths = append(paths, f[0])
+		}
+	}
+	if len(paths) < 2 {
+		t.Fatalf("ldd %s reported too little:\n%s", bin, out)
+	}
+	return paths
+}
+
+// HostCopy replicates the host path p at the same path under root: every
+// symlink met on the way is recreated as is (and followed), directories are
+// made, the final file is copied. It returns the non-directory paths it made.
+func HostCopy(t *testing.T, root, p string) []string {
+	t.Helper()
+	var made []string
+	cur := "/"
+	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		if name == ".." {
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, name)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(root, next)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(next)
+			if _, err := os.Lstat(dst); err != nil {
+				if err := os.Symlink(target, dst); err != nil {
+					t.Fatal(err)
+				}
+			}
+			made = append(made, next)
+			if path.IsAbs(target) {
+				cur = "/"
+			}
+			rest = append(strings.Split(target, "/"), rest...)
+			continue
+		case fi.IsDir():
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			CopyFile(t, next, dst, fi.Mode().Perm())
+			made = append(made, next)
+		}
+		cur = next
+	}
+	return made
+}
+
+// CopyFile copies src to dst (parents made) with perm.
+func CopyFile(t *testing.T, src, dst string, perm os.FileMode) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WriteFile writes content at the image path p under root (parents made).
+func WriteFile(t *testing.T, root, p, content string, perm os.FileMode) {
+	t.Helper()
+	dst := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
