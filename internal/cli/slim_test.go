@@ -97,7 +97,10 @@ func imageFiles(t *testing.T, root, ref string) (int, v1.Image) {
 	return n, img
 }
 
-func TestSlim(t *testing.T) {
+// fullHelloStore is a store holding hello:full: slimRootfs imported, with CMD
+// ["/app/hello"].
+func fullHelloStore(t *testing.T) string {
+	t.Helper()
 	rootfs := slimRootfs(t)
 	root := t.TempDir()
 	if _, stderr, err := slimbuild(t, root, "import", rootfs, "hello-full"); err != nil {
@@ -108,6 +111,11 @@ func TestSlim(t *testing.T) {
 	if _, stderr, err := slimbuild(t, root, "build", "--progress", "quiet", "-t", "hello:full", ctx); err != nil {
 		t.Fatalf("build: %v\n%s", err, stderr)
 	}
+	return root
+}
+
+func TestSlim(t *testing.T) {
+	root := fullHelloStore(t)
 
 	out, stderr, err := slimbuild(t, root, "slim", "hello:full", "-t", "slim:1")
 	if err != nil {
@@ -146,16 +154,7 @@ func TestSlim(t *testing.T) {
 }
 
 func TestSlimVerifyFails(t *testing.T) {
-	rootfs := slimRootfs(t)
-	root := t.TempDir()
-	if _, stderr, err := slimbuild(t, root, "import", rootfs, "hello-full"); err != nil {
-		t.Fatalf("import: %v\n%s", err, stderr)
-	}
-	ctx := t.TempDir()
-	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM hello-full\nCMD [\"/app/hello\"]\n"), 0o644)
-	if _, stderr, err := slimbuild(t, root, "build", "--progress", "quiet", "-t", "hello:full", ctx); err != nil {
-		t.Fatalf("build: %v\n%s", err, stderr)
-	}
+	root := fullHelloStore(t)
 
 	// The closure of /bin/sh lacks /app/hello and libm, which CMD runs.
 	_, _, err := slimbuild(t, root, "slim", "hello:full", "--entrypoint", "/bin/sh", "-t", "slim:sh")
