@@ -113,13 +113,16 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if opts.Network != "host" && opts.Network != "none" {
 		return nil, fmt.Errorf("unsupported network %q: use host or none", opts.Network)
 	}
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
 	if opts.Compression == "" {
 		opts.Compression = store.Gzip
 	}
 	if opts.Progress == nil {
 		opts.Progress = func(Event) {}
 	}
-	if opts.Jobs <= 0 {
+	if opts.Jobs == 0 {
 		opts.Jobs = runtime.NumCPU() * 4
 	}
 	f, err := os.Open(opts.Dockerfile)
@@ -296,4 +299,24 @@ func (b *builder) warnUnconsumed() {
 	if len(unused) > 0 {
 		b.emit(Event{Kind: Info, Text: "warning: build-arg " + strings.Join(unused, ", ") + " not consumed by any ARG of the stages built"})
 	}
+}
+
+// Check rejects options that no build could honour: an unknown compression, a
+// negative Jobs, a build argument without a name. Build calls it first; the
+// CLI calls it before it opens the store.
+func (o *Options) Check() error {
+	switch o.Compression {
+	case "", store.Gzip, store.Zstd, store.None:
+	default:
+		return fmt.Errorf("unsupported compression %q: use gzip, zstd or none", o.Compression)
+	}
+	if o.Jobs < 0 {
+		return fmt.Errorf("jobs must be 0 (as many as can run) or more, not %d", o.Jobs)
+	}
+	for k := range o.BuildArgs {
+		if k == "" {
+			return fmt.Errorf("a build argument needs a name (--build-arg NAME=VALUE)")
+		}
+	}
+	return nil
 }

@@ -36,10 +36,14 @@ type buildContext struct {
 	dirty     bool
 }
 
-// statEntry is what the stat cache remembers of one file.
+// statEntry is what the stat cache remembers of one file. Ctime is there
+// because an edit can put mtime back (touch -d, tar, rsync): ctime cannot be
+// set, so any change to the file since it was hashed changes it.
 type statEntry struct {
 	Size   int64
 	Mtime  int64
+	Ctime  int64
+	Dev    uint64
 	Ino    uint64
 	Mode   uint32
 	Digest string
@@ -152,13 +156,15 @@ func (c *buildContext) resolve(p string) (string, error) {
 func (c *buildContext) fileDigest(hostPath string, fi fs.FileInfo) (string, error) {
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	e := statEntry{Size: fi.Size(), Mtime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
-	if st != nil {
-		e.Ino = st.Ino
+	if st == nil {
+		return "", fmt.Errorf("%s: no stat information", hostPath)
 	}
+	e.Ctime, e.Dev, e.Ino = st.Ctim.Nano(), st.Dev, st.Ino
 	c.mu.Lock()
 	old, ok := c.stats[hostPath]
 	c.mu.Unlock()
-	if ok && old.Size == e.Size && old.Mtime == e.Mtime && old.Ino == e.Ino && old.Mode == e.Mode {
+	if ok && old.Size == e.Size && old.Mtime == e.Mtime && old.Ctime == e.Ctime &&
+		old.Dev == e.Dev && old.Ino == e.Ino && old.Mode == e.Mode {
 		return old.Digest, nil
 	}
 	f, err := os.Open(hostPath)
@@ -285,8 +291,9 @@ func parallel(n int, fn func(i int)) {
 }
 
 // The stat cache file: a magic line, then per entry the path length (uvarint), the
-// path, size, mtime, inode (uvarints), mode (4 bytes) and digest (32 bytes).
-const statMagic = "slimbuild-stat-cache-1\n"
+// path, size, mtime, ctime, device, inode (uvarints), mode (4 bytes) and digest
+// (32 bytes). A file of another version is ignored (and rewritten).
+const statMagic = "slimbuild-stat-cache-2\n"
 
 func encodeStats(buf *bytes.Buffer, stats map[string]statEntry) {
 	buf.WriteString(statMagic)
@@ -301,6 +308,8 @@ func encodeStats(buf *bytes.Buffer, stats map[string]statEntry) {
 		buf.WriteString(p)
 		uv(uint64(e.Size))
 		uv(uint64(e.Mtime))
+		uv(uint64(e.Ctime))
+		uv(e.Dev)
 		uv(e.Ino)
 		binary.LittleEndian.PutUint32(tmp[:4], e.Mode)
 		buf.Write(tmp[:4])
@@ -332,11 +341,13 @@ func decodeStats(data []byte) (map[string]statEntry, bool) {
 		data = data[n:]
 		size, ok1 := uv()
 		mtime, ok2 := uv()
-		ino, ok3 := uv()
-		if !ok1 || !ok2 || !ok3 || len(data) < 36 {
+		ctime, ok3 := uv()
+		dev, ok4 := uv()
+		ino, ok5 := uv()
+		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || len(data) < 36 {
 			return nil, false
 		}
-		e := statEntry{Size: int64(size), Mtime: int64(mtime), Ino: ino, Mode: binary.LittleEndian.Uint32(data[:4])}
+		e := statEntry{Size: int64(size), Mtime: int64(mtime), Ctime: int64(ctime), Dev: dev, Ino: ino, Mode: binary.LittleEndian.Uint32(data[:4])}
 		e.Digest = hex.EncodeToString(data[4:36])
 		data = data[36:]
 		stats[p] = e

@@ -23,6 +23,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -298,6 +299,9 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	nsrc := len(req.sources.SourcePaths) + len(req.sources.SourceContents)
 	if nsrc > 1 && !destIsDir {
 		return b.fail(st, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name())))
+	}
+	if err := checkChecksum(req); err != nil {
+		return b.fail(st, err)
 	}
 	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack}
 
@@ -771,6 +775,24 @@ func tarSpecial(m int64) fs.FileMode {
 		out |= fs.ModeSticky
 	}
 	return out
+}
+
+// checkChecksum applies BuildKit's rules to ADD --checksum: one source, an
+// HTTP(S) URL (slimbuild has no git sources), and a well-formed digest.
+func checkChecksum(req copyRequest) error {
+	if req.checksum == "" {
+		return nil
+	}
+	if len(req.sources.SourcePaths)+len(req.sources.SourceContents) != 1 {
+		return fmt.Errorf("ADD --checksum can't be specified for multiple sources")
+	}
+	if len(req.sources.SourcePaths) != 1 || !isURL(req.sources.SourcePaths[0]) {
+		return fmt.Errorf("ADD --checksum requires an HTTP(S) source, not a local file")
+	}
+	if _, err := digest.Parse(req.checksum); err != nil {
+		return fmt.Errorf("ADD --checksum=%s: %w", req.checksum, err)
+	}
+	return nil
 }
 
 // download fetches an ADD URL into the build's temp dir and returns it with the

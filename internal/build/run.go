@@ -5,15 +5,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -115,8 +120,12 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	})
 }
 
-// mountKey is the part of a RUN's cache key that a --mount contributes.
+// mountKey is the part of a RUN's cache key that a --mount contributes. It
+// first rejects every option slimbuild does not honour.
 func (b *builder) mountKey(s *stageState, m *instructions.Mount) (any, error) {
+	if err := checkMount(m); err != nil {
+		return nil, err
+	}
 	switch m.Type {
 	case instructions.MountTypeBind:
 		if m.From != "" {
@@ -133,15 +142,114 @@ func (b *builder) mountKey(s *stageState, m *instructions.Mount) (any, error) {
 		return []string{"bind-context", sum, m.Source, m.Target, fmt.Sprint(m.ReadOnly)}, nil
 	case instructions.MountTypeCache:
 		// A cache mount's content is not part of the result's identity, as in BuildKit.
-		return []string{"cache", m.CacheID, m.Target}, nil
+		return []any{"cache", m.CacheID, m.Target, m.ReadOnly, string(m.CacheSharing), fileOpts(m)}, nil
 	case instructions.MountTypeSecret:
-		// The secret's value never enters the key: only that it is mounted, and where.
-		return []string{"secret", m.CacheID, m.Target}, nil
+		// The secret's value never enters the key: only that it is mounted, and how.
+		env := ""
+		if m.Env != nil {
+			env = "env=" + *m.Env
+		}
+		return []any{"secret", secretID(m), m.Target, env, fileOpts(m)}, nil
 	case instructions.MountTypeTmpfs:
-		return []string{"tmpfs", m.Target}, nil
+		return []any{"tmpfs", m.Target, m.SizeLimit, m.ReadOnly}, nil
 	default:
 		return nil, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 	}
+}
+
+// checkMount returns an error naming the first --mount option that m sets and
+// slimbuild does not honour for m's type. BuildKit's parser has already
+// rejected the combinations it never accepts (uid on a bind mount, sharing on a
+// secret...).
+func checkMount(m *instructions.Mount) error {
+	var set []string // options given, in the order of instructions.Mount
+	if m.From != "" {
+		set = append(set, "from")
+	}
+	if m.Source != "" {
+		set = append(set, "source")
+	}
+	if m.SizeLimit != 0 {
+		set = append(set, "size")
+	}
+	if m.CacheID != "" {
+		set = append(set, "id")
+	}
+	if m.CacheSharing != "" {
+		set = append(set, "sharing")
+	}
+	if m.Env != nil {
+		set = append(set, "env")
+	}
+	if m.Mode != nil {
+		set = append(set, "mode")
+	}
+	if m.UID != nil {
+		set = append(set, "uid")
+	}
+	if m.GID != nil {
+		set = append(set, "gid")
+	}
+	if m.Type == instructions.MountTypeSecret && !m.ReadOnly {
+		set = append(set, "rw")
+	}
+	honoured := map[instructions.MountType]string{
+		instructions.MountTypeBind:   "from source",
+		instructions.MountTypeCache:  "id sharing mode uid gid",
+		instructions.MountTypeSecret: "id source env mode uid gid",
+		instructions.MountTypeTmpfs:  "size",
+	}
+	ok, known := honoured[m.Type]
+	if !known {
+		return fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
+	}
+	for _, o := range set {
+		if !slices.Contains(strings.Fields(ok), o) {
+			return fmt.Errorf("RUN --mount=type=%s,%s=...: option %q is not supported", m.Type, o, o)
+		}
+	}
+	return nil
+}
+
+// secretID is the secret a secret mount names: source=, else id=, else the
+// target's base name, as in BuildKit.
+func secretID(m *instructions.Mount) string {
+	switch {
+	case m.Source != "":
+		return m.Source
+	case m.CacheID != "":
+		return m.CacheID
+	}
+	return path.Base(m.Target)
+}
+
+// fileOpts is a cache or secret mount's uid, gid and mode, "" when none is set.
+func fileOpts(m *instructions.Mount) string {
+	if m.UID == nil && m.GID == nil && m.Mode == nil {
+		return ""
+	}
+	show := func(p *uint64, base int) string {
+		if p == nil {
+			return "-"
+		}
+		return strconv.FormatUint(*p, base)
+	}
+	return show(m.UID, 10) + ":" + show(m.GID, 10) + ":" + show(m.Mode, 8)
+}
+
+// fileOwner returns m's uid, gid and mode (permission bits as chmod takes
+// them), with root and mode for those not set.
+func fileOwner(m *instructions.Mount, mode uint32) (uid, gid int, _ uint32) {
+	if m.UID != nil {
+		uid = int(*m.UID)
+	}
+	if m.GID != nil {
+		gid = int(*m.GID)
+	}
+	if m.Mode != nil {
+		mode = uint32(*m.Mode & 0o7777)
+	}
+	return uid, gid, mode
 }
 
 type execRequest struct {
@@ -203,19 +311,26 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 		}
 		extra = append(extra, specs.Mount{Destination: "/dev/pipes/" + req.script.Name, Type: "bind", Source: p, Options: []string{"rbind", "ro"}})
 	}
-	var views []*workspace
+	var releases []func()
 	defer func() {
-		for _, v := range views {
-			v.release()
+		for _, r := range releases {
+			r()
 		}
 	}()
 	for _, m := range req.mounts {
-		sm, view, err := b.resolveMount(ctx, m, files)
+		if m.Type == instructions.MountTypeSecret && m.Env != nil {
+			v, err := b.secretValue(m)
+			if err != nil {
+				return err
+			}
+			req.env = append(req.env[:len(req.env):len(req.env)], *m.Env+"="+string(v))
+		}
+		sm, release, err := b.resolveMount(ctx, m, req.wd, files)
+		if release != nil {
+			releases = append(releases, release)
+		}
 		if err != nil {
 			return err
-		}
-		if view != nil {
-			views = append(views, view)
 		}
 		extra = append(extra, sm...)
 	}
@@ -333,46 +448,102 @@ func sameDir(old, cur fs.FileInfo, curPath string) bool {
 	return true
 }
 
-// resolveMount turns a RUN --mount into runtime mounts.
-func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, files string) ([]specs.Mount, *workspace, error) {
+// maxSecretSize is the largest secret a RUN gets, as in BuildKit.
+const maxSecretSize = 500 << 10
+
+// secretValue reads the secret m names; empty when it is optional and not given.
+func (b *builder) secretValue(m *instructions.Mount) ([]byte, error) {
+	id := secretID(m)
+	src, ok := b.opts.Secrets[id]
+	if !ok {
+		if m.Required {
+			return nil, fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
+		}
+		return nil, nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, fmt.Errorf("reading secret %q: %w", id, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading secret %q: %w", id, err)
+	}
+	if len(data) > maxSecretSize {
+		return nil, fmt.Errorf("secret %q is larger than %d bytes", id, maxSecretSize)
+	}
+	return data, nil
+}
+
+// resolveMount turns a RUN --mount into runtime mounts. files is a private
+// directory of the step for files made for it; wd is the working directory,
+// which a relative target is taken from, as in BuildKit. release, when not nil,
+// must be called once the RUN is over, also on error.
+func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, files string) (_ []specs.Mount, release func(), _ error) {
 	target := m.Target
 	if !path.IsAbs(target) {
-		target = path.Join("/", target)
+		target = path.Join("/", wd, target)
 	}
 	switch m.Type {
 	case instructions.MountTypeCache:
-		id := m.CacheID
-		if id == "" {
-			id = target
+		if target == "/" {
+			return nil, nil, fmt.Errorf("RUN --mount=type=cache: invalid target %q", m.Target)
 		}
-		sum := sha256.Sum256([]byte(id))
-		dir := filepath.Join(b.st.Root(), "mounts", hex.EncodeToString(sum[:16]))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		dir, unlock, err := b.cacheDir(ctx, m, target)
+		if err != nil {
 			return nil, nil, err
 		}
 		opts := []string{"rbind"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")
 		}
-		return []specs.Mount{{Destination: target, Type: "bind", Source: dir, Options: opts}}, nil, nil
+		return []specs.Mount{{Destination: target, Type: "bind", Source: dir, Options: opts}}, unlock, nil
 	case instructions.MountTypeSecret:
-		id := m.CacheID
-		if id == "" {
-			id = path.Base(target)
+		if m.Env != nil && m.Target == "" {
+			return nil, nil, nil // only an environment variable
 		}
+		id := secretID(m)
 		if m.Target == "" {
-			target = "/run/secrets/" + id
+			target = "/run/secrets/" + path.Base(id)
 		}
-		src, ok := b.opts.Secrets[id]
-		if !ok {
-			if m.Required {
-				return nil, nil, fmt.Errorf("secret %q is required but was not given (--secret id=%s,src=FILE)", id, id)
-			}
+		if _, ok := b.opts.Secrets[id]; !ok && !m.Required {
 			return nil, nil, nil
 		}
-		return []specs.Mount{{Destination: target, Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}, nil, nil
+		data, err := b.secretValue(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The RUN sees a copy owned and moded as asked (root, 0400 by
+		// default, as in BuildKit), removed with the step's directory.
+		src, err := os.CreateTemp(files, "secret-")
+		if err != nil {
+			return nil, nil, err
+		}
+		uid, gid, mode := fileOwner(m, 0o400)
+		_, err = src.Write(data)
+		if err == nil {
+			err = src.Chown(uid, gid)
+		}
+		if err == nil {
+			err = unix.Fchmod(int(src.Fd()), mode)
+		}
+		if cerr := src.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("secret %q: %w", id, err)
+		}
+		return []specs.Mount{{Destination: target, Type: "bind", Source: src.Name(), Options: []string{"rbind", "ro"}}}, nil, nil
 	case instructions.MountTypeTmpfs:
-		return []specs.Mount{{Destination: target, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}}}, nil, nil
+		opts := []string{"nosuid", "nodev", "mode=1777"}
+		if m.SizeLimit > 0 {
+			opts = append(opts, "size="+strconv.FormatInt(m.SizeLimit, 10))
+		}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		return []specs.Mount{{Destination: target, Type: "tmpfs", Source: "tmpfs", Options: opts}}, nil, nil
 	case instructions.MountTypeBind:
 		opts := []string{"rbind"}
 		if m.ReadOnly {
@@ -396,7 +567,7 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, files
 			if err != nil {
 				return nil, nil, err
 			}
-			return []specs.Mount{{Destination: target, Type: "bind", Source: view.rootfs, Options: opts}}, view, nil
+			return []specs.Mount{{Destination: target, Type: "bind", Source: view.rootfs, Options: opts}}, view.release, nil
 		}
 		src, err := b.fromSource(m.From)
 		if err != nil {
@@ -408,44 +579,179 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, files
 		}
 		p, err := inRoot(view.rootfs, m.Source)
 		if err != nil {
-			view.release()
-			return nil, nil, err
+			return nil, view.release, err
 		}
-		return []specs.Mount{{Destination: target, Type: "bind", Source: p, Options: opts}}, view, nil
+		return []specs.Mount{{Destination: target, Type: "bind", Source: p, Options: opts}}, view.release, nil
 	}
 	return nil, nil, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 }
 
-// lineWriter splits output into lines, emits each, and keeps the last ones.
-type lineWriter struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	tail []string
-	emit func(string)
+// cacheDir returns the store directory of a cache mount, made on first use
+// with m's owner and mode (root, 0755 by default), and the lock it holds for
+// the RUN: shared (the default) takes a shared lock, locked an exclusive one
+// and waits for it, and private takes the first instance of the cache that no
+// other RUN holds, as BuildKit's sharing modes do. As in BuildKit, a different
+// owner or mode is a different cache.
+func (b *builder) cacheDir(ctx context.Context, m *instructions.Mount, target string) (string, func(), error) {
+	id := m.CacheID
+	if id == "" {
+		id = path.Clean(target)
+	}
+	name := id
+	if o := fileOpts(m); o != "" {
+		name += "\x00" + o
+	}
+	sum := sha256.Sum256([]byte(name))
+	base := filepath.Join(b.st.Root(), "mounts", hex.EncodeToString(sum[:16]))
+	if err := os.MkdirAll(filepath.Dir(base), 0o700); err != nil {
+		return "", nil, err
+	}
+	for i := 0; ; i++ {
+		dir := base
+		if i > 0 {
+			dir = fmt.Sprintf("%s-%d", base, i)
+		}
+		how := unix.LOCK_SH
+		switch m.CacheSharing {
+		case instructions.MountSharingLocked:
+			how = unix.LOCK_EX
+		case instructions.MountSharingPrivate:
+			how = unix.LOCK_EX | unix.LOCK_NB
+		}
+		unlock, err := lockFile(ctx, dir+".lock", how)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			continue // private: this instance is in use, try the next
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("cache mount %s: %w", id, err)
+		}
+		if err := makeCacheDir(dir, m); err != nil {
+			unlock()
+			return "", nil, fmt.Errorf("cache mount %s: %w", id, err)
+		}
+		return dir, unlock, nil
+	}
 }
 
-const tailLines = 15
+// makeCacheDir makes dir with m's owner and mode unless it exists.
+func makeCacheDir(dir string, m *instructions.Mount) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".new-")
+	if err != nil {
+		return err
+	}
+	uid, gid, mode := fileOwner(m, 0o755)
+	if err := os.Lchown(tmp, uid, gid); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := unix.Chmod(tmp, mode); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.Remove(tmp)
+		if _, serr := os.Lstat(dir); serr == nil {
+			return nil // made by another RUN meanwhile
+		}
+		return err
+	}
+	return nil
+}
+
+// lockFile flocks the file p (created when missing) with how and returns its
+// unlock. A blocking lock is waited for in steps so that ctx can end the wait;
+// with LOCK_NB a held lock is unix.EWOULDBLOCK.
+func lockFile(ctx context.Context, p string, how int) (func(), error) {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || how&unix.LOCK_NB != 0 {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Limits of a RUN step's log. A line is cut at maxLogLine bytes (the rest is
+// counted, not kept). Once a step has printed more than maxStepLog bytes, the
+// rest of its output is read and dropped after one clipNotice, as BuildKit
+// does with its default step log limit; the tail for errors is still kept.
+const (
+	maxLogLine = 64 << 10
+	maxStepLog = 2 << 20
+	tailLines  = 15
+	clipNotice = "[output clipped, log limit 2MiB reached]"
+)
+
+// lineWriter splits output into lines, emits each within the limits above,
+// and keeps the last ones. Its memory is bounded whatever is written.
+type lineWriter struct {
+	mu      sync.Mutex
+	cur     []byte // the line being read, at most maxLogLine bytes
+	cut     int64  // bytes of that line past maxLogLine
+	total   int64  // bytes written so far
+	clipped bool   // the step's log limit was reached
+	tail    []string
+	emit    func(string)
+}
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Write(p)
-	for {
-		line, err := w.buf.ReadString('\n')
-		if err == io.EOF {
-			w.buf.WriteString(line)
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		part := p
+		if i >= 0 {
+			part = p[:i+1]
+		}
+		w.total += int64(len(part))
+		part = bytes.TrimSuffix(part, []byte("\n"))
+		keep := min(len(part), maxLogLine-len(w.cur))
+		w.cur = append(w.cur, part[:keep]...)
+		w.cut += int64(len(part) - keep)
+		if i < 0 {
 			break
 		}
-		w.line(strings.TrimRight(line, "\r\n"))
+		w.endLine()
+		p = p[i+1:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
-func (w *lineWriter) line(l string) {
-	w.emit(l)
+// endLine emits the line read so far, or the notice when it passes the limit.
+func (w *lineWriter) endLine() {
+	l := strings.TrimRight(string(w.cur), "\r")
+	if w.cut > 0 {
+		l += fmt.Sprintf(" [line clipped, %d more bytes]", w.cut)
+	}
+	w.cur, w.cut = w.cur[:0], 0
 	w.tail = append(w.tail, l)
 	if len(w.tail) > tailLines {
 		w.tail = w.tail[len(w.tail)-tailLines:]
+	}
+	if w.clipped {
+		return
+	}
+	w.emit(l)
+	if w.total > maxStepLog {
+		w.clipped = true
+		w.emit(clipNotice)
 	}
 }
 
@@ -453,9 +759,8 @@ func (w *lineWriter) line(l string) {
 func (w *lineWriter) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.buf.Len() > 0 {
-		w.line(w.buf.String())
-		w.buf.Reset()
+	if len(w.cur) > 0 || w.cut > 0 {
+		w.endLine()
 	}
 }
 

@@ -25,10 +25,6 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		Short: "Build an image from a Dockerfile",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := g.Store()
-			if err != nil {
-				return err
-			}
 			opts := build.Options{
 				ContextDir: args[0], Dockerfile: file, Target: target, Tags: tags, Network: network,
 				NoCache: noCache, Jobs: jobs, Compression: store.Compression(compression),
@@ -44,6 +40,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 						continue
 					}
 				}
+				if k == "" {
+					return fmt.Errorf("--build-arg %q: the argument needs a name (NAME=VALUE)", kv)
+				}
 				opts.BuildArgs[k] = v
 			}
 			for _, s := range secrets {
@@ -57,6 +56,13 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				if _, err := image.NormalizeName(t); err != nil {
 					return fmt.Errorf("-t %s: %w", t, err)
 				}
+			}
+			if err := opts.Check(); err != nil {
+				return err
+			}
+			st, err := g.Store()
+			if err != nil {
+				return err
 			}
 			pp, err := newProgress(progress, cmd.ErrOrStderr())
 			if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/slim"
@@ -19,6 +20,7 @@ func newSlimCmd(g *Globals) *cobra.Command {
 		includes   []string
 		noVerify   bool
 		verbose    bool
+		timeout    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "slim IMAGE -t NAME [--entrypoint PATH] [--include PATH]... [--no-verify] [-- ARGS...]",
@@ -27,7 +29,10 @@ func newSlimCmd(g *Globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := slim.BuildOptions{
 				Options:  slim.Options{Entrypoint: entrypoint, Include: includes},
-				NoVerify: noVerify,
+				NoVerify: noVerify, VerifyTimeout: timeout,
+			}
+			if timeout <= 0 {
+				return fmt.Errorf("--verify-timeout must be positive, not %s", timeout)
 			}
 			if n := cmd.ArgsLenAtDash(); n >= 0 {
 				if n != 1 {
@@ -72,6 +77,7 @@ func newSlimCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "start the closure here instead of the image's ENTRYPOINT/CMD")
 	cmd.Flags().StringArrayVar(&includes, "include", nil, "also keep this path (file or directory); repeatable")
 	cmd.Flags().BoolVar(&noVerify, "no-verify", false, "do not run both images to compare them")
+	cmd.Flags().DurationVar(&timeout, "verify-timeout", slim.DefaultVerifyTimeout, "stop a verification run that takes longer, and fail")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every path of the closure and why it is there")
 	return cmd
 }

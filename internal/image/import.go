@@ -231,6 +231,9 @@ func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error)
 	nop := func() {}
 	switch kind {
 	case kindOCILayout:
+		if err := checkLayoutIndex(source); err != nil {
+			return nil, nil, err
+		}
 		idx, err := layout.ImageIndexFromPath(source)
 		if err != nil {
 			return nil, nil, err
@@ -247,6 +250,10 @@ func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error)
 			cleanup()
 			return nil, nil, err
 		}
+		if err := checkLayoutIndex(dir); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
 		idx, err := layout.ImageIndexFromPath(dir)
 		if err != nil {
 			cleanup()
@@ -259,6 +266,9 @@ func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error)
 		}
 		return img, cleanup, nil
 	case kindDocker:
+		if err := checkArchiveJSON(source); err != nil {
+			return nil, nil, err
+		}
 		m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(source) })
 		if err != nil {
 			return nil, nil, err
@@ -274,6 +284,50 @@ func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error)
 		return img, nop, err
 	}
 	return nil, nil, fmt.Errorf("%s is not an image archive", kind)
+}
+
+// checkLayoutIndex refuses an OCI layout whose index.json is over the
+// manifest size limit, before go-containerregistry reads it whole.
+func checkLayoutIndex(dir string) error {
+	fi, err := os.Stat(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return err
+	}
+	if fi.Size() > store.MaxManifestSize {
+		return fmt.Errorf("index.json of %d bytes: %w of %d bytes", fi.Size(), store.ErrTooLarge, store.MaxManifestSize)
+	}
+	return nil
+}
+
+// checkArchiveJSON refuses a docker-archive whose manifest.json is over the
+// manifest size limit, or whose other JSON entries (configs) are over the
+// config size limit, before go-containerregistry reads them whole.
+func checkArchiveJSON(src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		limit := int64(store.MaxConfigSize)
+		if name == "manifest.json" {
+			limit = store.MaxManifestSize
+		} else if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		if hdr.Size > limit {
+			return fmt.Errorf("%s of %d bytes: %w of %d bytes", hdr.Name, hdr.Size, store.ErrTooLarge, limit)
+		}
+	}
 }
 
 // pickImage chooses the image in idx: the only one, or the one for Platform().

@@ -11,8 +11,17 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
-	"github.com/ulikunitz/xz"
+	"github.com/xi2/xz"
 )
+
+// MaxWindow bounds the memory a compressed stream can make Decompress use: the
+// zstd window and the xz (LZMA2) dictionary a stream asks for must not exceed
+// it. zstd --ultra -22 and xz -9 stay below it (128 MiB and 64 MiB); a larger
+// request is an error wrapping ErrWindowTooLarge, not an allocation.
+const MaxWindow = 128 << 20
+
+// ErrWindowTooLarge is wrapped by the error of a stream that needs more than MaxWindow.
+var ErrWindowTooLarge = errors.New("compression window larger than the limit")
 
 // Compression kinds accepted by Compress.
 const (
@@ -67,6 +76,7 @@ var (
 
 // Decompress sniffs the stream r for gzip, zstd, bzip2 or xz and returns a
 // reader of the decompressed bytes; anything else is passed through as is.
+// Its memory is bounded whatever r holds (see MaxWindow).
 // Closing the returned reader releases the decompressor (goroutines and
 // buffers); it never closes r.
 func Decompress(r io.Reader) (io.ReadCloser, error) {
@@ -83,23 +93,49 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 		}
 		return zr, nil
 	case bytes.HasPrefix(head, magicZstd):
-		zr, err := zstd.NewReader(br)
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderMaxMemory(MaxWindow))
 		if err != nil {
 			return nil, fmt.Errorf("opening zstd stream: %w", err)
 		}
-		return zr.IOReadCloser(), nil
+		return zstdReader{zr.IOReadCloser()}, nil
 	case len(head) == 10 && bytes.HasPrefix(head, magicBzip2) && head[3] >= '1' && head[3] <= '9' &&
 		(bytes.Equal(head[4:], bzipBlock) || bytes.Equal(head[4:], bzipEnd)):
 		// The block (or end) magic keeps a plain tar whose first name starts
 		// with "BZh" from being taken for bzip2.
 		return io.NopCloser(bzip2.NewReader(br)), nil
 	case bytes.HasPrefix(head, magicXz):
-		zr, err := xz.NewReader(br)
+		zr, err := xz.NewReader(br, MaxWindow)
 		if err != nil {
-			return nil, fmt.Errorf("opening xz stream: %w", err)
+			return nil, fmt.Errorf("opening xz stream: %w", xzError(err))
 		}
-		return io.NopCloser(zr), nil
+		return io.NopCloser(xzReader{zr}), nil
 	default:
 		return io.NopCloser(br), nil
 	}
+}
+
+// zstdReader names the window limit in the error of a zstd stream that passes it.
+type zstdReader struct{ io.ReadCloser }
+
+func (r zstdReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = fmt.Errorf("zstd: %w (%d MiB): %v", ErrWindowTooLarge, MaxWindow>>20, err)
+	}
+	return n, err
+}
+
+// xzReader names the window limit in the error of an xz stream that passes it.
+type xzReader struct{ r *xz.Reader }
+
+func (r xzReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	return n, xzError(err)
+}
+
+func xzError(err error) error {
+	if errors.Is(err, xz.ErrMemlimit) {
+		return fmt.Errorf("xz: %w (%d MiB): %v", ErrWindowTooLarge, MaxWindow>>20, err)
+	}
+	return err
 }

@@ -3,15 +3,19 @@ package slim
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/slimbuild/slimbuild/internal/snapshot"
 
@@ -37,7 +41,21 @@ type BuildOptions struct {
 	Compression store.Compression
 	// Runc is the runc binary for verification; "runc" when empty.
 	Runc string
+	// VerifyTimeout bounds each verification run; DefaultVerifyTimeout when 0.
+	// A run that takes longer is stopped and Build fails with ErrVerifyTimeout.
+	VerifyTimeout time.Duration
 }
+
+// DefaultVerifyTimeout is how long a verification run may take by default.
+const DefaultVerifyTimeout = 60 * time.Second
+
+// ErrVerifyTimeout is wrapped by the error of a verification run that did not
+// exit in time.
+var ErrVerifyTimeout = errors.New("verification run did not exit in time")
+
+// maxShownOutput is how much of each output stream a RunOutput keeps to show;
+// the streams are compared whole, by their digests.
+const maxShownOutput = 64 << 10
 
 // Report describes what Build did.
 type Report struct {
@@ -58,11 +76,43 @@ func (r *Report) ReductionPercent() float64 {
 	return 100 * float64(r.BytesBefore-r.BytesAfter) / float64(r.BytesBefore)
 }
 
-// RunOutput is what one verification run printed.
+// RunOutput is what one verification run printed: the start of each stream
+// (at most 64 KiB, to show), and the size and sha256 of the whole of it (to
+// compare). Two runs behave alike when their RunOutputs are equal.
 type RunOutput struct {
-	ExitCode int
-	Stdout   string
-	Stderr   string
+	ExitCode     int
+	Stdout       string
+	Stderr       string
+	StdoutSize   int64
+	StderrSize   int64
+	StdoutDigest string
+	StderrDigest string
+}
+
+// capture keeps the size, the digest and the start of a stream.
+type capture struct {
+	shown bytes.Buffer
+	size  int64
+	sum   hash.Hash
+}
+
+func newCapture() *capture { return &capture{sum: sha256.New()} }
+
+func (c *capture) Write(p []byte) (int, error) {
+	c.sum.Write(p)
+	c.size += int64(len(p))
+	if room := maxShownOutput - c.shown.Len(); room > 0 {
+		c.shown.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// String is the start of the stream, with a note when there was more.
+func (c *capture) String() string {
+	if c.size > int64(c.shown.Len()) {
+		return fmt.Sprintf("%s\n[%d more bytes not shown]", c.shown.String(), c.size-int64(c.shown.Len()))
+	}
+	return c.shown.String()
 }
 
 // ErrVerify is wrapped by *VerifyError.
@@ -267,21 +317,36 @@ func writeImage(st *store.Store, cf *v1.ConfigFile, info store.LayerInfo, commen
 
 // verify runs both images with the same arguments and compares what they do.
 func verify(ctx context.Context, st *store.Store, orig, slim v1.Image, d v1.Hash, opts BuildOptions) (int, error) {
+	timeout := opts.VerifyTimeout
+	if timeout <= 0 {
+		timeout = DefaultVerifyTimeout
+	}
 	run := func(img v1.Image, which string) (RunOutput, error) {
-		var out, errOut bytes.Buffer
-		code, err := build.Run(ctx, st, img, build.RunOptions{
-			Args: opts.VerifyArgs, Network: "none", Stdout: &out, Stderr: &errOut, Runc: opts.Runc,
+		out, errOut := newCapture(), newCapture()
+		runCtx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		code, err := build.Run(runCtx, st, img, build.RunOptions{
+			Args: opts.VerifyArgs, Network: "none", Stdout: out, Stderr: errOut, Runc: opts.Runc,
 		})
+		if err != nil && ctx.Err() == nil && runCtx.Err() != nil {
+			return RunOutput{}, fmt.Errorf("verifying: the %s image ran for %s: %w (a server or a program that waits needs arguments after -- or --no-verify)", which, timeout, ErrVerifyTimeout)
+		}
 		if err != nil {
 			return RunOutput{}, fmt.Errorf("verifying: running the %s image: %w", which, err)
 		}
-		return RunOutput{ExitCode: code, Stdout: out.String(), Stderr: errOut.String()}, nil
+		return RunOutput{ExitCode: code, Stdout: out.String(), Stderr: errOut.String(),
+			StdoutSize: out.size, StderrSize: errOut.size,
+			StdoutDigest: hex.EncodeToString(out.sum.Sum(nil)), StderrDigest: hex.EncodeToString(errOut.sum.Sum(nil)),
+		}, nil
 	}
 	a, err := run(orig, "original")
 	if err != nil {
 		return 0, err
 	}
 	b, err := run(slim, "slim")
+	if errors.Is(err, ErrVerifyTimeout) {
+		return 0, err
+	}
 	if err != nil {
 		// The slim image may not even start (its entrypoint's runtime missing).
 		return 0, &VerifyError{Digest: d, Original: a, Slim: RunOutput{ExitCode: -1, Stderr: err.Error()}}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
 
@@ -177,6 +178,47 @@ func TestBuildFailures(t *testing.T) {
 	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:2"})
 	if !errors.Is(err, ErrUnresolved) || !strings.Contains(err.Error(), "libm.so.6 needed by /app/hello") {
 		t.Errorf("err = %v, want ErrUnresolved naming libm.so.6", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(st.Root(), "tmp"))
+	if len(ents) != 0 {
+		t.Errorf("left behind in the store's tmp: %v", ents)
+	}
+}
+
+// TestVerifyBounded: a verification run that prints without end is stopped by
+// the timeout with a clear error, and what it printed is not all kept.
+func TestVerifyBounded(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runc and overlayfs")
+	}
+	f := newFixture(t)
+	slimtest.WriteFile(t, f.root, "/app/forever.sh", "#!/bin/sh\nwhile :; do echo 'again and again and again'; done\n", 0o755)
+	slimtest.WriteFile(t, f.root, "/app/lots.sh", "#!/bin/sh\ni=0\nwhile [ $i -lt 20000 ]; do echo \"line $i of a long output\"; i=$((i+1)); done\n", 0o755)
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	orig := storeImage(t, st, f.root, v1.Config{Cmd: []string{"/app/forever.sh"}})
+	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/forever:1", VerifyTimeout: 2 * time.Second})
+	if !errors.Is(err, ErrVerifyTimeout) || !strings.Contains(err.Error(), "2s") {
+		t.Fatalf("err = %v, want ErrVerifyTimeout naming the timeout", err)
+	}
+	if _, err := st.Image("docker.io/library/forever:1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an unverified image was tagged (lookup err %v)", err)
+	}
+
+	// A long output is compared whole but only its start is kept to show.
+	orig = storeImage(t, st, f.root, v1.Config{Cmd: []string{"/app/lots.sh"}})
+	if _, _, _, err := Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/lots:1"}); err != nil {
+		t.Fatalf("verifying a long but equal output: %v", err)
+	}
+	out := newCapture()
+	big := strings.Repeat("x", 3*maxShownOutput)
+	out.Write([]byte(big))
+	if len(out.String()) > maxShownOutput+100 || out.size != int64(len(big)) {
+		t.Errorf("capture kept %d bytes of %d (size %d)", len(out.String()), len(big), out.size)
 	}
 	ents, _ := os.ReadDir(filepath.Join(st.Root(), "tmp"))
 	if len(ents) != 0 {

@@ -138,9 +138,37 @@ func (i *storeImage) RawConfigFile() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(i.s.BlobPath(m.Config.Digest))
+	b, err := ReadLimited(i.s.BlobPath(m.Config.Digest), MaxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading config %s of %s: %w", m.Config.Digest, i.desc.Digest, err)
+	}
+	return b, nil
+}
+
+// The largest image manifest (or index) and config slimbuild reads, as
+// registries and containerd bound them: larger ones are an error wrapping
+// ErrTooLarge, never read whole into memory.
+const (
+	MaxManifestSize = 4 << 20
+	MaxConfigSize   = 8 << 20
+)
+
+// ErrTooLarge is wrapped by the error of a manifest or config over its limit.
+var ErrTooLarge = errors.New("larger than the limit")
+
+// ReadLimited reads the file p, which must hold at most limit bytes.
+func ReadLimited(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: %w of %d bytes", p, ErrTooLarge, limit)
 	}
 	return b, nil
 }
@@ -210,7 +238,7 @@ func (s *Store) Image(nameOrDigest string) (v1.Image, error) {
 	if !desc.MediaType.IsImage() {
 		return nil, fmt.Errorf("image %q: manifest %s has media type %s, not an image", nameOrDigest, desc.Digest, desc.MediaType)
 	}
-	b, err := os.ReadFile(s.BlobPath(desc.Digest))
+	b, err := ReadLimited(s.BlobPath(desc.Digest), MaxManifestSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("image %q: manifest %s: %w", nameOrDigest, desc.Digest, ErrNotFound)
 	}
@@ -268,6 +296,12 @@ func (s *Store) WriteImage(img v1.Image) (v1.Hash, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("writing image %s: %w", dig, err)
+	}
+	if raw, err := img.RawManifest(); err == nil && len(raw) > MaxManifestSize {
+		return v1.Hash{}, fmt.Errorf("writing image %s: manifest of %d bytes: %w of %d bytes", dig, len(raw), ErrTooLarge, MaxManifestSize)
+	}
+	if m.Config.Size > MaxConfigSize {
+		return v1.Hash{}, fmt.Errorf("writing image %s: config of %d bytes: %w of %d bytes", dig, m.Config.Size, ErrTooLarge, MaxConfigSize)
 	}
 	layers, err := img.Layers()
 	if err != nil {
