@@ -34,7 +34,7 @@ RUN echo "epoch=$SOURCE_DATE_EPOCH" > /app/epoch
 COPY --from=side /opt/side /opt/side
 CMD ["cat", "/app/out"]
 `,
-	"src/main.txt": "main\n",
+	"src/main.txt":     "main\n",
 	"src/sub/deep.txt": "deep\n",
 	"top.txt":          "top\n",
 }
