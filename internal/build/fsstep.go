@@ -142,6 +142,12 @@ func (b *builder) commit(ws *workspace) (*store.LayerInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storing layer: %w", err)
 	}
+	if e := b.opts.SourceDateEpoch; e != nil {
+		// The unpacked layer is to match its blob, whose times are clamped.
+		if err := layer.ClampTimes(ws.upper, *e); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := b.st.AdoptLayerDir(info.DiffID, ws.upper); err != nil {
 		return nil, fmt.Errorf("keeping unpacked layer: %w", err)
 	}

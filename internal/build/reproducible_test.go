@@ -175,6 +175,31 @@ func TestReproducibleDigest(t *testing.T) {
 	if runFile == nil || !runFile.ModTime.Equal(reproEpoch) {
 		t.Errorf("RUN-made /app/out: header %+v, want mtime %v", runFile, reproEpoch)
 	}
+	// The RUN's upper dir, kept as the layer's unpacked form, matches the blob.
+	layers, err := withB.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, hdrs := range newLayerHeaders(t, withB.Image, nBase) {
+		if _, ok := hdrs["app/out"]; !ok {
+			continue
+		}
+		diffID, err := layers[nBase+i].DiffID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, ok := stB.LayerDirPath(diffID)
+		if !ok {
+			t.Fatalf("the RUN layer %s has no unpacked dir", diffID)
+		}
+		fi, err := os.Lstat(filepath.Join(dir, "app", "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(reproEpoch) {
+			t.Errorf("unpacked RUN layer: app/out has mtime %v, want the epoch as in its blob", fi.ModTime().UTC())
+		}
+	}
 	for _, hdrs := range newLayerHeaders(t, withoutB.Image, nBase) {
 		if h, ok := hdrs["app/out"]; ok && !h.ModTime.After(reproEpoch) {
 			t.Errorf("without the epoch /app/out has mtime %v, not its own", h.ModTime.UTC())

@@ -17,6 +17,9 @@
 // Sockets are skipped. File bodies are streamed through one pooled 1 MiB
 // buffer; nothing is held in memory whole.
 //
+// ClampTimes applies a source date epoch to a directory in place, so that a
+// directory kept as the unpacked form of a clamped layer matches it.
+//
 // Unpack does the reverse into an empty directory in overlay lower-dir
 // format, so the result can be a lowerdir as is: .wh.NAME becomes a 0:0
 // character device, .wh..wh..opq sets trusted.overlay.opaque=y, other

@@ -272,3 +272,48 @@ func TestGzipHeader(t *testing.T) {
 		t.Errorf("gzip header %+v, want empty", zr.Header)
 	}
 }
+
+// TestClampTimes checks that an unpacked layer dir can be made to match its
+// clamped tar, and that a symlink in it never lets the clamp reach its target.
+func TestClampTimes(t *testing.T) {
+	later := sourceDateEpoch.Add(time.Hour)
+	earlier := sourceDateEpoch.Add(-time.Hour)
+	outside := filepath.Join(t.TempDir(), "canary")
+	must(t, os.WriteFile(outside, []byte("host file"), 0o644))
+	must(t, os.Chtimes(outside, later, later))
+
+	root := t.TempDir()
+	makePlainTree(t, root, []plainNode{
+		{path: "d", kind: "dir", mtime: later},
+		{path: "d/new", kind: "file", body: "n", mtime: later},
+		{path: "d/old", kind: "file", body: "o", mtime: earlier},
+		{path: "d/escape", kind: "symlink", body: outside, mtime: earlier},
+		{path: "late-link", kind: "symlink", body: outside, mtime: later},
+	})
+	must(t, ClampTimes(root, sourceDateEpoch))
+
+	mtime := func(p string) time.Time {
+		var st unix.Stat_t
+		must(t, unix.Lstat(p, &st))
+		return time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UTC()
+	}
+	for p, want := range map[string]time.Time{
+		"d": sourceDateEpoch, "d/new": sourceDateEpoch, "d/old": earlier,
+		"d/escape": earlier, "late-link": sourceDateEpoch,
+	} {
+		if got := mtime(filepath.Join(root, p)); !got.Equal(want) {
+			t.Errorf("%s: mtime %v, want %v", p, got, want)
+		}
+	}
+	if got := mtime(outside); !got.Equal(later.UTC()) {
+		t.Errorf("the symlinks' target outside the dir got mtime %v, want it untouched (%v)", got, later)
+	}
+
+	// The dir now writes the same tar with or without the epoch.
+	var with, without bytes.Buffer
+	must(t, Write(&with, root, WriteOptions{SourceDateEpoch: &sourceDateEpoch}))
+	must(t, Write(&without, root, WriteOptions{}))
+	if !bytes.Equal(with.Bytes(), without.Bytes()) {
+		t.Errorf("after ClampTimes the tar still depends on the epoch:\n%s\n%s", listing(t, with.Bytes()), listing(t, without.Bytes()))
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -400,4 +402,33 @@ func (w *Writer) opaque(p, name string, st *unix.Stat_t, opts *AddOptions) error
 		return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
 	}
 	return nil
+}
+
+// ClampTimes sets the times of every path below dir whose mtime is later than
+// epoch to epoch, so that an unpacked layer directory matches the layer a
+// Writer with the same epoch made from it. It never follows symlinks: a link
+// gets its own times changed, never its target's. dir itself is left alone
+// (it has no tar entry).
+func ClampTimes(dir string, epoch time.Time) error {
+	epoch = epoch.Truncate(time.Second)
+	ts := []unix.Timespec{timespec(epoch), timespec(epoch)}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("clamping times under %q: %w", dir, err)
+		}
+		if p == dir {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("clamping times: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
+		}
+		if !time.Unix(st.Mtim.Sec, st.Mtim.Nsec).After(epoch) {
+			return nil
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("clamping times: %w", &os.PathError{Op: "utimensat", Path: p, Err: err})
+		}
+		return nil
+	})
 }
