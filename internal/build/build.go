@@ -132,6 +132,7 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	defer f.Close()
+	opts.SourceDateEpoch = wholeSeconds(opts.SourceDateEpoch)
 	opts.BuildArgs = withEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
 	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
 	if err != nil {

@@ -45,6 +45,15 @@ func ParseSourceDateEpoch(s string) (*time.Time, error) {
 	return &t, nil
 }
 
+// wholeSeconds returns a copy of epoch in UTC, without its fraction of a second.
+func wholeSeconds(epoch *time.Time) *time.Time {
+	if epoch == nil {
+		return nil
+	}
+	t := epoch.Truncate(time.Second).UTC()
+	return &t
+}
+
 // withEpochArg returns a copy of args with SOURCE_DATE_EPOCH set to epoch, if given.
 func withEpochArg(args map[string]string, epoch *time.Time) map[string]string {
 	out := make(map[string]string, len(args)+1)
