@@ -65,7 +65,9 @@ func imageOf(s *stageState) (*stateImage, error) {
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: mt, Size: size, Digest: d})
 		img.layers[d] = l
 	}
-	if !s.created.IsZero() {
+	if s.epoch != nil {
+		cfg.Created = v1.Time{Time: s.epoch.UTC()}
+	} else if !s.created.IsZero() {
 		cfg.Created = v1.Time{Time: s.created.UTC()}
 	} else {
 		cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}

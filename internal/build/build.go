@@ -43,6 +43,11 @@ type Options struct {
 	Runc string
 	// NoPull uses only images already in the store: FROM never goes to a registry.
 	NoPull bool
+	// SourceDateEpoch, if set, makes the build reproducible: layer times are
+	// clamped to it and the config and new history entries are dated by it
+	// (see epoch.go). If nil, the build arg SOURCE_DATE_EPOCH, or a global ARG
+	// default for it, is used when there is one.
+	SourceDateEpoch *time.Time
 }
 
 // StageResult is what one stage produced.
@@ -130,9 +135,16 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	defer f.Close()
+	opts.SourceDateEpoch = wholeSeconds(opts.SourceDateEpoch)
+	opts.BuildArgs = withEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
 	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
 	if err != nil {
 		return nil, err
+	}
+	if opts.SourceDateEpoch == nil {
+		if opts.SourceDateEpoch, err = epochFromPlan(plan); err != nil {
+			return nil, fmt.Errorf("%s: %w", plan.File, err)
+		}
 	}
 	bctx, err := openContext(st, abs, opts.Dockerfile)
 	if err != nil {
@@ -290,6 +302,7 @@ func (b *builder) warnUnconsumed() {
 	for _, k := range dockerfile.ProxyArgs {
 		known[k] = true
 	}
+	known[SourceDateEpochArg] = true
 	var unused []string
 	for _, k := range sortedKeys(b.opts.BuildArgs) {
 		if !known[k] && !b.consumed[k] {

@@ -150,6 +150,9 @@ func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod f
 		return nil, err
 	}
 	tw := layer.NewWriter(lw)
+	if b.opts.SourceDateEpoch != nil {
+		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
+	}
 	opts := layer.AddOptions{}
 	switch {
 	case own.set:

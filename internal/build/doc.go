@@ -5,7 +5,10 @@
 // Every step has a cache key that covers exactly what can change its result: the
 // parent state's key, the instruction after ARG/ENV expansion, the environment it
 // sees and, for COPY/ADD, the content and metadata of the files it selects. A hit
-// reuses the stored layer without touching the filesystem.
+// reuses the stored layer without touching the filesystem. With a source date
+// epoch (Options.SourceDateEpoch, or the SOURCE_DATE_EPOCH build arg), layer times
+// are clamped to it, the config and the history the build adds are dated by it, and
+// it is part of every filesystem step's key (epoch.go).
 //
 // Filesystem steps (RUN, COPY, ADD, WORKDIR) mount an overlay of the parent's
 // unpacked layers with a fresh upper directory; the upper directory, once the step

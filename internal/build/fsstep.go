@@ -134,13 +134,19 @@ func (b *builder) commit(ws *workspace) (*store.LayerInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := layer.Write(lw, ws.upper, layer.WriteOptions{}); err != nil {
+	if err := layer.Write(lw, ws.upper, layer.WriteOptions{SourceDateEpoch: b.opts.SourceDateEpoch}); err != nil {
 		lw.Abort()
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
 	info, err := lw.Commit()
 	if err != nil {
 		return nil, fmt.Errorf("storing layer: %w", err)
+	}
+	if e := b.opts.SourceDateEpoch; e != nil {
+		// The unpacked layer is to match its blob, whose times are clamped.
+		if err := layer.ClampTimes(ws.upper, *e); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := b.st.AdoptLayerDir(info.DiffID, ws.upper); err != nil {
 		return nil, fmt.Errorf("keeping unpacked layer: %w", err)
@@ -151,6 +157,7 @@ func (b *builder) commit(ws *workspace) (*store.LayerInfo, error) {
 // fsStep runs fn on a writable overlay of s, commits what it changed and records
 // it under key. It serves the step from the cache when it can.
 func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key string, fn func(ws *workspace) error) error {
+	key = b.epochKey(key)
 	if rec, ok := b.cacheGet(key); ok {
 		if err := b.applyRecord(s, st, key, rec); err == nil {
 			b.countStep(true)
@@ -175,7 +182,11 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 	if err != nil {
 		return b.fail(st, err)
 	}
-	rec := record{Layer: info, Created: time.Now().UTC().Truncate(time.Second)}
+	created := time.Now().UTC().Truncate(time.Second)
+	if e := b.opts.SourceDateEpoch; e != nil {
+		created = *e // the key holds the epoch, so the record can too
+	}
+	rec := record{Layer: info, Created: created}
 	if err := b.cachePut(key, rec); err != nil {
 		return b.fail(st, fmt.Errorf("saving cache record: %w", err))
 	}

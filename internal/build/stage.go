@@ -98,6 +98,7 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		}
 		s = &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", digest.String()), created: cf.Created.Time}
 	}
+	s.epoch = b.opts.SourceDateEpoch
 	s.args = map[string]string{}
 	s.shell = nil
 	if len(s.cfg.Config.Shell) > 0 {
@@ -320,10 +321,13 @@ func (s *stageState) withShell(c instructions.ShellDependantCmdLine) []string {
 	return append(append([]string{}, s.shellOf()...), strings.Join(c.CmdLine, " "))
 }
 
-// addHistory records an instruction in the config history, with its layer when it made one.
+// addHistory records an instruction in the config history, with its layer when it
+// made one. With a source date epoch, the entry is dated by it.
 func (s *stageState) addHistory(createdBy string, created *time.Time) {
 	t := s.created
-	if created != nil {
+	if s.epoch != nil {
+		t = *s.epoch
+	} else if created != nil {
 		t = *created
 		if t.After(s.created) {
 			s.created = t

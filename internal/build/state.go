@@ -36,6 +36,7 @@ type stageState struct {
 	shell   []string
 	cmdSet  bool
 	created time.Time
+	epoch   *time.Time // the build's source date epoch, if any
 }
 
 func (s *stageState) clone() *stageState {

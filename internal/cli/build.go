@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
@@ -16,6 +17,7 @@ func init() { register(newBuildCmd) }
 func newBuildCmd(g *Globals) *cobra.Command {
 	var (
 		file, target, network, progress, output, compression string
+		sourceDateEpoch                                      string
 		tags, buildArgs, secrets                             []string
 		noCache                                              bool
 		jobs                                                 int
@@ -44,6 +46,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("--build-arg %q: the argument needs a name (NAME=VALUE)", kv)
 				}
 				opts.BuildArgs[k] = v
+			}
+			if opts.SourceDateEpoch, err = sourceDateEpochOf(cmd, sourceDateEpoch, opts.BuildArgs); err != nil {
+				return err
 			}
 			for _, s := range secrets {
 				id, src, err := parseSecret(s)
@@ -99,8 +104,30 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.IntVar(&jobs, "jobs", 0, "how many stages may run at once (default: all that can)")
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
+	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
 	addGateFlags(cmd)
 	return cmd
+}
+
+// sourceDateEpochOf is the epoch a build uses: --source-date-epoch, else
+// nil when --build-arg SOURCE_DATE_EPOCH is given (the engine reads it), else
+// $SOURCE_DATE_EPOCH, the order of buildctl and buildx.
+func sourceDateEpochOf(cmd *cobra.Command, flag string, buildArgs map[string]string) (*time.Time, error) {
+	if cmd.Flags().Changed("source-date-epoch") {
+		t, err := build.ParseSourceDateEpoch(flag)
+		if err != nil {
+			return nil, fmt.Errorf("--source-date-epoch: %w", err)
+		}
+		return t, nil
+	}
+	if _, ok := buildArgs[build.SourceDateEpochArg]; ok {
+		return nil, nil
+	}
+	t, err := build.ParseSourceDateEpoch(os.Getenv(build.SourceDateEpochArg))
+	if err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	return t, nil
 }
 
 func parseSecret(s string) (string, string, error) {

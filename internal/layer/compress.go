@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -33,10 +34,20 @@ const (
 // ErrUnknownCompression is returned by Compress for an unknown kind.
 var ErrUnknownCompression = errors.New("unknown compression")
 
+// gzipBlockSize is the size of the independently compressed pgzip blocks.
+// The output depends on it (and on nothing else but the level and the
+// input), so it is fixed: how many blocks run at once only changes speed.
+const gzipBlockSize = 1 << 20
+
 // Compress returns a writer that compresses into w with kind: "gzip"
 // (parallel pgzip on all cores, default level), "zstd" (default level,
 // all cores) or "none" (also ""). Closing the returned writer flushes the
 // compressed stream; it never closes w.
+//
+// The output is a function of the input alone: not of how it is cut into
+// writes, nor of GOMAXPROCS. The gzip header carries no name, no time and
+// no comment; zstd runs at a fixed level without a dictionary. Reproducible
+// digests rely on this.
 func Compress(w io.Writer, kind string) (io.WriteCloser, error) {
 	switch kind {
 	case Gzip:
@@ -44,12 +55,20 @@ func Compress(w io.Writer, kind string) (io.WriteCloser, error) {
 		if err != nil {
 			return nil, fmt.Errorf("starting gzip: %w", err)
 		}
-		if err := zw.SetConcurrency(1<<20, max(runtime.GOMAXPROCS(0), 2)); err != nil {
+		// No name, comment or extra field, and MTIME 0 ("no time stamp"):
+		// pgzip's zero ModTime would write the low bits of year 1 instead.
+		zw.ModTime = time.Unix(0, 0)
+		if err := zw.SetConcurrency(gzipBlockSize, max(runtime.GOMAXPROCS(0), 2)); err != nil {
 			return nil, fmt.Errorf("starting gzip: %w", err)
 		}
 		return zw, nil
 	case Zstd:
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		// Plain stream encoding (no concurrent jobs): blocks are cut by size
+		// alone, so the concurrency only changes how many are in flight.
+		zw, err := zstd.NewWriter(w,
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithConcurrentBlocks(false))
 		if err != nil {
 			return nil, fmt.Errorf("starting zstd: %w", err)
 		}

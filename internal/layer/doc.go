@@ -5,7 +5,9 @@
 // upper dir, into a layer tar: entries depth-first, each directory's
 // entries sorted by the name written, parents before children, names
 // relative without "./" (directories end in "/"), PAX format, mtimes
-// truncated to seconds, atime/ctime and user/group names left empty.
+// truncated to seconds (and, with a source date epoch, clamped to it), atime,
+// ctime and user/group names never written, so the same tree gives the same
+// bytes wherever it lies.
 // Modes (with setuid/setgid/sticky), owners, symlinks, devices and fifos are
 // kept; hard links inside the tree become tar links; user.* and
 // security.capability xattrs become SCHILY.xattr.* records (trusted.* and
@@ -14,6 +16,9 @@
 // directory (trusted.overlay.opaque=y) is followed by DIR/.wh..wh..opq.
 // Sockets are skipped. File bodies are streamed through one pooled 1 MiB
 // buffer; nothing is held in memory whole.
+//
+// ClampTimes applies a source date epoch to a directory in place, so that a
+// directory kept as the unpacked form of a clamped layer matches it.
 //
 // Unpack does the reverse into an empty directory in overlay lower-dir
 // format, so the result can be a lowerdir as is: .wh.NAME becomes a 0:0

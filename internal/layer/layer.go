@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +27,8 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 type WriteOptions struct {
 	// Skip names paths (relative, slash-separated, no leading slash) left out of the tar.
 	Skip func(rel string) bool
+	// SourceDateEpoch, if set, clamps entry times to it (see Writer.SetSourceDateEpoch).
+	SourceDateEpoch *time.Time
 }
 
 // Write streams the directory dir as an uncompressed OCI layer tar to w, in lexical order.
@@ -36,6 +40,9 @@ type WriteOptions struct {
 func Write(w io.Writer, dir string, opts WriteOptions) error {
 	lw := NewWriter(w)
 	defer lw.release()
+	if opts.SourceDateEpoch != nil {
+		lw.SetSourceDateEpoch(*opts.SourceDateEpoch)
+	}
 	if err := lw.Add(dir, "", AddOptions{Skip: opts.Skip, Overlay: true}); err != nil {
 		return err
 	}
@@ -78,6 +85,7 @@ type Writer struct {
 	buf   *[]byte
 	links map[fileID]string
 	xbuf  []byte
+	epoch *time.Time // clamp for entry times, if set
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -90,6 +98,24 @@ func NewWriter(w io.Writer) *Writer {
 		links: make(map[fileID]string),
 		xbuf:  make([]byte, 1024),
 	}
+}
+
+// SetSourceDateEpoch makes the Writer clamp every entry time it writes from
+// now on to epoch (truncated to seconds): an mtime later than epoch becomes
+// epoch, an earlier one stays, as BuildKit's rewrite-timestamp does. Access
+// and change times are never written, so the mtime is the only time in the tar.
+func (w *Writer) SetSourceDateEpoch(epoch time.Time) {
+	e := epoch.Truncate(time.Second).UTC()
+	w.epoch = &e
+}
+
+// mtime is the time written for t: whole seconds, clamped to the epoch if set.
+func (w *Writer) mtime(t time.Time) time.Time {
+	t = t.Truncate(time.Second)
+	if w.epoch != nil && t.After(*w.epoch) {
+		return *w.epoch
+	}
+	return t
 }
 
 // Close writes the tar trailer. It does not close the underlying writer.
@@ -114,7 +140,7 @@ func (w *Writer) Mkdir(dest string, perm uint32, owner Owner, mtime time.Time) e
 		Mode:     int64(perm & 0o7777),
 		Uid:      owner.UID,
 		Gid:      owner.GID,
-		ModTime:  mtime.Truncate(time.Second),
+		ModTime:  w.mtime(mtime),
 		Format:   tar.FormatPAX,
 	}
 	if err := w.tw.WriteHeader(hdr); err != nil {
@@ -236,7 +262,7 @@ func (w *Writer) walk(dir, rel, dest string, opts *AddOptions) error {
 }
 
 // baseHeader fills the fields shared by every entry made from st.
-func baseHeader(name string, st *unix.Stat_t, opts *AddOptions) *tar.Header {
+func (w *Writer) baseHeader(name string, st *unix.Stat_t, opts *AddOptions) *tar.Header {
 	hdr := &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
@@ -249,13 +275,14 @@ func baseHeader(name string, st *unix.Stat_t, opts *AddOptions) *tar.Header {
 		hdr.Uid, hdr.Gid = opts.Owner.UID, opts.Owner.GID
 	}
 	if opts.ModTime != nil {
-		hdr.ModTime = opts.ModTime.Truncate(time.Second)
+		hdr.ModTime = *opts.ModTime
 	}
+	hdr.ModTime = w.mtime(hdr.ModTime)
 	return hdr
 }
 
 func (w *Writer) entry(p, name string, st *unix.Stat_t, opts *AddOptions) error {
-	hdr := baseHeader(name, st, opts)
+	hdr := w.baseHeader(name, st, opts)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		hdr.Typeflag = tar.TypeDir
@@ -347,7 +374,7 @@ func (w *Writer) copyFile(p string, size int64) error {
 
 // whiteout writes the OCI whiteout for the overlay whiteout device name.
 func (w *Writer) whiteout(name string, st *unix.Stat_t, opts *AddOptions) error {
-	hdr := baseHeader(path.Join(path.Dir(name), WhiteoutPrefix+path.Base(name)), st, opts)
+	hdr := w.baseHeader(path.Join(path.Dir(name), WhiteoutPrefix+path.Base(name)), st, opts)
 	hdr.Typeflag = tar.TypeReg
 	hdr.Mode = 0o600
 	if err := w.tw.WriteHeader(hdr); err != nil {
@@ -368,11 +395,40 @@ func (w *Writer) opaque(p, name string, st *unix.Stat_t, opts *AddOptions) error
 	if string(w.xbuf[:n]) != "y" {
 		return nil
 	}
-	hdr := baseHeader(join(name, OpaqueWhiteout), st, opts)
+	hdr := w.baseHeader(join(name, OpaqueWhiteout), st, opts)
 	hdr.Typeflag = tar.TypeReg
 	hdr.Mode = 0o600
 	if err := w.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("writing tar header %q: %w", hdr.Name, err)
 	}
 	return nil
+}
+
+// ClampTimes sets the times of every path below dir whose mtime is later than
+// epoch to epoch, so that an unpacked layer directory matches the layer a
+// Writer with the same epoch made from it. It never follows symlinks: a link
+// gets its own times changed, never its target's. dir itself is left alone
+// (it has no tar entry).
+func ClampTimes(dir string, epoch time.Time) error {
+	epoch = epoch.Truncate(time.Second)
+	ts := []unix.Timespec{timespec(epoch), timespec(epoch)}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("clamping times under %q: %w", dir, err)
+		}
+		if p == dir {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("clamping times: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
+		}
+		if !time.Unix(st.Mtim.Sec, st.Mtim.Nsec).After(epoch) {
+			return nil
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("clamping times: %w", &os.PathError{Op: "utimensat", Path: p, Err: err})
+		}
+		return nil
+	})
 }
