@@ -47,6 +47,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				}
 				opts.BuildArgs[k] = v
 			}
+			var err error
 			if opts.SourceDateEpoch, err = sourceDateEpochOf(cmd, sourceDateEpoch, opts.BuildArgs); err != nil {
 				return err
 			}
