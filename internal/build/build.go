@@ -154,7 +154,7 @@ func (b *builder) tempDir() (string, error) {
 			return "", err
 		}
 		b.tmp = d
-		b.runDir = filepath.Join(d, "runc")
+		b.runDir = filepath.Join(d, runtime.StateDirName)
 	}
 	return b.tmp, nil
 }
