@@ -303,8 +303,12 @@ func TestReapStale(t *testing.T) {
 	if alive(c.Pid) {
 		t.Errorf("the container's process %d survived", c.Pid)
 	}
-	if err := ReapStale(context.Background(), filepath.Join(t.TempDir(), "missing")); err != nil {
-		t.Errorf("missing state dir: %v", err)
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, dir := range []string{filepath.Join(t.TempDir(), "missing"), file, filepath.Join(file, StateDirName)} {
+		if err := ReapStale(context.Background(), dir); err != nil {
+			t.Errorf("no state dir at %s: %v", dir, err)
+		}
 	}
 }
 

@@ -20,8 +20,12 @@ const StateDirName = "runc"
 // stateDir, which a killed process left behind; callers then may remove the
 // directory. A missing stateDir is not an error.
 func ReapStale(ctx context.Context, stateDir string) error {
-	if _, err := os.Lstat(stateDir); errors.Is(err, os.ErrNotExist) {
-		return nil
+	fi, err := os.Lstat(stateDir)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || (err == nil && !fi.IsDir()) {
+		return nil // no state dir (or its parent is a file): nothing ran there
+	}
+	if err != nil {
+		return fmt.Errorf("reading stale state %q: %w", stateDir, err)
 	}
 	path, err := exec.LookPath("runc")
 	if err != nil {
