@@ -4,6 +4,9 @@ set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have runc || need+=(runc)
+# The default RUN network: a private namespace connected by pasta (slirp4netns as fallback).
+have pasta || need+=(passt)
+have slirp4netns || need+=(slirp4netns)
 [ -x /bin/busybox ] || need+=(busybox-static)
 have debootstrap || need+=(debootstrap)
 have musl-gcc || need+=(musl-tools)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -27,8 +28,9 @@ type Options struct {
 	BuildArgs  map[string]string
 	// Tags are the names the result is stored under.
 	Tags []string
-	// Network is "host" (default) or "none".
-	Network string
+	// Network is the default network of RUN steps (the zero value is a private
+	// namespace with outbound access; see runtime.Network).
+	Network runtime.Network
 	// NoCache disables cache lookups (results are still stored).
 	NoCache bool
 	// Jobs limits how many stages run at once (default: all that can).
@@ -112,11 +114,8 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if opts.Dockerfile == "" {
 		opts.Dockerfile = filepath.Join(abs, "Dockerfile")
 	}
-	if opts.Network == "" {
-		opts.Network = "host"
-	}
-	if opts.Network != "host" && opts.Network != "none" {
-		return nil, fmt.Errorf("unsupported network %q: use host or none", opts.Network)
+	if _, err := runtime.ParseNetwork(string(opts.Network)); err != nil {
+		return nil, err
 	}
 	if err := opts.Check(); err != nil {
 		return nil, err
@@ -128,7 +127,7 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		opts.Progress = func(Event) {}
 	}
 	if opts.Jobs == 0 {
-		opts.Jobs = runtime.NumCPU() * 4
+		opts.Jobs = goruntime.NumCPU() * 4
 	}
 	f, err := os.Open(opts.Dockerfile)
 	if err != nil {
@@ -170,7 +169,7 @@ func (b *builder) tempDir() (string, error) {
 			return "", err
 		}
 		b.tmp = d
-		b.runDir = filepath.Join(d, "runc")
+		b.runDir = filepath.Join(d, runtime.StateDirName)
 	}
 	return b.tmp, nil
 }
@@ -193,6 +192,7 @@ func (b *builder) emit(e Event) {
 
 // run builds the needed stages, each as soon as its dependencies are done.
 func (b *builder) run(ctx context.Context) (*Result, error) {
+	b.emit(Event{Kind: Info, Text: "network: " + runtime.Describe(b.opts.Network)})
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := map[int]chan struct{}{}

@@ -11,7 +11,6 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/slimbuild/slimbuild/internal/layer"
-	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/snapshot"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
@@ -26,7 +25,6 @@ type workspace struct {
 	// instead of leaving its changes in upper.
 	direct bool
 	layer  *store.LayerInfo
-	netns  string // a bound network namespace to release, if any
 }
 
 // mountWorkspace mounts a writable overlay of layers with a fresh upper directory.
@@ -76,28 +74,8 @@ func (b *builder) mountOverlay(lowers []string) (*workspace, error) {
 	return ws, nil
 }
 
-// loopbackNS gives a step without network a namespace with lo up, released
-// with the workspace; "" for the host network.
-func loopbackNS(ws *workspace, network string) (string, error) {
-	if network == runtime.NetworkHost {
-		return "", nil
-	}
-	p := filepath.Join(ws.dir, "netns")
-	if err := runtime.NewLoopbackNetNS(p); err != nil {
-		return "", err
-	}
-	ws.netns = p
-	return p, nil
-}
-
-// unmount releases the overlay (and the step's network namespace); safe to call twice.
+// unmount releases the overlay; safe to call twice.
 func (ws *workspace) unmount() error {
-	if ws.netns != "" {
-		if err := runtime.RemoveNetNS(ws.netns); err != nil {
-			return err
-		}
-		ws.netns = ""
-	}
 	if !ws.mounted {
 		return nil
 	}

@@ -79,12 +79,12 @@ type runMount struct {
 
 func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instructions.RunCommand) error {
 	args, script := runArgs(s, c)
-	network := instructions.GetNetwork(c)
-	if network == "" || network == "default" {
-		network = b.opts.Network
-	}
-	if network != "host" && network != "none" {
-		return b.fail(st, fmt.Errorf("RUN --network=%s is not supported (use default, none or host)", network))
+	network := b.opts.Network
+	if n := instructions.GetNetwork(c); n != "" && n != "default" {
+		var err error
+		if network, err = runtime.ParseNetwork(n); err != nil {
+			return b.fail(st, fmt.Errorf("RUN --network: %w", err))
+		}
 	}
 	env := s.runEnv()
 	keyEnv := env
@@ -114,7 +114,7 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	if script != nil {
 		scriptData = script.Data
 	}
-	key := keyOf("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network, mountKeys)
+	key := keyOf("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network.String(), mountKeys)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts})
 	})
@@ -257,7 +257,7 @@ type execRequest struct {
 	script  *instructions.ShellInlineFile
 	env     []string
 	wd      string
-	network string
+	network runtime.Network
 	mounts  []*instructions.Mount
 }
 
@@ -275,35 +275,6 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 		return err
 	}
 	var extra []specs.Mount
-	bindFile := func(name, target, content string, ro bool) error {
-		p := filepath.Join(files, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return err
-		}
-		opts := []string{"rbind"}
-		if ro {
-			opts = append(opts, "ro")
-		}
-		extra = append(extra, specs.Mount{Destination: target, Type: "bind", Source: p, Options: opts})
-		return nil
-	}
-	hostname := "slimbuild"
-	hosts := "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	if err := bindFile("hosts", "/etc/hosts", hosts, false); err != nil {
-		return err
-	}
-	if err := bindFile("hostname", "/etc/hostname", hostname+"\n", false); err != nil {
-		return err
-	}
-	resolv := "nameserver 127.0.0.1\n"
-	if req.network == "host" {
-		if data, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-			resolv = string(data)
-		}
-	}
-	if err := bindFile("resolv.conf", "/etc/resolv.conf", resolv, false); err != nil {
-		return err
-	}
 	if req.script != nil {
 		p := filepath.Join(files, "script-"+req.script.Name)
 		if err := os.WriteFile(p, []byte(req.script.Data), 0o755); err != nil {
@@ -336,7 +307,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	}
 
 	// Mount points that runc creates must not leak into the layer.
-	targets := []string{"/proc", "/sys", "/dev"}
+	targets := runtime.MountPoints()
 	for _, m := range extra {
 		targets = append(targets, m.Destination)
 	}
@@ -362,7 +333,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 		b.emit(Event{Kind: StepLog, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: line})
 	}}
 	code, err := b.runContainer(ctx, ws, s.cfg.Config.User, runtime.Process{
-		Args: req.args, Env: req.env, Cwd: req.wd, Hostname: hostname, Network: req.network, Mounts: extra,
+		Args: req.args, Env: req.env, Cwd: req.wd, Network: req.network, Mounts: extra,
 	}, runtime.Stdio{Stdout: out, Stderr: out})
 	out.Flush()
 	if err != nil {
@@ -381,24 +352,17 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	return nil
 }
 
-// runContainer runs p in runc on ws's root as user (resolved in that root, with
-// the supplementary groups BuildKit gives), in a loopback-only network namespace
-// unless p's network is the host's, and returns the exit status.
+// runContainer runs p in runc on ws's root as user (resolved in that root) and
+// returns the exit status; runtime.RunContainer does the work.
 func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, p runtime.Process, stdio runtime.Stdio) (int, error) {
-	u, err := runtime.ResolveUser(ws.rootfs, user)
-	if err != nil {
-		return 0, err
-	}
-	p.UID, p.GID, p.AddGIDs = u.UID, u.GID, withPrimary(u)
-	if p.NetNS, err = loopbackNS(ws, p.Network); err != nil {
-		return 0, err
-	}
-	bundle := filepath.Join(ws.dir, "bundle")
-	if err := os.Mkdir(bundle, 0o700); err != nil {
+	dir := filepath.Join(ws.dir, "container")
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return 0, err
 	}
 	runner := &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
-	return runner.Run(ctx, "slimbuild-"+randomID(), bundle, runtime.Spec(ws.rootfs, p), stdio)
+	return runner.RunContainer(ctx, runtime.Container{
+		ID: "slimbuild-" + randomID(), Rootfs: ws.rootfs, Dir: dir, User: user, Process: p, Stdio: stdio,
+	})
 }
 
 // removeMountPoints deletes, from the upper directory, what only exists there
@@ -768,16 +732,4 @@ func (w *lineWriter) Tail() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.tail...)
-}
-
-// withPrimary lists the supplementary groups of a RUN process: the primary group
-// first, then the memberships from /etc/group, as BuildKit's processes have.
-func withPrimary(u runtime.User) []uint32 {
-	gids := []uint32{u.GID}
-	for _, g := range u.AddGIDs {
-		if g != u.GID {
-			gids = append(gids, g)
-		}
-	}
-	return gids
 }

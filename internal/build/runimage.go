@@ -6,7 +6,6 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
@@ -14,7 +13,7 @@ import (
 // RunOptions describe `slimbuild run`.
 type RunOptions struct {
 	Args    []string // replaces the image's CMD when given
-	Network string   // "host" or "none" (default)
+	Network runtime.Network
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
@@ -35,9 +34,6 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, opts RunOptions) (i
 	}
 	b := &builder{st: st, opts: Options{Runc: opts.Runc}}
 	defer b.close()
-	if opts.Network == "" {
-		opts.Network = "none"
-	}
 	args := append(append([]string{}, cf.Config.Entrypoint...), cf.Config.Cmd...)
 	if len(opts.Args) > 0 {
 		args = append(append([]string{}, cf.Config.Entrypoint...), opts.Args...)
@@ -54,11 +50,7 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, opts RunOptions) (i
 	if wd == "" {
 		wd = "/"
 	}
-	var mounts []specs.Mount
-	if opts.Network == runtime.NetworkHost {
-		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"rbind", "ro"}})
-	}
 	return b.runContainer(ctx, ws, cf.Config.User, runtime.Process{
-		Args: args, Env: withDefaultPath(cf.Config.Env), Cwd: wd, Hostname: "slimbuild", Network: opts.Network, Mounts: mounts,
+		Args: args, Env: withDefaultPath(cf.Config.Env), Cwd: wd, Network: opts.Network,
 	}, runtime.Stdio{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -16,11 +17,12 @@ func init() { register(newBuildCmd) }
 
 func newBuildCmd(g *Globals) *cobra.Command {
 	var (
-		file, target, network, progress, output, compression string
-		sourceDateEpoch                                      string
-		tags, buildArgs, secrets                             []string
-		noCache                                              bool
-		jobs                                                 int
+		file, target, progress, output, compression string
+		sourceDateEpoch                             string
+		tags, buildArgs, secrets                    []string
+		network                                     runtime.Network
+		noCache                                     bool
+		jobs                                        int
 	)
 	cmd := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
@@ -98,7 +100,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringArrayVarP(&tags, "tag", "t", nil, "name the result (repeatable)")
 	f.StringVar(&target, "target", "", "stage to build (default: the last)")
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument K=V (repeatable)")
-	f.StringVar(&network, "network", "host", "network for RUN steps: host or none")
+	f.Var(networkFlag{&network}, "network", "network for RUN steps: default (private, outbound only), none or host")
 	f.StringVar(&progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
 	f.StringVar(&output, "output", "", "also write the result: type=oci|docker|tar,dest=PATH")
 	f.BoolVar(&noCache, "no-cache", false, "do not use the build cache")

@@ -4,7 +4,9 @@ import (
 	"context"
 
 	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func init() {
@@ -21,10 +23,10 @@ func (e *exitError) Error() string { return e.msg }
 func (e *exitError) ExitCode() int { return e.code }
 
 func newRunCmd(g *Globals) *cobra.Command {
-	var network string
+	var network runtime.Network
 	var rm bool
 	cmd := &cobra.Command{
-		Use:   "run [--network none|host] [--rm] IMAGE [CMD [ARG...]]",
+		Use:   "run [--network default|none|host] [--rm] IMAGE [CMD [ARG...]]",
 		Short: "Run a stored image with runc",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,8 +49,31 @@ func newRunCmd(g *Globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&network, "network", "none", "network: none or host")
+	cmd.Flags().Var(networkFlag{&network}, "network", "network: default (private, outbound only), none or host")
 	cmd.Flags().BoolVar(&rm, "rm", true, "remove the container afterwards (always done)")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
+
+// networkFlag is a --network flag, checked when the command line is parsed.
+type networkFlag struct{ n *runtime.Network }
+
+var _ pflag.Value = networkFlag{}
+
+func (f networkFlag) String() string {
+	if f.n == nil || *f.n == runtime.NetworkPrivate {
+		return "default"
+	}
+	return f.n.String()
+}
+
+func (f networkFlag) Set(s string) error {
+	n, err := runtime.ParseNetwork(s)
+	if err != nil {
+		return err
+	}
+	*f.n = n
+	return nil
+}
+
+func (networkFlag) Type() string { return "network" }

@@ -1,18 +1,35 @@
-// Package runtime turns a RUN step into an OCI runtime spec and runs it with runc.
+// Package runtime runs containers: RUN steps, `slimbuild run` and slim's verification runs.
 //
-// Spec is pure: it returns the same spec for the same input and touches no disk. The
-// container gets new pid, ipc, uts and mount namespaces, and a new network namespace
-// (loopback only, and down) unless Process.Network is "host". Capabilities, masked and
-// read-only paths, devices and mounts follow the defaults of docker and BuildKit; there
-// is no seccomp profile and no cgroup limit other than the device allow list.
+// Spec is pure: it returns the same spec for the same input and touches no disk. Every
+// container gets new pid, ipc, uts, mount and cgroup namespaces; a fresh read-only sysfs
+// and a read-only cgroup mount of its own namespace (never the host's /sys); moby's
+// default seccomp profile for its capabilities; docker's default capabilities, masked
+// and read-only paths and devices; and a device cgroup that allows only those devices.
+//
+// Network is typed (ParseNetwork checks it at the edge): NetworkPrivate, the default,
+// is a namespace of its own whose outbound traffic pasta (or slirp4netns) carries
+// through the host's sockets, with DNS through the helper's forwarder and none of the
+// host's own services in reach (no port forwarded, the gateway not mapped to the host);
+// NetworkNone is loopback only; NetworkHost shares the host's namespace. NewNetNS
+// makes one, Close releases it and stops and reaps its helper, which also dies with
+// this process (parent-death signal).
 //
 // ResolveUser reads the image's /etc/passwd and /etc/group through securejoin, so
 // symlinks in the image resolve inside rootfs and never reach the host's files.
 //
-// Runner.Run writes bundleDir/config.json, runs the container in the foreground with
-// runc, streams its stdout and stderr to the given writers while it runs, and returns its
-// exit status; a non-zero status is not an error. On return the container is always
-// deleted from runc's state (--root StateDir), including when ctx is cancelled, in which
-// case the container is killed with SIGKILL and Run returns ctx.Err(). Run does not close
-// the Stdio writers.
+// Runner.RunContainer resolves the user, makes the network, writes hosts, hostname and
+// resolv.conf into the run's private directory, and calls Runner.Run. Run writes
+// bundleDir/config.json, runs the container in the foreground with runc, streams its
+// stdout and stderr to the given writers while it runs, and returns its exit status; a
+// non-zero status is not an error. On return the container is always deleted from
+// runc's state (--root StateDir), including when ctx is cancelled, in which case the
+// container is killed with SIGKILL and Run returns ctx.Err(). Run does not close the
+// Stdio writers.
+//
+// A killed process leaves no container running: runc gets a parent-death SIGKILL, and a
+// small watchdog (a shell reading a pipe that only this process writes) runs
+// `runc delete --force` when that pipe closes without Run having finished. ReapStale
+// kills and deletes whatever containers a state directory still records; the store
+// calls it on the StateDirName directory of every stale temporary directory before
+// removing them.
 package runtime

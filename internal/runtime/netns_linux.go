@@ -19,9 +19,21 @@ func NewLoopbackNetNS(path string) error {
 	f.Close()
 	errc := make(chan error, 1)
 	go func() {
-		// The thread that moves to the new namespace is never unlocked, so Go
-		// ends it with the goroutine instead of reusing it elsewhere.
+		// The thread moves to the new namespace and back. If it cannot come back it
+		// stays locked, and Go ends it with the goroutine (or, for the main thread,
+		// never runs anything on it again) instead of reusing it elsewhere.
 		goruntime.LockOSThread()
+		orig, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("opening own network namespace: %w", err)
+			return
+		}
+		defer func() {
+			if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+				goruntime.UnlockOSThread()
+			}
+			unix.Close(orig)
+		}()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return

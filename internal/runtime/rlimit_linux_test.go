@@ -12,7 +12,7 @@ func TestFitRlimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("within limits is unchanged", func(t *testing.T) {
-		s := Spec("/r", Process{})
+		s := mustSpec(t, "/r", Process{})
 		s.Process.Rlimits[0].Hard, s.Process.Rlimits[0].Soft = cur.Max, cur.Max
 		if got := fitRlimits(s); got != s {
 			t.Error("spec copied although it fits")
@@ -22,7 +22,7 @@ func TestFitRlimits(t *testing.T) {
 		if cur.Max == unix.RLIM_INFINITY {
 			t.Skip("nofile hard limit is unlimited here")
 		}
-		s := Spec("/r", Process{})
+		s := mustSpec(t, "/r", Process{})
 		s.Process.Rlimits[0].Hard, s.Process.Rlimits[0].Soft = cur.Max+1, cur.Max+1
 		got := fitRlimits(s)
 		if s.Process.Rlimits[0].Hard != cur.Max+1 {

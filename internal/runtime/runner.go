@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"time"
 
@@ -57,10 +58,17 @@ func (r *Runner) Run(ctx context.Context, id, bundleDir string, spec *specs.Spec
 	defer os.Remove(logFile.Name())
 
 	// runc only logs for the run command so its log holds nothing but run's errors.
-	runRunc := &runc.Runc{Command: path, Root: r.StateDir, Log: logFile.Name(), LogFormat: runc.JSON}
+	// runc dies with this process (SIGKILL on parent death); its container would not,
+	// so a watchdog deletes it then.
+	runRunc := &runc.Runc{Command: path, Root: r.StateDir, Log: logFile.Name(), LogFormat: runc.JSON, PdeathSignal: unix.SIGKILL}
 	ctl := &runc.Runc{Command: path, Root: r.StateDir}
 	// runc itself must outlive ctx: killing runc run would orphan the container.
 	bg := context.WithoutCancel(ctx)
+	wd, err := startWatchdog(path, r.stateDir(), id)
+	if err != nil {
+		return -1, err
+	}
+	defer wd.stop()
 
 	done := make(chan struct{})
 	killerDone := make(chan struct{})
@@ -82,7 +90,11 @@ func (r *Runner) Run(ctx context.Context, id, bundleDir string, spec *specs.Spec
 			}
 		}
 	}()
+	// The parent-death signal follows the thread that starts runc: keep this goroutine
+	// on one thread until runc is done, so that it is this process's death that counts.
+	goruntime.LockOSThread()
 	status, runErr := runRunc.Run(bg, id, bundleDir, &runc.CreateOpts{IO: stdioIO{stdio}})
+	goruntime.UnlockOSThread()
 	close(done)
 	<-killerDone
 
@@ -108,17 +120,20 @@ func (r *Runner) Run(ctx context.Context, id, bundleDir string, spec *specs.Spec
 // runc run deletes a container that exits by itself, so a failing delete is expected then.
 func (r *Runner) forceDelete(ctx context.Context, ctl *runc.Runc, id string) error {
 	delErr := ctl.Delete(ctx, id, &runc.DeleteOpts{Force: true})
-	root := r.StateDir
-	if root == "" {
-		root = defaultStateDir
-	}
-	if _, err := os.Lstat(filepath.Join(root, id)); err == nil {
+	if _, err := os.Lstat(filepath.Join(r.stateDir(), id)); err == nil {
 		if delErr == nil {
 			delErr = errors.New("state directory remains")
 		}
 		return fmt.Errorf("deleting container %q: %w", id, delErr)
 	}
 	return nil
+}
+
+func (r *Runner) stateDir() string {
+	if r.StateDir == "" {
+		return defaultStateDir
+	}
+	return r.StateDir
 }
 
 func writeConfig(bundleDir string, spec *specs.Spec) error {

@@ -93,7 +93,7 @@ func run(t *testing.T, ctx context.Context, r *Runner, rootfs string, p Process)
 		p.Env = []string{"PATH=/bin"}
 	}
 	var stdout, stderr bytes.Buffer
-	status, err := r.Run(ctx, newID(t), t.TempDir(), Spec(rootfs, p), Stdio{Stdout: &stdout, Stderr: &stderr})
+	status, err := r.Run(ctx, newID(t), t.TempDir(), mustSpec(t, rootfs, p), Stdio{Stdout: &stdout, Stderr: &stderr})
 	return result{status, stdout.String(), stderr.String()}, err
 }
 
@@ -176,13 +176,13 @@ func TestRunNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		network string
+		network Network
 		want    []string
 	}{
 		{"none", []string{"lo"}},
 		{"host", interfaces(string(host))},
 	} {
-		t.Run(tt.network, func(t *testing.T) {
+		t.Run(tt.network.String(), func(t *testing.T) {
 			got, err := run(t, context.Background(), r, rootfs, Process{Args: []string{"cat", "/proc/net/dev"}, Network: tt.network})
 			if err != nil {
 				t.Fatal(err)
@@ -230,7 +230,7 @@ func TestRunCancel(t *testing.T) {
 		err    error
 	}
 	done := make(chan ret, 1)
-	spec := Spec(rootfs, Process{Args: []string{"sh", "-c", "echo started; exec sleep 100"}, Env: []string{"PATH=/bin"}, Network: "none"})
+	spec := mustSpec(t, rootfs, Process{Args: []string{"sh", "-c", "echo started; exec sleep 100"}, Env: []string{"PATH=/bin"}, Network: "none"})
 	go func() {
 		status, err := r.Run(ctx, newID(t), t.TempDir(), spec, Stdio{Stdout: out, Stderr: io.Discard})
 		done <- ret{status, err}
@@ -296,7 +296,7 @@ func TestRunErrors(t *testing.T) {
 	rootfs := busyboxRoot(t)
 	t.Run("runc missing", func(t *testing.T) {
 		r := &Runner{Runc: filepath.Join(t.TempDir(), "runc"), StateDir: t.TempDir()}
-		_, err := r.Run(context.Background(), "x", t.TempDir(), Spec(rootfs, Process{Args: []string{"sh"}}), Stdio{})
+		_, err := r.Run(context.Background(), "x", t.TempDir(), mustSpec(t, rootfs, Process{Args: []string{"sh"}}), Stdio{})
 		if !errors.Is(err, ErrRuncNotFound) || err.Error() != `runc not found: install it with "apt-get install runc"` {
 			t.Errorf("err = %v", err)
 		}

@@ -14,8 +14,8 @@ type Process struct {
 	UID, GID uint32
 	AddGIDs  []uint32
 	Hostname string
-	Network  string // "host" (share the host network namespace) or "none" (new, loopback only)
-	// NetNS, when set and Network is not "host", is a network namespace to join
+	Network  Network
+	// NetNS, when set and Network is not NetworkHost, is a network namespace to join
 	// (see NewLoopbackNetNS) instead of a new, empty one.
 	NetNS string
 	// Mounts are extra mounts (bind hosts/resolv.conf/hostname, cache and secret mounts, ...).

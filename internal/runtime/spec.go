@@ -1,14 +1,12 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 
+	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// NetworkHost shares the host's network namespace; any other Process.Network value
-// gives the container a network namespace of its own.
-const NetworkHost = "host"
 
 // defaultCapabilities is docker's and BuildKit's default capability set.
 var defaultCapabilities = []string{
@@ -70,7 +68,9 @@ var defaultDevices = []struct {
 const nofile = 1048576
 
 // Spec returns the OCI runtime spec for p with rootfs as root (pure: touches no disk).
-func Spec(rootfs string, p Process) *specs.Spec {
+// Every container gets moby's default seccomp profile for its capabilities, a cgroup
+// namespace, and read-only sysfs and cgroup mounts of its own.
+func Spec(rootfs string, p Process) (*specs.Spec, error) {
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
@@ -98,7 +98,7 @@ func Spec(rootfs string, p Process) *specs.Spec {
 		},
 		Root:     &specs.Root{Path: rootfs, Readonly: false},
 		Hostname: p.Hostname,
-		Mounts:   defaultMounts(p.Network == NetworkHost),
+		Mounts:   defaultMounts(),
 		Linux: &specs.Linux{
 			Namespaces:    namespaces(p.Network == NetworkHost, p.NetNS),
 			Devices:       devices(),
@@ -108,23 +108,26 @@ func Spec(rootfs string, p Process) *specs.Spec {
 		},
 	}
 	s.Mounts = append(s.Mounts, p.Mounts...)
-	return s
+	profile, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp profile: %w", err)
+	}
+	s.Linux.Seccomp = profile
+	return s, nil
 }
 
-func defaultMounts(hostNetwork bool) []specs.Mount {
+// defaultMounts are runc's and BuildKit's: sysfs is always a fresh one (root may mount
+// it in any network namespace), and /sys/fs/cgroup shows the container's own cgroup
+// namespace, read-only. Nothing of the host's /sys is bound in.
+func defaultMounts() []specs.Mount {
 	ms := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-	}
-	if hostNetwork {
-		// sysfs can only be mounted by the owner of the network namespace; with the
-		// host's, bind the host's /sys read-only instead.
-		ms = append(ms, specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}})
-	} else {
-		ms = append(ms, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 	}
 	return ms
 }
@@ -135,6 +138,7 @@ func namespaces(hostNetwork bool, netns string) []specs.LinuxNamespace {
 		{Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace},
+		{Type: specs.CgroupNamespace},
 	}
 	if !hostNetwork {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns})

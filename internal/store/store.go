@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
 // ErrNotFound is returned when a name, blob or cache key is not in the store.
@@ -160,11 +162,21 @@ func (s *Store) tempFile(prefix string) (*os.File, error) {
 // RemoveAll never walks into a mounted filesystem.
 func (s *Store) cleanTmp() {
 	tmp := s.path("tmp")
+	// Containers first: a killed build's container may still run on a mount below.
+	// A dir whose containers cannot be reaped is kept, mounts and all.
+	keep := map[string]bool{}
+	if ents, err := os.ReadDir(tmp); err == nil {
+		for _, e := range ents {
+			if runtime.ReapStale(context.Background(), filepath.Join(tmp, e.Name(), runtime.StateDirName)) != nil {
+				keep[filepath.Join(tmp, e.Name())] = true
+			}
+		}
+	}
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		var mnts []string
 		for _, line := range strings.Split(string(mi), "\n") {
 			fields := strings.Fields(line)
-			if len(fields) > 4 && strings.HasPrefix(fields[4], tmp+"/") {
+			if len(fields) > 4 && strings.HasPrefix(fields[4], tmp+"/") && !keep[filepath.Join(tmp, strings.SplitN(strings.TrimPrefix(fields[4], tmp+"/"), "/", 2)[0])] {
 				mnts = append(mnts, fields[4])
 			}
 		}
@@ -178,7 +190,9 @@ func (s *Store) cleanTmp() {
 		return
 	}
 	for _, e := range ents {
-		_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+		if !keep[filepath.Join(tmp, e.Name())] {
+			_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+		}
 	}
 }
 
