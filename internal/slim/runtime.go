@@ -43,16 +43,16 @@ func (w *walker) runtimeFiles(cfg v1.Config) error {
 	for _, p := range w.sortedPaths() {
 		e := w.entries[p]
 		base := path.Base(p)
+		for _, l := range tlsLibs {
+			if strings.HasPrefix(base, l) {
+				tls = append(tls, p)
+			}
+		}
 		if e.Kind != KindFile {
 			continue
 		}
 		if base == "libc.so.6" && libc == "" {
 			libc = p
-		}
-		for _, l := range tlsLibs {
-			if strings.HasPrefix(base, l) {
-				tls = append(tls, p)
-			}
 		}
 		if w.importsSymbol(p, "iconv_open") {
 			iconv = append(iconv, p)
@@ -257,7 +257,7 @@ func (w *walker) gconv(libc string, users []string) error {
 	}
 	confs := []string{path.Join(dir, "gconv-modules")}
 	confs = append(confs, w.glob(path.Join(dir, "gconv-modules.d", "*.conf"))...)
-	alias := map[string]string{}    // alias -> charset
+	alias := map[string]string{}     // alias -> charset
 	modules := map[string][]string{} // charset -> module files
 	for _, c := range confs {
 		b, err := w.readImageFile(c, 4<<20)
