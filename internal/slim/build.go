@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -64,8 +65,11 @@ type Report struct {
 	FilesAfter  int     `json:"files_after"`  // every path of the slim layer, parents included
 	BytesBefore int64   `json:"bytes_before"` // regular file bytes
 	BytesAfter  int64   `json:"bytes_after"`
-	Verified    bool    `json:"verified"`
-	ExitCode    int     `json:"exit_code,omitempty"` // of the verification runs
+	// Dropped lists the paths of the original that the slim image does not
+	// have, sorted.
+	Dropped  []string `json:"dropped"`
+	Verified bool     `json:"verified"`
+	ExitCode int      `json:"exit_code,omitempty"` // of the verification runs
 }
 
 // ReductionPercent is how much of the original's file bytes the slim image drops.
@@ -175,10 +179,10 @@ func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions
 		return v1.Hash{}, nil, nil, fmt.Errorf("computing closure: %w", err)
 	}
 	rep := &Report{Closure: res}
-	if rep.FilesBefore, rep.BytesBefore, err = countTree(rootfs); err != nil {
+	paths := withParents(res)
+	if rep.FilesBefore, rep.BytesBefore, rep.Dropped, err = countTree(rootfs, paths); err != nil {
 		return v1.Hash{}, nil, nil, err
 	}
-	paths := withParents(res)
 	rep.FilesAfter, rep.BytesAfter = len(paths), res.Bytes()
 
 	info, err := writeLayer(st, rootfs, paths, opts.Compression)
@@ -208,9 +212,11 @@ func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions
 	return d, slim, rep, nil
 }
 
-// countTree counts every path below root and the bytes of its regular files.
-func countTree(root string) (int, int64, error) {
+// countTree counts every path below root and the bytes of its regular
+// files, and lists those not in kept (sorted image paths).
+func countTree(root string, kept []string) (int, int64, []string, error) {
 	n, size := 0, int64(0)
+	var dropped []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -219,6 +225,12 @@ func countTree(root string) (int, int64, error) {
 			return nil
 		}
 		n++
+		if rel, err := filepath.Rel(root, p); err == nil {
+			ip := "/" + filepath.ToSlash(rel)
+			if _, found := slices.BinarySearch(kept, ip); !found {
+				dropped = append(dropped, ip)
+			}
+		}
 		if d.Type().IsRegular() {
 			fi, err := d.Info()
 			if err != nil {
@@ -229,9 +241,10 @@ func countTree(root string) (int, int64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("measuring image filesystem: %w", err)
+		return 0, 0, nil, fmt.Errorf("measuring image filesystem: %w", err)
 	}
-	return n, size, nil
+	sort.Strings(dropped)
+	return n, size, dropped, nil
 }
 
 // withParents returns the closure's paths plus all their parent directories,
