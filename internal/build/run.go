@@ -393,6 +393,11 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 	if p.NetNS, err = loopbackNS(ws, p.Network); err != nil {
 		return 0, err
 	}
+	if b.beforeStart != nil {
+		if err := b.beforeStart(ws.rootfs, p.NetNS); err != nil {
+			return 0, err
+		}
+	}
 	bundle := filepath.Join(ws.dir, "bundle")
 	if err := os.Mkdir(bundle, 0o700); err != nil {
 		return 0, err

@@ -19,6 +19,11 @@ type RunOptions struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Runc    string
+	// BeforeStart, if set, is called with the container's root filesystem
+	// (mounted) and network namespace (a file; "" for the host's) before
+	// the process starts; its error stops the run. slim's observed closure
+	// marks the filesystem for fanotify and reaches servers through it.
+	BeforeStart func(rootfs, netns string) error
 }
 
 // Run starts img in runc on a throwaway overlay and returns the exit status.
@@ -33,7 +38,7 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, opts RunOptions) (i
 	if err != nil {
 		return 0, err
 	}
-	b := &builder{st: st, opts: Options{Runc: opts.Runc}}
+	b := &builder{st: st, opts: Options{Runc: opts.Runc}, beforeStart: opts.BeforeStart}
 	defer b.close()
 	if opts.Network == "" {
 		opts.Network = "none"

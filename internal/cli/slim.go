@@ -11,6 +11,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/spf13/cobra"
+	"mvdan.cc/sh/v3/shell"
 )
 
 func init() {
@@ -28,15 +29,33 @@ func newSlimCmd(g *Globals) *cobra.Command {
 		explain    bool
 		explainTo  string
 		format     string
+		probeCmds  []string
+		httpProbes []string
+		noObserve  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "slim IMAGE -t NAME [--entrypoint PATH] [--include PATH]... [--no-verify] [-- ARGS...]",
+		Use:   "slim IMAGE -t NAME [--entrypoint PATH] [--include PATH]... [--probe-cmd 'CMD ARG...']... [--http-probe PORT[/PATH]]... [--explain] [--no-verify] [-- ARGS...]",
 		Short: "Make the minimal image holding only what the entrypoint needs, verified by running both",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := slim.BuildOptions{
 				Options:  slim.Options{Entrypoint: entrypoint, Include: includes},
 				NoVerify: noVerify, VerifyTimeout: timeout,
+			}
+			opts.NoObserve = noObserve
+			for _, c := range probeCmds {
+				args, err := shell.Fields(c, func(string) string { return "" })
+				if err != nil || len(args) == 0 {
+					return fmt.Errorf("--probe-cmd %q: want a command line (words, quotes): %v", c, err)
+				}
+				opts.Probes = append(opts.Probes, slim.Probe{Args: args})
+			}
+			for _, h := range httpProbes {
+				pr, err := slim.ParseHTTPProbe(h)
+				if err != nil {
+					return fmt.Errorf("--http-probe: %w", err)
+				}
+				opts.Probes = append(opts.Probes, pr)
 			}
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format must be text or json, not %q", format)
@@ -102,6 +121,9 @@ func newSlimCmd(g *Globals) *cobra.Command {
 	cmd.Flags().StringVarP(&tag, "tag", "t", "", "name of the slim image")
 	cmd.Flags().StringVar(&entrypoint, "entrypoint", "", "start the closure here instead of the image's ENTRYPOINT/CMD")
 	cmd.Flags().StringArrayVar(&includes, "include", nil, "also keep this path (file or directory); repeatable")
+	cmd.Flags().StringArrayVar(&probeCmds, "probe-cmd", nil, "run the image with these arguments after its entrypoint, watch what it opens, and compare both images on it; repeatable")
+	cmd.Flags().StringArrayVar(&httpProbes, "http-probe", nil, "PORT[/PATH]: start the image as a server, GET this once it listens, watch what it opens, compare both answers; repeatable")
+	cmd.Flags().BoolVar(&noObserve, "no-observe", false, "keep only the static closure: do not watch the original run")
 	cmd.Flags().BoolVar(&noVerify, "no-verify", false, "do not run both images to compare them")
 	cmd.Flags().DurationVar(&timeout, "verify-timeout", slim.DefaultVerifyTimeout, "stop a verification run that takes longer, and fail")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every path of the closure and why it is there (as --explain)")

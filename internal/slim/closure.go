@@ -42,6 +42,9 @@ type Options struct {
 	// what a program opens at run time and no static walk can see
 	// (dlopen'ed plugins, data files, certificates).
 	Include []string
+	// Observed maps paths that a probe opened (image paths) to the probe's
+	// description; those found in the image join the closure.
+	Observed map[string]string
 }
 
 // Kind is the type of a path in the closure.
@@ -163,6 +166,19 @@ func Closure(root string, cfg v1.Config, opts Options) (*Result, error) {
 	for _, inc := range opts.Include {
 		if err := w.include(inc); err != nil {
 			return nil, fmt.Errorf("including %q: %w", inc, err)
+		}
+	}
+	obs := make([]string, 0, len(opts.Observed))
+	for p := range opts.Observed {
+		obs = append(obs, p)
+	}
+	sort.Strings(obs)
+	for _, p := range obs {
+		if _, err := w.resolve(p, nil); err != nil {
+			continue // made at run time, or gone
+		}
+		if _, err := w.addDetail(p, WhyObserved, "", opts.Observed[p]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("adding observed %q: %w", p, err)
 		}
 	}
 	if namedUser(cfg.User) {
