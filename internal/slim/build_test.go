@@ -241,3 +241,53 @@ func TestVerifyBounded(t *testing.T) {
 		t.Errorf("left behind in the store's tmp: %v", ents)
 	}
 }
+
+// TestHTTPProbe: a server (busybox httpd) is started in its own network
+// namespace, reached there, and what it served is kept because it was seen
+// being opened; both images must answer alike.
+func TestHTTPProbe(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runc, overlayfs and fanotify")
+	}
+	root := t.TempDir()
+	slimtest.HostCopy(t, root, "/usr/bin/busybox")
+	slimtest.WriteFile(t, root, "/www/index.html", "hello from the probe\n", 0o644)
+	slimtest.WriteFile(t, root, "/www/unused.html", "never served\n", 0o644)
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	orig := storeImage(t, st, root, v1.Config{Entrypoint: []string{"/usr/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"}})
+	probe, err := ParseHTTPProbe("8080/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Static only: the page is missing and the answers differ.
+	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Probes: []Probe{probe}, NoObserve: true})
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Original.ExitCode != 200 {
+		t.Fatalf("static only: err = %v, want a VerifyError with the original answering 200", err)
+	}
+	_, _, rep, err := Build(context.Background(), st, orig, BuildOptions{Probes: []Probe{probe}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Closure.Chain("/www/index.html"); c != "observed (probe 1: GET :8080/index.html)" {
+		t.Errorf("index.html kept for %q", c)
+	}
+	if slices.Contains(rep.Closure.Paths(), "/www/unused.html") {
+		t.Errorf("a page never served was kept")
+	}
+}
+
+func TestParseHTTPProbe(t *testing.T) {
+	for _, bad := range []string{"", "x", "0", "70000/a", "-1"} {
+		if _, err := ParseHTTPProbe(bad); err == nil {
+			t.Errorf("ParseHTTPProbe(%q) accepted", bad)
+		}
+	}
+	if p, err := ParseHTTPProbe("80/a/b?c=1"); err != nil || p.HTTPPort != 80 || p.HTTPPath != "/a/b?c=1" {
+		t.Errorf("ParseHTTPProbe = %+v, %v", p, err)
+	}
+}

@@ -2,8 +2,8 @@ package slim
 
 import (
 	"bufio"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
