@@ -90,6 +90,7 @@ const (
 	WhyUser          = "USER"
 	WhyWorkdir       = "working directory"
 	WhyTmp           = "/tmp"
+	WhyPython        = "python prefix landmark"
 	WhyIncluded      = "included"
 	WhyObserved      = "observed"
 )

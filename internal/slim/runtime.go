@@ -93,6 +93,18 @@ func (w *walker) runtimeFiles(cfg v1.Config) error {
 			return fmt.Errorf("adding timezone %s: %w", p, err)
 		}
 	}
+	// CPython finds its prefix by stat-ing a landmark (lib/pythonX.Y/os.py)
+	// that it then never opens (os is frozen in): keep it beside the binary.
+	for _, p := range w.sortedPaths() {
+		if ver, ok := strings.CutPrefix(path.Base(p), "python"); ok && w.entries[p].Kind == KindFile && strings.Count(ver, ".") == 1 && strings.Trim(ver, "0123456789.") == "" {
+			prefix := path.Dir(path.Dir(p))
+			for _, l := range []string{"os.py", "lib-dynload"} {
+				if _, err := w.add(path.Join(prefix, "lib", "python"+ver, l), WhyPython, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("adding python landmark: %w", err)
+				}
+			}
+		}
+	}
 	for _, p := range []string{"/tmp", "/var/tmp"} {
 		if _, err := w.add(p, WhyTmp, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("adding %s: %w", p, err)
