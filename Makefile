@@ -21,7 +21,8 @@ deps:
 # against their recorded results, and docker load of slimbuild's docker-archives.
 test: deps build
 	hack/bases.sh
-	SLIMBUILD_BASES=$(SLIMBUILD_CACHE) $(GO) test -count=1 -timeout 30m ./...
+	SLIMBUILD_CORPUS_TABLE=$(CURDIR)/bin/slim-corpus.txt SLIMBUILD_BASES=$(SLIMBUILD_CACHE) $(GO) test -count=1 -timeout 30m ./...
+	@echo "slim corpus (internal/slim TestCorpus, apps in test/slim/):"; cat bin/slim-corpus.txt
 	SLIMBUILD=$(CURDIR)/$(BIN) test/parity/run.sh
 	SLIMBUILD=$(CURDIR)/$(BIN) test/dockerload/run.sh
 

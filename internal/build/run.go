@@ -362,6 +362,7 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 	runner := &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
 	return runner.RunContainer(ctx, runtime.Container{
 		ID: "slimbuild-" + randomID(), Rootfs: ws.rootfs, Dir: dir, User: user, Process: p, Stdio: stdio,
+		BeforeStart: b.beforeStart,
 	})
 }
 

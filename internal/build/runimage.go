@@ -18,6 +18,11 @@ type RunOptions struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Runc    string
+	// BeforeStart, if set, is called with the container's root filesystem
+	// (mounted) and network namespace (a file; "" for the host's) before
+	// the process starts; its error stops the run. slim's observed closure
+	// marks the filesystem for fanotify and reaches servers through it.
+	BeforeStart func(rootfs, netns string) error
 }
 
 // Run starts img in runc on a throwaway overlay and returns the exit status.
@@ -32,7 +37,7 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, opts RunOptions) (i
 	if err != nil {
 		return 0, err
 	}
-	b := &builder{st: st, opts: Options{Runc: opts.Runc}}
+	b := &builder{st: st, opts: Options{Runc: opts.Runc}, beforeStart: opts.BeforeStart}
 	defer b.close()
 	args := append(append([]string{}, cf.Config.Entrypoint...), cf.Config.Cmd...)
 	if len(opts.Args) > 0 {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"archive/tar"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -156,8 +157,9 @@ func TestSlim(t *testing.T) {
 func TestSlimVerifyFails(t *testing.T) {
 	root := fullHelloStore(t)
 
-	// The closure of /bin/sh lacks /app/hello and libm, which CMD runs.
-	_, _, err := slimbuild(t, root, "slim", "hello:full", "--entrypoint", "/bin/sh", "-t", "slim:sh")
+	// The static closure of /bin/sh lacks /app/hello and libm, which CMD runs
+	// (watching the run would find them: --no-observe).
+	_, _, err := slimbuild(t, root, "slim", "hello:full", "--entrypoint", "/bin/sh", "--no-observe", "-t", "slim:sh")
 	var ve *slim.VerifyError
 	if !errors.As(err, &ve) {
 		t.Fatalf("slim --entrypoint /bin/sh: err = %v, want a verification failure", err)
@@ -169,8 +171,8 @@ func TestSlimVerifyFails(t *testing.T) {
 		t.Errorf("slim:sh was tagged although verification failed")
 	}
 
-	// A data file opened at run time: only --include keeps it.
-	_, _, err = slimbuild(t, root, "slim", "hello:full", "-t", "slim:data", "--", "/app/hello", "/usr/share/greeting")
+	// A data file opened at run time: statically, only --include keeps it.
+	_, _, err = slimbuild(t, root, "slim", "hello:full", "--no-observe", "-t", "slim:data", "--", "/app/hello", "/usr/share/greeting")
 	if !errors.As(err, &ve) || !strings.Contains(ve.Original.Stdout, "data only --include keeps") || ve.Slim.ExitCode != 3 {
 		t.Fatalf("slim without --include: err = %v, want a verification failure where the slim run exits 3", err)
 	}
@@ -181,5 +183,30 @@ func TestSlimVerifyFails(t *testing.T) {
 	out, _, err := slimbuild(t, root, "run", "slim:data", "/app/hello", "/usr/share/greeting")
 	if err != nil || !strings.Contains(out, "data only --include keeps") {
 		t.Errorf("run slim:data: %v, output %q", err, out)
+	}
+	// Watching the run keeps it without --include, and says so.
+	explain := filepath.Join(t.TempDir(), "explain.txt")
+	out, stderr, err = slimbuild(t, root, "slim", "hello:full", "-t", "slim:seen", "--explain-file", explain, "--format", "json",
+		"--probe-cmd", "/app/hello /usr/share/greeting")
+	if err != nil {
+		t.Fatalf("slim --probe-cmd: %v\n%s", err, stderr)
+	}
+	b, err := os.ReadFile(explain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "/usr/share/greeting\tobserved (probe 1: /app/hello /usr/share/greeting)") || !strings.Contains(string(b), "# dropped: ") {
+		t.Errorf("explain file lacks the observed greeting or the dropped list:\n%s", b)
+	}
+	var js struct {
+		Digest string
+		Report struct {
+			Verified bool
+			Dropped  []string
+			Closure  struct{ Entries []struct{ Path, Why string } }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &js); err != nil || !js.Report.Verified || len(js.Report.Dropped) == 0 || len(js.Report.Closure.Entries) == 0 {
+		t.Errorf("--format json: %v, %+v", err, js)
 	}
 }

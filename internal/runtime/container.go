@@ -26,6 +26,10 @@ type Container struct {
 	Stdio   Stdio
 	// OnNetwork, when set, is told which network the container got (for progress).
 	OnNetwork func(Network, *NetNS)
+	// BeforeStart, when set, is called with the mounted root and the network
+	// namespace's path ("" for the host's) before the process starts; its error
+	// stops the run. slim's observed closure marks the root for fanotify with it.
+	BeforeStart func(rootfs, netns string) error
 }
 
 // etcFiles are the files every container gets bound from Dir, writable.
@@ -61,6 +65,11 @@ func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 		c.OnNetwork(p.Network, ns)
 	}
 	p.NetNS = ns.Path
+	if c.BeforeStart != nil {
+		if err := c.BeforeStart(c.Rootfs, ns.Path); err != nil {
+			return 0, err
+		}
+	}
 
 	hosts := "127.0.0.1\tlocalhost " + p.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 	contents := [][]byte{[]byte(hosts), []byte(p.Hostname + "\n"), ns.ResolvConf}

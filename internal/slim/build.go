@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,8 +36,14 @@ type BuildOptions struct {
 	// NoVerify skips running both images and comparing them.
 	NoVerify bool
 	// VerifyArgs replace the image's CMD for the verification runs; empty
-	// means run the image as it is.
+	// means run the image as it is. Ignored when Probes are given.
 	VerifyArgs []string
+	// Probes exercise the original (watched through fanotify: what it opens
+	// joins the closure) and then both images (verification compares them
+	// probe by probe). Empty means one probe: VerifyArgs.
+	Probes []Probe
+	// NoObserve keeps the closure static: the original is not watched.
+	NoObserve bool
 	// Compression of the slim layer; gzip when empty.
 	Compression store.Compression
 	// Runc is the runc binary for verification; "runc" when empty.
@@ -64,8 +71,11 @@ type Report struct {
 	FilesAfter  int     `json:"files_after"`  // every path of the slim layer, parents included
 	BytesBefore int64   `json:"bytes_before"` // regular file bytes
 	BytesAfter  int64   `json:"bytes_after"`
-	Verified    bool    `json:"verified"`
-	ExitCode    int     `json:"exit_code,omitempty"` // of the verification runs
+	// Dropped lists the paths of the original that the slim image does not
+	// have, sorted.
+	Dropped  []string `json:"dropped"`
+	Verified bool     `json:"verified"`
+	ExitCode int      `json:"exit_code,omitempty"` // of the verification runs
 }
 
 // ReductionPercent is how much of the original's file bytes the slim image drops.
@@ -122,6 +132,7 @@ var ErrVerify = errors.New("slim image does not behave like the original")
 // slim image is in the store (untagged) under Digest.
 type VerifyError struct {
 	Digest   v1.Hash
+	Probe    Probe
 	Original RunOutput
 	Slim     RunOutput
 }
@@ -130,8 +141,8 @@ func (e *VerifyError) Error() string {
 	show := func(o RunOutput) string {
 		return fmt.Sprintf("exit status %d\n--- stdout ---\n%s\n--- stderr ---\n%s", o.ExitCode, o.Stdout, o.Stderr)
 	}
-	return fmt.Sprintf("%v (slim image %s not tagged)\n=== original: %s\n=== slim: %s\nadd what it needs with --include PATH",
-		ErrVerify, e.Digest, show(e.Original), show(e.Slim))
+	return fmt.Sprintf("%v under probe %q (slim image %s not tagged)\n=== original: %s\n=== slim: %s\nadd what it needs with --include PATH or a --probe-cmd that exercises it",
+		ErrVerify, e.Probe.String(), e.Digest, show(e.Original), show(e.Slim))
 }
 
 func (e *VerifyError) Unwrap() error { return ErrVerify }
@@ -170,15 +181,41 @@ func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions
 			os.RemoveAll(tmp)
 		}
 	}()
-	res, err := Closure(rootfs, cf.Config, opts.Options)
+	probes := opts.Probes
+	if len(probes) == 0 {
+		probes = []Probe{{Args: opts.VerifyArgs}}
+	}
+	// The original runs once per probe: watched (its opens join the
+	// closure) and recorded (the slim image must do the same).
+	var originals []RunOutput
+	copts := opts.Options
+	if !opts.NoObserve || !opts.NoVerify {
+		copts.Observed = map[string]string{}
+		for k, v := range opts.Options.Observed {
+			copts.Observed[k] = v
+		}
+		for i, pr := range probes {
+			out, seen, err := runProbe(ctx, st, img, pr, opts, !opts.NoObserve)
+			if err != nil {
+				return v1.Hash{}, nil, nil, fmt.Errorf("probing the original (probe %d, %s): %w", i+1, pr, err)
+			}
+			originals = append(originals, out)
+			for p := range seen {
+				if _, ok := copts.Observed[p]; !ok {
+					copts.Observed[p] = fmt.Sprintf("probe %d: %s", i+1, pr)
+				}
+			}
+		}
+	}
+	res, err := Closure(rootfs, cf.Config, copts)
 	if err != nil {
 		return v1.Hash{}, nil, nil, fmt.Errorf("computing closure: %w", err)
 	}
 	rep := &Report{Closure: res}
-	if rep.FilesBefore, rep.BytesBefore, err = countTree(rootfs); err != nil {
+	paths := withParents(res)
+	if rep.FilesBefore, rep.BytesBefore, rep.Dropped, err = countTree(rootfs, paths); err != nil {
 		return v1.Hash{}, nil, nil, err
 	}
-	paths := withParents(res)
 	rep.FilesAfter, rep.BytesAfter = len(paths), res.Bytes()
 
 	info, err := writeLayer(st, rootfs, paths, opts.Compression)
@@ -194,7 +231,7 @@ func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions
 		return v1.Hash{}, nil, nil, err
 	}
 	if !opts.NoVerify {
-		code, err := verify(ctx, st, img, slim, d, opts)
+		code, err := verify(ctx, st, slim, d, probes, originals, opts)
 		if err != nil {
 			return d, slim, rep, err
 		}
@@ -208,9 +245,11 @@ func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions
 	return d, slim, rep, nil
 }
 
-// countTree counts every path below root and the bytes of its regular files.
-func countTree(root string) (int, int64, error) {
+// countTree counts every path below root and the bytes of its regular
+// files, and lists those not in kept (sorted image paths).
+func countTree(root string, kept []string) (int, int64, []string, error) {
 	n, size := 0, int64(0)
+	var dropped []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -219,6 +258,12 @@ func countTree(root string) (int, int64, error) {
 			return nil
 		}
 		n++
+		if rel, err := filepath.Rel(root, p); err == nil {
+			ip := "/" + filepath.ToSlash(rel)
+			if _, found := slices.BinarySearch(kept, ip); !found {
+				dropped = append(dropped, ip)
+			}
+		}
 		if d.Type().IsRegular() {
 			fi, err := d.Info()
 			if err != nil {
@@ -229,9 +274,10 @@ func countTree(root string) (int, int64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("measuring image filesystem: %w", err)
+		return 0, 0, nil, fmt.Errorf("measuring image filesystem: %w", err)
 	}
-	return n, size, nil
+	sort.Strings(dropped)
+	return n, size, dropped, nil
 }
 
 // withParents returns the closure's paths plus all their parent directories,
@@ -315,46 +361,109 @@ func writeImage(st *store.Store, cf *v1.ConfigFile, info store.LayerInfo, commen
 	return d, img, nil
 }
 
-// verify runs both images with the same arguments and compares what they do.
-func verify(ctx context.Context, st *store.Store, orig, slim v1.Image, d v1.Hash, opts BuildOptions) (int, error) {
+// runProbe runs img with one probe and records what it did; when watch is
+// set, the paths it opened on its root filesystem are returned too. This is
+// the one place slim starts containers.
+func runProbe(ctx context.Context, st *store.Store, img v1.Image, pr Probe, opts BuildOptions, watch bool) (RunOutput, map[string]bool, error) {
 	timeout := opts.VerifyTimeout
 	if timeout <= 0 {
 		timeout = DefaultVerifyTimeout
 	}
-	run := func(img v1.Image, which string) (RunOutput, error) {
-		out, errOut := newCapture(), newCapture()
-		runCtx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		code, err := build.Run(runCtx, st, img, build.RunOptions{
-			Args: opts.VerifyArgs, Network: "none", Stdout: out, Stderr: errOut, Runc: opts.Runc,
-		})
-		if err != nil && ctx.Err() == nil && runCtx.Err() != nil {
-			return RunOutput{}, fmt.Errorf("verifying: the %s image ran for %s: %w (a server or a program that waits needs arguments after -- or --no-verify)", which, timeout, ErrVerifyTimeout)
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var fw *fileWatch
+	defer func() {
+		if fw != nil {
+			fw.Stop()
 		}
+	}()
+	netns := make(chan string, 1)
+	out, errOut := newCapture(), newCapture()
+	ro := build.RunOptions{Args: pr.Args, Network: "none", Stdout: out, Stderr: errOut, Runc: opts.Runc,
+		BeforeStart: func(rootfs, ns string) error {
+			if watch {
+				w, err := watchFilesystem(rootfs)
+				if err != nil {
+					return err
+				}
+				fw = w
+			}
+			netns <- ns
+			return nil
+		}}
+	if pr.HTTPPort != 0 {
+		ro.Args = nil
+	}
+	type ran struct {
+		code int
+		err  error
+	}
+	exited := make(chan struct{})
+	var r ran
+	go func() {
+		defer close(exited)
+		r.code, r.err = build.Run(runCtx, st, img, ro)
+	}()
+	var res RunOutput
+	if pr.HTTPPort != 0 {
+		var ns string
+		select {
+		case ns = <-netns:
+		case <-exited:
+			return RunOutput{}, nil, fmt.Errorf("starting the server: %w", r.err)
+		}
+		deadline, _ := runCtx.Deadline()
+		status, body, err := httpProbe(ns, pr, exited, deadline)
+		cancel() // the server's work is done
+		<-exited
 		if err != nil {
-			return RunOutput{}, fmt.Errorf("verifying: running the %s image: %w", which, err)
+			return RunOutput{}, nil, fmt.Errorf("%w\n--- server stderr ---\n%s", err, errOut.String())
 		}
-		return RunOutput{ExitCode: code, Stdout: out.String(), Stderr: errOut.String(),
+		c := newCapture()
+		c.Write(body)
+		res = RunOutput{ExitCode: status, Stdout: c.String(), StdoutSize: c.size, StdoutDigest: hex.EncodeToString(c.sum.Sum(nil))}
+	} else {
+		<-exited
+		if r.err != nil && ctx.Err() == nil && runCtx.Err() != nil {
+			return RunOutput{}, nil, fmt.Errorf("it ran for %s: %w (a server needs --http-probe, a program that waits needs arguments or --no-verify)", timeout, ErrVerifyTimeout)
+		}
+		if r.err != nil {
+			return RunOutput{}, nil, r.err
+		}
+		res = RunOutput{ExitCode: r.code, Stdout: out.String(), Stderr: errOut.String(),
 			StdoutSize: out.size, StderrSize: errOut.size,
 			StdoutDigest: hex.EncodeToString(out.sum.Sum(nil)), StderrDigest: hex.EncodeToString(errOut.sum.Sum(nil)),
-		}, nil
+		}
 	}
-	a, err := run(orig, "original")
-	if err != nil {
-		return 0, err
+	var seen map[string]bool
+	if fw != nil {
+		var err error
+		seen, err = fw.Stop()
+		fw = nil
+		if err != nil {
+			return RunOutput{}, nil, err
+		}
 	}
-	b, err := run(slim, "slim")
-	if errors.Is(err, ErrVerifyTimeout) {
-		return 0, err
+	return res, seen, nil
+}
+
+// verify runs the slim image with every probe and compares what it does with
+// what the original did.
+func verify(ctx context.Context, st *store.Store, slim v1.Image, d v1.Hash, probes []Probe, originals []RunOutput, opts BuildOptions) (int, error) {
+	for i, pr := range probes {
+		b, _, err := runProbe(ctx, st, slim, pr, opts, false)
+		if errors.Is(err, ErrVerifyTimeout) {
+			return 0, fmt.Errorf("verifying the slim image (probe %d, %s): %w", i+1, pr, err)
+		}
+		if err != nil {
+			// The slim image may not even start (its entrypoint's runtime missing).
+			return 0, &VerifyError{Digest: d, Probe: pr, Original: originals[i], Slim: RunOutput{ExitCode: -1, Stderr: err.Error()}}
+		}
+		if originals[i] != b {
+			return 0, &VerifyError{Digest: d, Probe: pr, Original: originals[i], Slim: b}
+		}
 	}
-	if err != nil {
-		// The slim image may not even start (its entrypoint's runtime missing).
-		return 0, &VerifyError{Digest: d, Original: a, Slim: RunOutput{ExitCode: -1, Stderr: err.Error()}}
-	}
-	if a != b {
-		return 0, &VerifyError{Digest: d, Original: a, Slim: b}
-	}
-	return a.ExitCode, nil
+	return originals[0].ExitCode, nil
 }
 
 // mountView mounts img's layers, unpacked in the store, read-only at dir.

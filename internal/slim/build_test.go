@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,16 +148,17 @@ func TestBuildFailures(t *testing.T) {
 		t.Skip("needs root for runc and overlayfs")
 	}
 	f := newFixture(t)
-	slimtest.WriteFile(t, f.root, "/app/needs-data.sh", "#!/bin/sh\nIFS= read -r line < /usr/share/doc/pkg3/README\necho \"got $line\"\n", 0o755)
+	slimtest.WriteFile(t, f.root, "/app/needs-data.sh", "#!/bin/sh\nn=3\nIFS= read -r line < /usr/share/doc/pkg$n/README\necho \"got $line\"\n", 0o755)
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 
-	// Verification: the script reads a file only Include would keep.
+	// Verification: the script reads a file that only Include or watching
+	// the run would keep (its path is built at run time).
 	orig := storeImage(t, st, f.root, v1.Config{Cmd: []string{"/app/needs-data.sh"}})
-	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:1"})
+	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:1", NoObserve: true})
 	var ve *VerifyError
 	if !errors.As(err, &ve) || !errors.Is(err, ErrVerify) {
 		t.Fatalf("err = %v, want a VerifyError", err)
@@ -168,8 +170,22 @@ func TestBuildFailures(t *testing.T) {
 		t.Errorf("unverified image was tagged (lookup err %v)", err)
 	}
 	// NoVerify tags it anyway.
-	if _, _, rep, err := Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:1", NoVerify: true}); err != nil || rep.Verified {
+	if _, _, rep, err := Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/bad:1", NoVerify: true, NoObserve: true}); err != nil || rep.Verified {
 		t.Errorf("NoVerify: %v, %+v", err, rep)
+	}
+	// Watching the original's run finds the file: verified, and explained.
+	_, _, rep, err := Build(context.Background(), st, orig, BuildOptions{Tag: "docker.io/library/good:1"})
+	if err != nil {
+		t.Fatalf("observed closure: %v", err)
+	}
+	if c := rep.Closure.Chain("/usr/share/doc/pkg3/README"); c != "observed (probe 1: entrypoint with CMD)" {
+		t.Errorf("README kept for %q, want observed by probe 1", c)
+	}
+	if slices.Contains(rep.Closure.Paths(), "/usr/share/doc/pkg6/README") {
+		t.Errorf("a file the run did not open was kept")
+	}
+	if !slices.Contains(rep.Dropped, "/usr/share/doc/pkg6/README") {
+		t.Errorf("dropped list lacks pkg6/README")
 	}
 
 	// Closure: a missing library is an error before anything is written.
@@ -223,5 +239,55 @@ func TestVerifyBounded(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(st.Root(), "tmp"))
 	if len(ents) != 0 {
 		t.Errorf("left behind in the store's tmp: %v", ents)
+	}
+}
+
+// TestHTTPProbe: a server (busybox httpd) is started in its own network
+// namespace, reached there, and what it served is kept because it was seen
+// being opened; both images must answer alike.
+func TestHTTPProbe(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runc, overlayfs and fanotify")
+	}
+	root := t.TempDir()
+	slimtest.HostCopy(t, root, "/usr/bin/busybox")
+	slimtest.WriteFile(t, root, "/www/index.html", "hello from the probe\n", 0o644)
+	slimtest.WriteFile(t, root, "/www/unused.html", "never served\n", 0o644)
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	orig := storeImage(t, st, root, v1.Config{Entrypoint: []string{"/usr/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"}})
+	probe, err := ParseHTTPProbe("8080/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Static only: the page is missing and the answers differ.
+	_, _, _, err = Build(context.Background(), st, orig, BuildOptions{Probes: []Probe{probe}, NoObserve: true})
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Original.ExitCode != 200 {
+		t.Fatalf("static only: err = %v, want a VerifyError with the original answering 200", err)
+	}
+	_, _, rep, err := Build(context.Background(), st, orig, BuildOptions{Probes: []Probe{probe}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Closure.Chain("/www/index.html"); c != "observed (probe 1: GET :8080/index.html)" {
+		t.Errorf("index.html kept for %q", c)
+	}
+	if slices.Contains(rep.Closure.Paths(), "/www/unused.html") {
+		t.Errorf("a page never served was kept")
+	}
+}
+
+func TestParseHTTPProbe(t *testing.T) {
+	for _, bad := range []string{"", "x", "0", "70000/a", "-1"} {
+		if _, err := ParseHTTPProbe(bad); err == nil {
+			t.Errorf("ParseHTTPProbe(%q) accepted", bad)
+		}
+	}
+	if p, err := ParseHTTPProbe("80/a/b?c=1"); err != nil || p.HTTPPort != 80 || p.HTTPPath != "/a/b?c=1" {
+		t.Errorf("ParseHTTPProbe = %+v, %v", p, err)
 	}
 }

@@ -42,6 +42,9 @@ type Options struct {
 	// what a program opens at run time and no static walk can see
 	// (dlopen'ed plugins, data files, certificates).
 	Include []string
+	// Observed maps paths that a probe opened (image paths) to the probe's
+	// description; those found in the image join the closure.
+	Observed map[string]string
 }
 
 // Kind is the type of a path in the closure.
@@ -59,13 +62,46 @@ type Entry struct {
 	Path string `json:"path"` // absolute, clean, inside the image; its parent chain holds no symlinks
 	Kind Kind   `json:"kind"`
 	Size int64  `json:"size"` // regular files only
-	Why  string `json:"why"`  // "entrypoint", "interpreter of /x", "needed by /x", "link to /y", "included", ...
+	// Why names the rule that kept the path (one of the Why... constants) and
+	// By the path whose needs it met ("" for the roots: entrypoint, included
+	// paths, the image's config); following By through the Result gives the
+	// whole chain.
+	Why string `json:"why"`
+	By  string `json:"by,omitempty"`
+	// Detail adds what the rule matched: a symlink's target, the NSS
+	// service, the probe.
+	Detail string `json:"detail,omitempty"`
 }
+
+// The reasons a path is kept (Entry.Why).
+const (
+	WhyEntrypoint    = "entrypoint"
+	WhyArgument      = "argument of entrypoint"
+	WhyInterp        = "PT_INTERP"
+	WhyNeeded        = "DT_NEEDED"
+	WhyShebang       = "#!"
+	WhySymlink       = "symlink"
+	WhyScriptCommand = "script command"
+	WhyScriptPath    = "script path"
+	WhyNSS           = "nsswitch.conf"
+	WhyGconv         = "gconv"
+	WhyCACerts       = "CA certificates"
+	WhyTimezone      = "timezone"
+	WhyUser          = "USER"
+	WhyWorkdir       = "working directory"
+	WhyTmp           = "/tmp"
+	WhyPython        = "python prefix landmark"
+	WhyIncluded      = "included"
+	WhyObserved      = "observed"
+)
 
 // Result is the static file closure of an entrypoint.
 type Result struct {
 	Entrypoint string  `json:"entrypoint"` // the resolved path the walk started from
 	Entries    []Entry `json:"entries"`    // sorted by Path, no duplicates; parents not listed unless included
+	// Notes say what the static walk could not be sure of (a script it
+	// could not parse, a command it could not find); they are not errors.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Paths returns the closure's paths in order.
@@ -95,6 +131,8 @@ type walker struct {
 	ldConf   []string        // directories from /etc/ld.so.conf, loaded once
 	ldLoaded bool
 	missing  []string
+	notes    []string
+	scripts  map[string]bool // shell scripts already parsed
 }
 
 // Closure computes the files needed to run the image's entrypoint, walking the
@@ -103,7 +141,7 @@ type walker struct {
 // nothing of the host is read. The error for unresolved libraries names each
 // library and who needs it, and wraps ErrUnresolved; the Result is returned with it.
 func Closure(root string, cfg v1.Config, opts Options) (*Result, error) {
-	w := &walker{root: root, env: envMap(cfg.Env), entries: map[string]*Entry{}, visited: map[string]bool{}}
+	w := &walker{root: root, env: envMap(cfg.Env), entries: map[string]*Entry{}, visited: map[string]bool{}, scripts: map[string]bool{}}
 	first := opts.Entrypoint
 	if first == "" {
 		args := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
@@ -117,26 +155,49 @@ func Closure(root string, cfg v1.Config, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("resolving entrypoint %q: %w", first, err)
 	}
 	res := &Result{}
-	if res.Entrypoint, err = w.add(ep, "entrypoint"); err != nil {
+	if res.Entrypoint, err = w.add(ep, WhyEntrypoint, ""); err != nil {
 		return nil, fmt.Errorf("adding entrypoint %q: %w", ep, err)
+	}
+	if opts.Entrypoint == "" {
+		args := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+		if err := w.walkArgs(ep, args[1:], cfg.WorkingDir); err != nil {
+			return nil, err
+		}
 	}
 	for _, inc := range opts.Include {
 		if err := w.include(inc); err != nil {
 			return nil, fmt.Errorf("including %q: %w", inc, err)
 		}
 	}
+	obs := make([]string, 0, len(opts.Observed))
+	for p := range opts.Observed {
+		obs = append(obs, p)
+	}
+	sort.Strings(obs)
+	for _, p := range obs {
+		if _, err := w.resolve(p, nil); err != nil {
+			continue // made at run time, or gone
+		}
+		if _, err := w.addDetail(p, WhyObserved, "", opts.Observed[p]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("adding observed %q: %w", p, err)
+		}
+	}
 	if namedUser(cfg.User) {
 		for _, p := range []string{"/etc/passwd", "/etc/group"} {
-			if _, err := w.add(p, "user "+cfg.User); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if _, err := w.addDetail(p, WhyUser, "", cfg.User); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("adding %s: %w", p, err)
 			}
 		}
 	}
 	if wd := cfg.WorkingDir; wd != "" && path.IsAbs(wd) {
-		if _, err := w.add(wd, "working directory"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if _, err := w.add(wd, WhyWorkdir, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("adding working directory %s: %w", wd, err)
 		}
 	}
+	if err := w.runtimeFiles(cfg); err != nil {
+		return nil, err
+	}
+	res.Notes = w.notes
 	for _, e := range w.entries {
 		res.Entries = append(res.Entries, *e)
 	}
@@ -229,18 +290,26 @@ func (w *walker) resolve(p string, link func(at, target string)) (string, error)
 }
 
 // record adds one entry unless the path is there already.
-func (w *walker) record(p string, kind Kind, size int64, why string) {
+func (w *walker) record(p string, kind Kind, size int64, why, by, detail string) {
 	if _, ok := w.entries[p]; ok {
 		return
 	}
-	w.entries[p] = &Entry{Path: p, Kind: kind, Size: size, Why: why}
+	w.entries[p] = &Entry{Path: p, Kind: kind, Size: size, Why: why, By: by, Detail: detail}
 }
 
-// add puts p (and every symlink on the way to it) into the closure and walks
-// what the file it reaches needs. It returns the resolved path.
-func (w *walker) add(p, why string) (string, error) {
+// add puts p (and every symlink on the way to it) into the closure, kept for
+// why by the path by, and walks what the file it reaches needs. It returns the
+// resolved path.
+func (w *walker) add(p, why, by string) (string, error) { return w.addDetail(p, why, by, "") }
+
+// addDetail is add with a detail for the entry.
+func (w *walker) addDetail(p, why, by, detail string) (string, error) {
 	final, err := w.resolve(p, func(at, target string) {
-		w.record(at, KindSymlink, 0, fmt.Sprintf("link to %s (%s)", target, why))
+		d := "-> " + target
+		if detail != "" {
+			d = detail + ", " + d
+		}
+		w.record(at, KindSymlink, 0, why, by, d)
 	})
 	if err != nil {
 		return "", err
@@ -254,14 +323,14 @@ func (w *walker) add(p, why string) (string, error) {
 	}
 	switch {
 	case fi.Mode().IsRegular():
-		w.record(final, KindFile, fi.Size(), why)
+		w.record(final, KindFile, fi.Size(), why, by, detail)
 		if err := w.walkFile(final); err != nil {
 			return "", err
 		}
 	case fi.IsDir():
-		w.record(final, KindDir, 0, why)
+		w.record(final, KindDir, 0, why, by, detail)
 	default:
-		w.record(final, KindOther, 0, why)
+		w.record(final, KindOther, 0, why, by, detail)
 	}
 	return final, nil
 }
@@ -290,31 +359,39 @@ func (w *walker) walkFile(p string) error {
 	return nil
 }
 
-// walkScript adds a script's interpreter (and, for "#!/usr/bin/env prog", prog).
+// walkScript adds a script's interpreter (and, for "#!/usr/bin/env prog",
+// prog); a shell script is parsed for the commands and paths it names.
 func (w *walker) walkScript(p string, head []byte) error {
 	line, _, _ := bytes.Cut(head[2:], []byte("\n"))
 	fields := strings.Fields(string(line))
 	if len(fields) == 0 {
 		return nil
 	}
-	why := "interpreter of " + p
-	if _, err := w.add(fields[0], why); err != nil {
+	if _, err := w.add(fields[0], WhyShebang, p); err != nil {
 		return fmt.Errorf("interpreter %q of %s: %w", fields[0], p, err)
 	}
-	if path.Base(fields[0]) == "env" {
+	interp := path.Base(fields[0])
+	if interp == "env" || interp == "busybox" {
 		for _, a := range fields[1:] {
 			if strings.HasPrefix(a, "-") || strings.Contains(a, "=") {
 				continue
+			}
+			interp = a
+			if path.Base(fields[0]) == "busybox" {
+				break // an applet, not a program of its own
 			}
 			prog, err := w.findProgram(a, "/")
 			if err != nil {
 				return fmt.Errorf("interpreter %q of %s: %w", a, p, err)
 			}
-			if _, err := w.add(prog, why); err != nil {
+			if _, err := w.add(prog, WhyShebang, p); err != nil {
 				return fmt.Errorf("interpreter %q of %s: %w", a, p, err)
 			}
 			break
 		}
+	}
+	if isShell(interp) {
+		return w.walkShellFile(p)
 	}
 	return nil
 }
@@ -339,7 +416,7 @@ func (w *walker) walkELF(p string, r io.ReaderAt) error {
 		if interp == "" {
 			continue
 		}
-		if _, err := w.add(interp, "interpreter of "+p); err != nil {
+		if _, err := w.add(interp, WhyInterp, p); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				w.missing = append(w.missing, fmt.Sprintf("program interpreter %s needed by %s", interp, p))
 				continue
@@ -374,7 +451,7 @@ func (w *walker) walkELF(p string, r io.ReaderAt) error {
 			w.missing = append(w.missing, fmt.Sprintf("%s needed by %s", lib, p))
 			continue
 		}
-		if _, err := w.add(found, "needed by "+p); err != nil {
+		if _, err := w.add(found, WhyNeeded, p); err != nil {
 			return fmt.Errorf("library %s needed by %s: %w", lib, p, err)
 		}
 	}
@@ -581,7 +658,13 @@ func (w *walker) include(p string) error {
 	if !path.IsAbs(p) {
 		return fmt.Errorf("include paths must be absolute")
 	}
-	final, err := w.add(p, "included")
+	return w.addTree(p, WhyIncluded, "")
+}
+
+// addTree adds p and, for a directory, everything below it; symlinks found
+// below are followed so that their targets come along.
+func (w *walker) addTree(p, why, by string) error {
+	final, err := w.add(p, why, by)
 	if err != nil {
 		return err
 	}
@@ -606,13 +689,13 @@ func (w *walker) include(p string) error {
 			if err != nil {
 				return err
 			}
-			w.record(ip, KindSymlink, 0, "link to "+target+" (included)")
-			if _, err := w.add(ip, "included"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.record(ip, KindSymlink, 0, why, by, "-> "+target)
+			if _, err := w.add(ip, why, by); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 			return nil
 		}
-		_, err = w.add(ip, "included")
+		_, err = w.add(ip, why, by)
 		return err
 	})
 }

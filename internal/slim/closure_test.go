@@ -104,7 +104,10 @@ func TestClosureELF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(uniqSorted(append([]string{}, tc.want...)), res.Paths()); diff != "" {
+			// glibc programs get the files NSS reads (the fixture has no
+			// nsswitch.conf: glibc's default, "files" for users and groups).
+			want := append(append([]string{}, tc.want...), "/etc/group", "/etc/passwd")
+			if diff := cmp.Diff(uniqSorted(want), res.Paths()); diff != "" {
 				t.Errorf("closure paths (-want +got):\n%s", diff)
 			}
 			if res.Entrypoint != "/app/hello" {
@@ -118,7 +121,7 @@ func TestClosureELF(t *testing.T) {
 	}
 	why := map[string]string{}
 	for _, e := range res.Entries {
-		why[e.Path] = e.Why
+		why[e.Path] = strings.TrimSpace(e.Why + " " + e.By)
 	}
 	if why["/app/hello"] != "entrypoint" {
 		t.Errorf("why /app/hello = %q", why["/app/hello"])
@@ -129,8 +132,8 @@ func TestClosureELF(t *testing.T) {
 			libm = p
 		}
 	}
-	if !strings.Contains(why[libm], "needed by /app/hello") {
-		t.Errorf("why %s = %q, want needed by /app/hello", libm, why[libm])
+	if why[libm] != WhyNeeded+" /app/hello" {
+		t.Errorf("why %s = %q, want DT_NEEDED /app/hello", libm, why[libm])
 	}
 	if res.Bytes() == 0 || len(res.Entries) >= f.unrelated {
 		t.Errorf("closure has %d entries, %d bytes", len(res.Entries), res.Bytes())
@@ -229,7 +232,10 @@ func TestClosureScript(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(uniqSorted(append([]string{}, tc.want...)), res.Paths()); diff != "" {
+			// glibc programs get the files NSS reads (the fixture has no
+			// nsswitch.conf: glibc's default, "files" for users and groups).
+			want := append(append([]string{}, tc.want...), "/etc/group", "/etc/passwd")
+			if diff := cmp.Diff(uniqSorted(want), res.Paths()); diff != "" {
 				t.Errorf("closure paths (-want +got):\n%s", diff)
 			}
 		})

@@ -14,6 +14,16 @@
 // Options.Include adds files or whole directories; a USER given by name adds
 // /etc/passwd and /etc/group; the working directory is kept.
 //
+// A shell script (by "#!" or as the shell's operand or -c string) is parsed
+// with mvdan.cc/sh: the commands it calls (literal names, found in the image's
+// PATH), the literal absolute paths it names and the scripts it sources join,
+// recursively. Then what programs open by convention, read from the image: NSS
+// modules and files of /etc/nsswitch.conf (when glibc is in), gconv modules of
+// charsets named by a program importing iconv_open, CA certificates when a TLS
+// library is in, the timezone, CPython's prefix landmark, /tmp. Options.Observed
+// adds what a probe was seen opening. Every Entry says why and by whom it is
+// kept; Result.Chain renders the chain.
+//
 // Contracts: Closure only reads below its root; every path is resolved
 // component by component inside it (absolute links restart at root, ".." stops
 // at root), never on the host. It cannot see what a program opens at run time
@@ -26,7 +36,11 @@
 // out; writes one layer with the closure's paths and their parents
 // (original owners, modes, times, xattrs), streamed and hashed into the store;
 // writes the config (the original's, history entry "slimbuild slim" added) and
-// manifest; then, unless told not to, runs the original and the slim image in
+// manifest. Before the closure, the original runs once per Probe under fanotify
+// (FAN_MARK_FILESYSTEM on its overlay root, from the host; an HTTP probe dials
+// into the container's network namespace) and what it opened joins the
+// closure; runProbe is the one place containers are started. Then, unless told
+// not to, it runs the original and the slim image in
 // runc with network none and the same arguments and requires the same exit
 // status, stdout and stderr (a *VerifyError, wrapping ErrVerify, shows both
 // otherwise). Only a verified (or unverified by request) image is tagged; an

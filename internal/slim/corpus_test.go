@@ -1,0 +1,146 @@
+package slim
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
+	"github.com/slimbuild/slimbuild/internal/store"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// corpusPackages are the Debian packages whose files, copied from the host,
+// make the corpus' fat filesystem.
+var corpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python3.11-minimal", "libpython3.11-minimal",
+	"libpython3.11-stdlib", "python3-minimal", "zlib1g", "libexpat1", "busybox-static", "base-files", "netbase", "libssl3", "libcrypt1"}
+
+// TestCorpus slims fat images (Debian packages plus one app each, from
+// test/slim/) without --include, verifies each, and prints the table
+// (also written to $SLIMBUILD_CORPUS_TABLE when set).
+func TestCorpus(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runc, overlayfs and fanotify")
+	}
+	root := t.TempDir()
+	for _, pkg := range corpusPackages {
+		out, err := exec.Command("dpkg", "-L", pkg).Output()
+		if err != nil {
+			t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
+		}
+		for _, p := range strings.Split(string(out), "\n") {
+			if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
+				continue
+			}
+			slimtest.HostCopy(t, root, p)
+		}
+	}
+	slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	src := filepath.Join("..", "..", "test", "slim")
+	copyIn := func(from, to string, mode os.FileMode) {
+		slimtest.CopyFile(t, filepath.Join(src, from), filepath.Join(root, to), mode)
+	}
+	copyIn("shell/run.sh", "/app/shell/run.sh", 0o755)
+	copyIn("shell/app.conf", "/etc/app/app.conf", 0o644)
+	copyIn("shell/greeting.txt", "/etc/app/greeting.txt", 0o644)
+	copyIn("python/main.py", "/app/python/main.py", 0o644)
+	copyIn("perl/main.pl", "/app/perl/main.pl", 0o644)
+	copyIn("httpd/index.html", "/srv/www/index.html", 0o644)
+	for _, c := range []string{"nss", "iconv"} {
+		b, err := os.ReadFile(filepath.Join(src, c, c+".c"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slimtest.Compile(t, string(b), filepath.Join(root, "app", c, c))
+	}
+	slimtest.WriteFile(t, root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n", 0o644)
+	slimtest.WriteFile(t, root, "/etc/group", "root:x:0:\napp:x:1000:\n", 0o644)
+	slimtest.WriteFile(t, root, "/etc/hosts", "127.0.0.1 localhost\n10.1.2.3 corpus.example\n", 0o644)
+
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	base := storeImage(t, st, root, v1.Config{Cmd: []string{"/bin/true"}})
+	cases := []struct {
+		name   string
+		cfg    v1.Config
+		probes []Probe
+	}{
+		{"shell script + coreutils", v1.Config{Entrypoint: []string{"/app/shell/run.sh"}}, nil},
+		{"python3 stdlib app", v1.Config{Entrypoint: []string{"python3", "/app/python/main.py"}}, nil},
+		{"perl script", v1.Config{Entrypoint: []string{"perl", "/app/perl/main.pl"}}, nil},
+		{"C: users and hosts via NSS", v1.Config{Entrypoint: []string{"/app/nss/nss"}}, nil},
+		{"C: iconv", v1.Config{Entrypoint: []string{"/app/iconv/iconv"}}, nil},
+		{"busybox httpd (--http-probe)", v1.Config{Entrypoint: []string{"busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"}},
+			[]Probe{{HTTPPort: 8080, HTTPPath: "/index.html"}}},
+	}
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-32s %12s %12s %9s %7s %s\n", "case", "original", "slim", "reduction", "files", "verified")
+	var reductions []float64
+	for _, tc := range cases {
+		cf, err := base.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.Config = tc.cfg
+		layers, _ := base.Layers()
+		info := layerInfo(t, layers[0])
+		_, img, err := writeImage(st, cf, info, "corpus "+tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, rep, err := Build(context.Background(), st, img, BuildOptions{Probes: tc.probes})
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			fmt.Fprintf(&table, "%-32s failed\n", tc.name)
+			continue
+		}
+		reductions = append(reductions, rep.ReductionPercent())
+		fmt.Fprintf(&table, "%-32s %12d %12d %8.1f%% %7d %v\n", tc.name, rep.BytesBefore, rep.BytesAfter, rep.ReductionPercent(), rep.FilesAfter, rep.Verified)
+	}
+	sort.Float64s(reductions)
+	if len(reductions) > 0 {
+		fmt.Fprintf(&table, "median reduction %.1f%% over %d verified cases of %d\n", reductions[len(reductions)/2], len(reductions), len(cases))
+	}
+	t.Log("\n" + table.String())
+	if p := os.Getenv("SLIMBUILD_CORPUS_TABLE"); p != "" {
+		if err := os.WriteFile(p, []byte(table.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// layerInfo describes a stored layer for writeImage.
+func layerInfo(t *testing.T, l v1.Layer) store.LayerInfo {
+	t.Helper()
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff, err := l.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := l.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.LayerInfo{Digest: d, DiffID: diff, Size: size, MediaType: mt}
+}
