@@ -1,7 +1,6 @@
 package build
 
 import (
-	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slimbuild/slimbuild/internal/layer"
 )
 
 // removeMountPoints deletes, from the upper directory, what only exists there
@@ -42,7 +43,7 @@ func removeMountPoints(upper string, targets []string, before map[string]fs.File
 // root if it is a mount point left over (see removeMountPoints); old is what p
 // was before the run (nil: nothing). It reports whether p was removed.
 func removeMountPoint(root int, p string, old fs.FileInfo) bool {
-	parent, err := openBeneath(root, strings.TrimPrefix(path.Dir(p), "/"), unix.O_PATH|unix.O_DIRECTORY)
+	parent, err := layer.OpenBeneath(root, strings.TrimPrefix(path.Dir(p), "/"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return false
 	}
@@ -67,23 +68,6 @@ func removeMountPoint(root int, p string, old fs.FileInfo) bool {
 		return false
 	}
 	return unix.Unlinkat(parent, name, flags) == nil
-}
-
-// openBeneath opens rel (slash-separated, relative; "" is dir itself) below the
-// directory open as dir, refusing symlinks, "..", magic links and mount crossings.
-func openBeneath(dir int, rel string, flags int) (int, error) {
-	if rel == "" {
-		rel = "."
-	}
-	for {
-		fd, err := unix.Openat2(dir, rel, &unix.OpenHow{
-			Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-		})
-		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-			return fd, err
-		}
-	}
 }
 
 // inspectDir reports whether the directory name under parent is empty and
