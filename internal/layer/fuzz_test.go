@@ -3,6 +3,7 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -86,7 +87,9 @@ func FuzzUnpack(f *testing.F) {
 		}
 		// Whatever was unpacked can be written back as a layer.
 		if err == nil {
-			if err := Write(io.Discard, root, WriteOptions{}); err != nil {
+			// Except a directory that a tar made by naming it as a parent
+			// (".wh.x/f"): a real file named .wh.* cannot go in a layer.
+			if err := Write(io.Discard, root, WriteOptions{}); err != nil && !errors.Is(err, ErrReservedName) {
 				t.Errorf("Write of unpacked tree: %v", err)
 			}
 		}

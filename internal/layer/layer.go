@@ -108,6 +108,9 @@ func (w *Writer) Mkdir(dest string, perm uint32, owner Owner, mtime time.Time) e
 	if dest == "" || checkDest(dest) != nil {
 		return fmt.Errorf("adding directory %q: %w", dest, errBadDest)
 	}
+	if err := checkName(dest); err != nil {
+		return err
+	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeDir,
 		Name:     dest + "/",
@@ -255,6 +258,9 @@ func baseHeader(name string, st *unix.Stat_t, opts *AddOptions) *tar.Header {
 }
 
 func (w *Writer) entry(p, name string, st *unix.Stat_t, opts *AddOptions) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
 	hdr := baseHeader(name, st, opts)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
