@@ -31,7 +31,8 @@ func removeMountPoints(upper string, targets []string, before map[string]fs.File
 	defer unix.Close(root)
 	sort.Slice(targets, func(i, j int) bool { return len(targets[i]) > len(targets[j]) })
 	for _, t := range targets {
-		for p := path.Clean("/" + t); p != "/"; p = path.Dir(p) {
+		// The same walk as the one that filled before.
+		for p := t; p != "/" && p != "."; p = path.Dir(p) {
 			if !removeMountPoint(root, p, before[p]) {
 				break
 			}
@@ -43,6 +44,10 @@ func removeMountPoints(upper string, targets []string, before map[string]fs.File
 // root if it is a mount point left over (see removeMountPoints); old is what p
 // was before the run (nil: nothing). It reports whether p was removed.
 func removeMountPoint(root int, p string, old fs.FileInfo) bool {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return false
+	}
 	parent, err := layer.OpenBeneath(root, strings.TrimPrefix(path.Dir(p), "/"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return false
