@@ -13,7 +13,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -364,53 +363,6 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 		ID: "slimbuild-" + randomID(), Rootfs: ws.rootfs, Dir: dir, User: user, Process: p, Stdio: stdio,
 		BeforeStart: b.beforeStart,
 	})
-}
-
-// removeMountPoints deletes, from the upper directory, what only exists there
-// because something was mounted: the empty files and directories runc created as
-// mount points, and the parents overlayfs copied up to hold them when nothing
-// else changed in them (empty in the upper, not opaque, same mode and owner).
-func removeMountPoints(upper string, targets []string, before map[string]fs.FileInfo) {
-	sort.Slice(targets, func(i, j int) bool { return len(targets[i]) > len(targets[j]) })
-	for _, t := range targets {
-		for p := t; p != "/" && p != "."; p = path.Dir(p) {
-			hp := filepath.Join(upper, filepath.FromSlash(p))
-			fi, err := os.Lstat(hp)
-			if err != nil {
-				break
-			}
-			old := before[p]
-			if fi.IsDir() {
-				if entries, err := os.ReadDir(hp); err != nil || len(entries) > 0 {
-					break
-				}
-				if old != nil && !sameDir(old, fi, hp) {
-					break
-				}
-			} else if old != nil || !fi.Mode().IsRegular() || fi.Size() > 0 {
-				break
-			}
-			if os.Remove(hp) != nil {
-				break
-			}
-		}
-	}
-}
-
-// sameDir reports whether a copied-up directory is unchanged from the one below.
-func sameDir(old, cur fs.FileInfo, curPath string) bool {
-	if !old.IsDir() || old.Mode() != cur.Mode() {
-		return false
-	}
-	os1, ok1 := sysStat(old)
-	os2, ok2 := sysStat(cur)
-	if !ok1 || !ok2 || os1.Uid != os2.Uid || os1.Gid != os2.Gid {
-		return false
-	}
-	if v, err := unix.Lgetxattr(curPath, "trusted.overlay.opaque", make([]byte, 8)); err == nil && v > 0 {
-		return false
-	}
-	return true
 }
 
 // maxSecretSize is the largest secret a RUN gets, as in BuildKit.

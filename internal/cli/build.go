@@ -91,7 +91,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
 			}
 			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet")
-			fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
+			digestOut := cmd.OutOrStdout()
+			if o, err := image.ParseOutput(output); err == nil && o.Dest == "-" {
+				digestOut = cmd.ErrOrStderr() // stdout carries the output
+			}
+			fmt.Fprintln(digestOut, res.Digest)
 			return gateErr
 		},
 	}
@@ -102,7 +106,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument K=V (repeatable)")
 	f.Var(networkFlag{&network}, "network", "network for RUN steps: default (private, outbound only), none or host")
 	f.StringVar(&progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
-	f.StringVar(&output, "output", "", "also write the result: type=oci|docker|tar,dest=PATH")
+	f.StringVar(&output, "output", "", "also write the result: type=oci|docker|tar,dest=PATH (dest=- for stdout)")
 	f.BoolVar(&noCache, "no-cache", false, "do not use the build cache")
 	f.IntVar(&jobs, "jobs", 0, "how many stages may run at once (default: all that can)")
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")

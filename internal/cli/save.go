@@ -37,10 +37,13 @@ func newSaveCmd(g *Globals) *cobra.Command {
 				n, _ := image.NormalizeName(a)
 				imgs[n] = img
 			}
+			if out == "-" {
+				return image.Save(cmd.OutOrStdout(), imgs)
+			}
 			return image.SaveFile(out, imgs)
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
+	cmd.Flags().StringVarP(&out, "output", "o", "", `file to write ("-": stdout; devices and fifos are written in place)`)
 	return cmd
 }
 

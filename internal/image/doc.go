@@ -8,8 +8,13 @@
 //
 // Streams: layers are never held in memory. Imports stream rootfs content through
 // store.NewLayerWriter; pulls stream blobs from the registry into the store; outputs
-// stream blobs from the image into dest+".tmp", renamed to dest when complete, so a
-// failed or killed write never leaves a truncated dest.
+// stream blobs from the image into a uniquely named temporary file (or directory)
+// beside dest, fsynced and renamed over dest when complete (a layout directory is
+// swapped in with RENAME_EXCHANGE), so a failed write never leaves a truncated
+// dest and a killed one leaves at most a hidden .NAME.tmp-* beside it. A dest of
+// "-" is standard output; an existing device, fifo or symlink (/dev/stdout,
+// /dev/null) is opened and written in place, never replaced. An existing
+// directory is replaced only if it is empty or an OCI layout.
 //
 // Errors name the reference, path or output spec they concern. The package is silent:
 // progress goes through the logf callbacks the callers pass.

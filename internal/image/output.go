@@ -2,7 +2,6 @@ package image
 
 import (
 	"archive/tar"
-	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -65,7 +64,9 @@ func ParseOutput(spec string) (Output, error) {
 // WriteOutput writes img as spec says (see ParseOutput). docker: a docker-archive
 // that docker load accepts, with RepoTags = tags; oci: an OCI layout directory, or an
 // OCI archive when dest ends in ".tar", naming the image with tags; tar: the
-// flattened root filesystem. dest is written as dest+".tmp" and renamed when complete.
+// flattened root filesystem. A dest of "-" is standard output; a device, fifo or
+// symlink is written in place; a regular file or directory appears complete or
+// not at all (see writeDest and writeDirDest).
 func WriteOutput(img v1.Image, spec string, tags []string) error {
 	o, err := ParseOutput(spec)
 	if err != nil {
@@ -83,7 +84,7 @@ func WriteOutput(img v1.Image, spec string, tags []string) error {
 	case o.Type == "oci" && !strings.HasSuffix(o.Dest, ".tar"):
 		err = writeLayoutDir(img, o.Dest, norm)
 	default:
-		err = writeFileAtomic(o.Dest, func(w io.Writer) error {
+		err = writeDest(o.Dest, func(w io.Writer) error {
 			switch o.Type {
 			case "docker":
 				return writeDocker(w, img, norm)
@@ -101,30 +102,6 @@ func WriteOutput(img v1.Image, spec string, tags []string) error {
 		return fmt.Errorf("writing output %q: %w", spec, err)
 	}
 	return nil
-}
-
-// writeFileAtomic streams fn's output to dest+".tmp", then renames it to dest.
-func writeFileAtomic(dest string, fn func(io.Writer) error) error {
-	tmp := dest + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	err = fn(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dest)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 func writeDocker(w io.Writer, img v1.Image, names []string) error {
@@ -174,9 +151,10 @@ func Save(w io.Writer, imgs map[string]v1.Image) error {
 	return nil
 }
 
-// SaveFile writes Save's archive to path, atomically.
+// SaveFile writes Save's archive to path: "-" is standard output, a device,
+// fifo or symlink is written in place, a regular file is replaced atomically.
 func SaveFile(path string, imgs map[string]v1.Image) error {
-	return writeFileAtomic(path, func(w io.Writer) error { return Save(w, imgs) })
+	return writeDest(path, func(w io.Writer) error { return Save(w, imgs) })
 }
 
 // dockerEntry is one image of a docker-archive and its RepoTags, in order.
@@ -318,45 +296,28 @@ func indexDescriptors(img v1.Image, names []string) ([]v1.Descriptor, error) {
 	return out, nil
 }
 
-// writeLayoutDir writes an OCI layout directory at dest+".tmp", then swaps it into dest.
+// writeLayoutDir writes an OCI layout directory beside dest, then puts it in
+// place of dest (see writeDirDest).
 func writeLayoutDir(img v1.Image, dest string, names []string) error {
-	tmp := dest + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return err
+	isLayout := func(dir string) bool {
+		_, err := os.Stat(filepath.Join(dir, "oci-layout"))
+		return err == nil
 	}
-	p, err := layout.Write(tmp, empty.Index)
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error { os.RemoveAll(tmp); return err }
-	if len(names) == 0 {
-		if err := p.AppendImage(img); err != nil {
-			return fail(err)
+	return writeDirDest(dest, isLayout, func(dir string) error {
+		p, err := layout.Write(dir, empty.Index)
+		if err != nil {
+			return err
 		}
-	}
-	for _, n := range names {
-		if err := p.AppendImage(img, layout.WithAnnotations(annotationsFor(n))); err != nil {
-			return fail(err)
+		if len(names) == 0 {
+			return p.AppendImage(img)
 		}
-	}
-	old := ""
-	if _, err := os.Stat(dest); err == nil {
-		old = dest + ".old"
-		os.RemoveAll(old)
-		if err := os.Rename(dest, old); err != nil {
-			return fail(err)
+		for _, n := range names {
+			if err := p.AppendImage(img, layout.WithAnnotations(annotationsFor(n))); err != nil {
+				return err
+			}
 		}
-	}
-	if err := os.Rename(tmp, dest); err != nil {
-		if old != "" {
-			os.Rename(old, dest)
-		}
-		return fail(err)
-	}
-	if old != "" {
-		os.RemoveAll(old)
-	}
-	return nil
+		return nil
+	})
 }
 
 // writeOCIArchive streams an OCI layout as a tar: oci-layout, index.json, then the

@@ -14,7 +14,9 @@
 // user.overlay.* never travel). With AddOptions.Overlay (always on for
 // Write) a 0:0 character device NAME becomes an empty .wh.NAME and an opaque
 // directory (trusted.overlay.opaque=y) is followed by DIR/.wh..wh..opq.
-// Sockets are skipped. File bodies are streamed through one pooled 1 MiB
+// Sockets are skipped. A real file or directory whose name starts with
+// ".wh." is refused with ErrReservedName (naming its image path): in a layer
+// it would be a whiteout. File bodies are streamed through one pooled 1 MiB
 // buffer; nothing is held in memory whole.
 //
 // ClampTimes applies a source date epoch to a directory in place, so that a
@@ -28,8 +30,12 @@
 // targets must be inside dir. Later entries replace earlier ones (a
 // directory is kept and updated when a directory replaces it); a whiteout
 // for a path this layer created keeps the path, and marks a directory
-// opaque. Directory times are set last. Unpack needs root (mknod, chown,
-// trusted.* xattrs).
+// opaque. Directory times are set last, each directory resolved again from
+// the root with OpenBeneath (no symlink followed anywhere), so a later entry
+// that put a symlink in place of a parent cannot redirect them. Unpack writes
+// each entry sequentially through the path SecureJoin gave it, which nothing
+// else can change meanwhile (the target lives in the private store). Unpack
+// needs root (mknod, chown, trusted.* xattrs).
 //
 // Contracts on streams: Write and Writer.Close write the tar trailer but
 // never close the io.Writer they were given. Unpack reads to the end of the

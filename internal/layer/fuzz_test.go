@@ -3,11 +3,13 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fuzzSafe reports whether b is worth unpacking in a fuzz run: entries that
@@ -39,6 +41,7 @@ func FuzzUnpack(f *testing.F) {
 		{symlink("f", "../outside/secret"), reg("f", "pwned"), dir("f/"), reg("f", "again")},
 		{reg("../../../x", "x"), reg("/abs", "y"), reg(".wh..", ""), reg("a/.wh...", "")},
 		{{name: "fifo", typ: tar.TypeFifo}, {name: "c", typ: tar.TypeChar}, {name: "b", typ: tar.TypeBlock}},
+		{dir("a/"), dir("a/outside/"), symlink("a", ".."), dir("b/"), dir("b/c/"), symlink("b", "../outside")},
 	}
 	for _, s := range seeds {
 		f.Add(buildTar(f, s...))
@@ -53,6 +56,8 @@ func FuzzUnpack(f *testing.F) {
 		outside := filepath.Join(base, "outside")
 		must(t, os.Mkdir(outside, 0o755))
 		must(t, os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600))
+		outsideTime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		must(t, os.Chtimes(outside, outsideTime, outsideTime))
 		root := filepath.Join(base, "root")
 		err := Unpack(bytes.NewReader(b), root)
 		if err != nil && !strings.HasPrefix(err.Error(), "unpacking ") && !strings.HasPrefix(err.Error(), "reading layer tar") {
@@ -74,9 +79,17 @@ func FuzzUnpack(f *testing.F) {
 		if isOpaque(outside) || isOpaque(base) {
 			t.Fatal("a directory outside root was marked opaque")
 		}
+		if fi, err := os.Stat(outside); err != nil || !fi.ModTime().Equal(outsideTime) {
+			t.Fatalf("outside dir's times changed: mtime %v", fi.ModTime())
+		}
+		if st := statOf(t, outside); st.Mode&0o7777 != 0o755 || st.Uid != 0 || st.Gid != 0 {
+			t.Fatalf("outside dir: mode %o owner %d:%d", st.Mode&0o7777, st.Uid, st.Gid)
+		}
 		// Whatever was unpacked can be written back as a layer.
 		if err == nil {
-			if err := Write(io.Discard, root, WriteOptions{}); err != nil {
+			// Except a directory that a tar made by naming it as a parent
+			// (".wh.x/f"): a real file named .wh.* cannot go in a layer.
+			if err := Write(io.Discard, root, WriteOptions{}); err != nil && !errors.Is(err, ErrReservedName) {
 				t.Errorf("Write of unpacked tree: %v", err)
 			}
 		}

@@ -134,6 +134,9 @@ func (w *Writer) Mkdir(dest string, perm uint32, owner Owner, mtime time.Time) e
 	if dest == "" || checkDest(dest) != nil {
 		return fmt.Errorf("adding directory %q: %w", dest, errBadDest)
 	}
+	if err := checkName(dest); err != nil {
+		return err
+	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeDir,
 		Name:     dest + "/",
@@ -282,6 +285,9 @@ func (w *Writer) baseHeader(name string, st *unix.Stat_t, opts *AddOptions) *tar
 }
 
 func (w *Writer) entry(p, name string, st *unix.Stat_t, opts *AddOptions) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
 	hdr := w.baseHeader(name, st, opts)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:

@@ -33,7 +33,7 @@ func Unpack(r io.Reader, dir string) error {
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
 	u := &unpacker{
-		root:     dir,
+		root:     filepath.Clean(dir),
 		buf:      *buf,
 		dirTimes: make(map[string]dirTime),
 	}
@@ -78,9 +78,9 @@ func prepareRoot(dir string) error {
 type dirTime struct{ atime, mtime time.Time }
 
 type unpacker struct {
-	root     string
+	root     string // clean
 	buf      []byte
-	dirTimes map[string]dirTime // directory host path -> times, applied last
+	dirTimes map[string]dirTime // directory path relative to root ("" the root) -> times, applied last
 }
 
 // cleanName turns a tar name into a clean relative slash path; "" is the root.
@@ -320,7 +320,9 @@ func (u *unpacker) meta(target string, hdr *tar.Header) error {
 		}
 	}
 	if hdr.Typeflag == tar.TypeDir {
-		u.dirTimes[target] = dirTime{atime: atimeOf(hdr), mtime: hdr.ModTime}
+		// target is root or below it, as SecureJoin returned it.
+		rel := strings.TrimPrefix(strings.TrimPrefix(target, u.root), "/")
+		u.dirTimes[rel] = dirTime{atime: atimeOf(hdr), mtime: hdr.ModTime}
 		return nil
 	}
 	return setTimes(target, hdr)
@@ -350,16 +352,47 @@ func timespec(t time.Time) unix.Timespec {
 }
 
 // finish sets directory times, now that no more children will be created.
+// A later entry may have removed a directory or put a symlink in place of it or
+// of a parent: each path is resolved again from the root without following any
+// symlink (OpenBeneath) and skipped when that fails or no longer ends in a
+// directory; times are set relative to the parent's descriptor.
 func (u *unpacker) finish() error {
+	root, err := unix.Open(u.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("finishing directories: %w", &os.PathError{Op: "open", Path: u.root, Err: err})
+	}
+	defer unix.Close(root)
+	for rel, t := range u.dirTimes {
+		if err := setDirTimes(root, rel, t); err != nil {
+			return fmt.Errorf("finishing directory %q: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+// setDirTimes sets the times of the directory rel below root (see finish).
+func setDirTimes(root int, rel string, t dirTime) error {
+	dir, name := path.Dir(rel), path.Base(rel)
+	if rel == "" {
+		dir, name = "", "."
+	} else if dir == "." {
+		dir = ""
+	}
+	parent, err := OpenBeneath(root, dir, unix.O_PATH|unix.O_DIRECTORY)
+	switch {
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
+		return nil // a parent is gone or is no longer a directory
+	case err != nil:
+		return err
+	}
+	defer unix.Close(parent)
 	var st unix.Stat_t
-	for p, t := range u.dirTimes {
-		// A later entry may have replaced or removed the directory.
-		if unix.Lstat(p, &st) != nil || !isDirStat(&st) {
-			continue
-		}
-		if err := utimes(p, t.atime, t.mtime); err != nil {
-			return fmt.Errorf("finishing directory %q: %w", p, err)
-		}
+	if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || !isDirStat(&st) {
+		return nil
+	}
+	ts := []unix.Timespec{timespec(t.atime), timespec(t.mtime)}
+	if err := unix.UtimesNanoAt(parent, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil
 }

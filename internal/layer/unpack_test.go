@@ -196,6 +196,23 @@ func TestUnpackEscapes(t *testing.T) {
 			wantErr: `unpacking "a/.wh..."`,
 		},
 		{
+			// Directory times are applied last: by then a later entry has
+			// put a symlink to the outside dir's parent where a/ was.
+			name: "dir times through a later symlink",
+			ents: func(o string) []tent {
+				return []tent{dir("a/"), dir("a/" + filepath.Base(o) + "/"), symlink("a", filepath.Dir(o))}
+			},
+			want: map[string]string{"a": "symlink:{B}"},
+		},
+		{
+			name: "dir times through a later relative symlink",
+			ents: func(o string) []tent {
+				up := strings.Repeat("../", 40) + filepath.Dir(o)[1:]
+				return []tent{dir("d/"), dir("d/a/"), dir("d/a/" + filepath.Base(o) + "/"), symlink("d/a", up)}
+			},
+			want: map[string]string{"d": "dir"},
+		},
+		{
 			name:    "hard link to root",
 			ents:    func(string) []tent { return []tent{hardlink("hl", "./")} },
 			wantErr: `unpacking "hl"`,
@@ -207,6 +224,8 @@ func TestUnpackEscapes(t *testing.T) {
 			outside := filepath.Join(base, "outside")
 			must(t, os.Mkdir(outside, 0o755))
 			must(t, os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600))
+			outsideTime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+			must(t, os.Chtimes(outside, outsideTime, outsideTime))
 			root := filepath.Join(base, "root")
 
 			err := Unpack(bytes.NewReader(buildTar(t, tc.ents(outside)...)), root)
@@ -234,6 +253,12 @@ func TestUnpackEscapes(t *testing.T) {
 			if isOpaque(outside) {
 				t.Error("outside dir was marked opaque")
 			}
+			if st := statOf(t, outside); st.Mode&0o7777 != 0o755 || st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("outside dir: mode %o owner %d:%d", st.Mode&0o7777, st.Uid, st.Gid)
+			}
+			if fi, err := os.Stat(outside); err != nil || !fi.ModTime().Equal(outsideTime) {
+				t.Errorf("outside dir's mtime changed to %v", fi.ModTime())
+			}
 			top, err := os.ReadDir(base)
 			must(t, err)
 			if len(top) != 2 {
@@ -242,6 +267,7 @@ func TestUnpackEscapes(t *testing.T) {
 			for p, want := range tc.want {
 				p = strings.ReplaceAll(p, "{o}", outside[1:])
 				want = strings.ReplaceAll(want, "{O}", outside)
+				want = strings.ReplaceAll(want, "{B}", base)
 				if got := kindOf(t, filepath.Join(root, p)); got != want {
 					t.Errorf("%s: got %s, want %s", p, got, want)
 				}

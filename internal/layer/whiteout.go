@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 	"syscall"
 
@@ -20,6 +21,21 @@ const (
 	// OpaqueWhiteout inside a directory hides every lower-layer child of it.
 	OpaqueWhiteout = ".wh..wh..opq"
 )
+
+// ErrReservedName is returned by Writer (Add, Mkdir, and so Write) for a file
+// whose name starts with WhiteoutPrefix: in a layer it would not be a file but
+// a whiteout deleting something of the layers below (or, .wh..wh..opq, all of
+// a directory). The error names the path as the image will see it.
+var ErrReservedName = errors.New(`file names starting with ".wh." are reserved for layer whiteouts`)
+
+// checkName refuses a layer path (relative, slash-separated) whose last
+// element starts with WhiteoutPrefix.
+func checkName(name string) error {
+	if strings.HasPrefix(path.Base(name), WhiteoutPrefix) {
+		return fmt.Errorf("/%s: %w", name, ErrReservedName)
+	}
+	return nil
+}
 
 const (
 	overlayOpaqueXattr = "trusted.overlay.opaque"

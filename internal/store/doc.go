@@ -20,6 +20,16 @@
 //
 // The store does not normalise names; callers (package image) pass normalised names.
 //
+// # Permissions
+//
+// The store is private to the user that owns it: Open makes the root and every
+// directory directly below it 0700 (blobs/sha256/ too), creating them so or
+// correcting a store left 0755 by earlier versions, and refuses a root owned by
+// another user or a store directory that is a symlink. Files inside keep
+// ordinary modes (blobs 0644; unpacked layers the modes of their tars, setuid
+// files and device nodes included): the closed root is what keeps other users
+// from reading them, running them or planting anything a later build would ship.
+//
 // # Atomicity
 //
 // Everything visible outside tmp/ appears by rename(2): blobs and cache values are

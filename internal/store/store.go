@@ -90,10 +90,8 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening store %q: %w", root, err)
 	}
 	s := &Store{root: abs}
-	for _, d := range []string{"blobs/sha256", "layers", "cache", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
-			return nil, fmt.Errorf("opening store %q: %w", root, err)
-		}
+	if err := s.makePrivate(); err != nil {
+		return nil, fmt.Errorf("opening store %q: %w", root, err)
 	}
 	if _, err := os.Stat(s.path("oci-layout")); errors.Is(err, os.ErrNotExist) {
 		if err := s.writeFileAtomic(s.path("oci-layout"), []byte(ociLayoutFile)); err != nil {
