@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -15,10 +16,12 @@ func init() { register(newBuildCmd) }
 
 func newBuildCmd(g *Globals) *cobra.Command {
 	var (
-		file, target, network, progress, output, compression string
-		tags, buildArgs, secrets                             []string
-		noCache                                              bool
-		jobs                                                 int
+		file, target, network, progress, compression string
+		tags, buildArgs, secrets, outputs            []string
+		cacheTo, cacheFrom                           []string
+		noCache, push                                bool
+		jobs                                         int
+		newRegistry                                  func(io.Writer) *image.Registry
 	)
 	cmd := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
@@ -58,6 +61,16 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("-t %s: %w", t, err)
 				}
 			}
+			rb, err := parseRegistryFlags(tags, outputs, cacheTo, cacheFrom, push)
+			if err != nil {
+				return err
+			}
+			if len(rb.cacheFrom) > 0 {
+				opts.CacheFrom, err = openCaches(cmd.Context(), newRegistry(nil), rb.cacheFrom, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+			}
 			pp, err := newProgress(progress, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -68,10 +81,13 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output != "" {
+			for _, output := range rb.files {
 				if err := image.WriteOutput(res.Image, output, tags); err != nil {
 					return fmt.Errorf("--output %s: %w", output, err)
 				}
+			}
+			if err := rb.publish(cmd, newRegistry, res); err != nil {
+				return err
 			}
 			if pp.mode != "quiet" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
@@ -88,7 +104,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument K=V (repeatable)")
 	f.StringVar(&network, "network", "host", "network for RUN steps: host or none")
 	f.StringVar(&progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
-	f.StringVar(&output, "output", "", "also write the result: type=oci|docker|tar,dest=PATH")
+	f.StringArrayVar(&outputs, "output", nil, "also write the result: type=oci|docker|tar,dest=PATH or type=registry,name=REF (repeatable)")
+	f.BoolVar(&push, "push", false, "push the result to the registry of every -t name")
+	f.StringArrayVar(&cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max] (repeatable)")
+	f.StringArrayVar(&cacheFrom, "cache-from", nil, "use a shared build cache: type=registry,ref=REF (repeatable)")
+	newRegistry = addRegistryFlags(cmd)
 	f.BoolVar(&noCache, "no-cache", false, "do not use the build cache")
 	f.IntVar(&jobs, "jobs", 0, "how many stages may run at once (default: all that can)")
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")

@@ -40,8 +40,8 @@ func afterBuild(cmd *cobra.Command, st *store.Store, res *build.Result, quiet bo
 	if !quiet {
 		var discarded []*report.Report
 		for _, s := range res.Stages {
-			if s.Target {
-				continue
+			if s.Target || s.Remote {
+				continue // a stage served lazily from a shared cache is not downloaded to be analysed
 			}
 			r, err := cachedAnalysis(ctx, st, s.Image)
 			if err != nil {

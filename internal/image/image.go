@@ -141,21 +141,11 @@ func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ..
 	return st.Image(h.String())
 }
 
-// Push uploads the stored image src (a name or digest) to the registry reference dest.
+// Push uploads the stored image src (a name or digest) to the registry reference
+// dest with the default Registry settings.
 func Push(ctx context.Context, st *store.Store, src, dest string) error {
-	img, err := fromStore(st, src)
-	if err != nil {
-		return fmt.Errorf("pushing %q: %w", src, err)
-	}
-	r, err := parseRef(dest)
-	if err != nil {
-		return fmt.Errorf("pushing %q: %w", src, err)
-	}
-	o := remoteOptions(ctx)
-	if err := remote.Write(r, img, o[:2]...); err != nil {
-		return fmt.Errorf("pushing %q to %q: %w", src, dest, err)
-	}
-	return nil
+	_, err := (&Registry{}).PushStored(ctx, st, src, dest)
+	return err
 }
 
 // fromStore finds ref in st by digest or normalised name.

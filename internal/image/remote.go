@@ -1,0 +1,155 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// Registry configures how slimbuild talks to registries when it pushes, and when
+// it reads or writes a registry build cache. The zero value is ready to use.
+type Registry struct {
+	// Insecure lists registry hosts ("host" or "host:port") reached over plain
+	// http. Loopback hosts (localhost, 127.0.0.0/8, ::1) always are.
+	Insecure []string
+	// Transport replaces the default HTTP transport (tests count or break requests with it).
+	Transport http.RoundTripper
+	// Timeout bounds the wait for each response's headers (default 2 minutes);
+	// a request that times out is retried like a 5xx.
+	Timeout time.Duration
+	// Keychain finds credentials (default: the docker config file and its credential helpers).
+	Keychain authn.Keychain
+	// Progress, when set, is called during a push with the bytes written so far
+	// and the total, from one goroutine at a time.
+	Progress func(complete, total int64)
+}
+
+// RetryStatusCodes are the HTTP statuses a request is retried on, with backoff.
+var RetryStatusCodes = []int{
+	http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+}
+
+// retryBackoff: 0.5 s, 1 s, 2 s, 4 s, 8 s, then give up (about 15 s in all).
+var retryBackoff = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 6}
+
+// IsLoopback reports whether a registry host ("host[:port]") is this machine.
+func IsLoopback(host string) bool {
+	h := host
+	if sh, _, err := net.SplitHostPort(host); err == nil {
+		h = sh
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Ref parses an image reference for the registry, over plain http when its host
+// is loopback or listed as insecure.
+func (r *Registry) Ref(s string) (name.Reference, error) {
+	ref, err := parseRef(s)
+	if err != nil {
+		return nil, err
+	}
+	host := ref.Context().RegistryStr()
+	if !IsLoopback(host) && !slices.Contains(r.Insecure, host) {
+		return ref, nil
+	}
+	ref, err = name.ParseReference(ref.String(), name.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("parsing image reference %q: %w", s, err)
+	}
+	return ref, nil
+}
+
+// Options are the go-containerregistry options for one operation under ctx.
+func (r *Registry) Options(ctx context.Context) []remote.Option {
+	kc := r.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	t := r.Transport
+	if t == nil {
+		ht := remote.DefaultTransport.(*http.Transport).Clone()
+		ht.ResponseHeaderTimeout = r.Timeout
+		if ht.ResponseHeaderTimeout <= 0 {
+			ht.ResponseHeaderTimeout = 2 * time.Minute
+		}
+		t = ht
+	}
+	o := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(kc),
+		remote.WithTransport(t),
+		remote.WithRetryBackoff(retryBackoff),
+		remote.WithRetryStatusCodes(RetryStatusCodes...),
+		remote.WithPlatform(Platform()),
+		remote.WithUserAgent("slimbuild"),
+	}
+	return o
+}
+
+// write runs remote.Write with r's options, reporting progress when asked.
+func (r *Registry) write(ctx context.Context, ref name.Reference, img v1.Image) error {
+	o := r.Options(ctx)
+	if r.Progress == nil {
+		return remote.Write(ref, img, o...)
+	}
+	updates := make(chan v1.Update, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for u := range updates { // remote.Write closes updates when it returns
+			if u.Error == nil {
+				r.Progress(u.Complete, u.Total)
+			}
+		}
+	}()
+	err := remote.Write(ref, img, append(o, remote.WithProgress(updates))...)
+	<-done
+	return err
+}
+
+// PushImage uploads img to dest and returns the digest the registry now holds.
+// Blobs the registry has are not uploaded again.
+func (r *Registry) PushImage(ctx context.Context, img v1.Image, dest string) (v1.Hash, error) {
+	ref, err := r.Ref(dest)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if err := r.write(ctx, ref, img); err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing to %s: %w", ref.Context().RegistryStr(), err)
+	}
+	return d, nil
+}
+
+// PushStored pushes the stored image src (a name or digest) to dest.
+func (r *Registry) PushStored(ctx context.Context, st *store.Store, src, dest string) (v1.Hash, error) {
+	img, err := fromStore(st, src)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing %q: %w", src, err)
+	}
+	d, err := r.PushImage(ctx, img, dest)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing %q to %q: %w", src, dest, err)
+	}
+	return d, nil
+}
