@@ -35,13 +35,20 @@ func parseCacheSpec(flag, spec string, to bool) (cacheSpec, error) {
 	}
 	typ := ""
 	for _, f := range fields {
+		if k, v, _ := strings.Cut(f, "="); k == "type" {
+			typ = v
+		}
+	}
+	if typ != "registry" {
+		return c, fmt.Errorf("%s %s: unsupported type %q (slimbuild supports type=registry)", flag, spec, typ)
+	}
+	for _, f := range fields {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
 			return c, fmt.Errorf("%s %s: %q is not key=value", flag, spec, f)
 		}
 		switch k {
 		case "type":
-			typ = v
 		case "ref":
 			c.Ref = v
 		case "mode":
@@ -59,9 +66,6 @@ func parseCacheSpec(flag, spec string, to bool) (cacheSpec, error) {
 			}
 			return c, fmt.Errorf("%s %s: unsupported key %q (slimbuild knows %s)", flag, spec, k, want)
 		}
-	}
-	if typ != "registry" {
-		return c, fmt.Errorf("%s %s: unsupported type %q (slimbuild supports type=registry)", flag, spec, typ)
 	}
 	if c.Ref == "" {
 		return c, fmt.Errorf("%s %s: missing ref=REF", flag, spec)

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/slimbuild/slimbuild/internal/store"
 )
@@ -82,25 +84,39 @@ func (r *Registry) Options(ctx context.Context) []remote.Option {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	t := r.Transport
-	if t == nil {
-		ht := remote.DefaultTransport.(*http.Transport).Clone()
-		ht.ResponseHeaderTimeout = r.Timeout
-		if ht.ResponseHeaderTimeout <= 0 {
-			ht.ResponseHeaderTimeout = 2 * time.Minute
-		}
-		t = ht
-	}
 	o := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(kc),
-		remote.WithTransport(t),
+		remote.WithTransport(r.baseTransport()),
 		remote.WithRetryBackoff(retryBackoff),
 		remote.WithRetryStatusCodes(RetryStatusCodes...),
 		remote.WithPlatform(Platform()),
 		remote.WithUserAgent("slimbuild"),
 	}
 	return o
+}
+
+// baseTransport is r.Transport, or the default transport with r's timeout.
+func (r *Registry) baseTransport() http.RoundTripper {
+	if r.Transport != nil {
+		return r.Transport
+	}
+	ht := remote.DefaultTransport.(*http.Transport).Clone()
+	ht.ResponseHeaderTimeout = r.Timeout
+	if ht.ResponseHeaderTimeout <= 0 {
+		ht.ResponseHeaderTimeout = 2 * time.Minute
+	}
+	return ht
+}
+
+// Explain adds what to do to an error from the registry host: credentials it
+// refused wrap ErrUnauthorized and say how to log in.
+func Explain(host string, err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+		return fmt.Errorf("registry %s: %w (run \"slimbuild login %s\"): %v", host, ErrUnauthorized, host, err)
+	}
+	return fmt.Errorf("registry %s: %w", host, err)
 }
 
 // write runs remote.Write with r's options, reporting progress when asked.
@@ -136,7 +152,7 @@ func (r *Registry) PushImage(ctx context.Context, img v1.Image, dest string) (v1
 		return v1.Hash{}, err
 	}
 	if err := r.write(ctx, ref, img); err != nil {
-		return v1.Hash{}, fmt.Errorf("pushing to %s: %w", ref.Context().RegistryStr(), err)
+		return v1.Hash{}, Explain(ref.Context().RegistryStr(), err)
 	}
 	return d, nil
 }

@@ -83,7 +83,7 @@ func Open(ctx context.Context, reg *image.Registry, ref string) (c *Cache, found
 		if isNotFound(err) {
 			return c, false, nil
 		}
-		return nil, false, fmt.Errorf("reading cache %s: %w", ref, err)
+		return nil, false, fmt.Errorf("reading cache %s: %w", ref, image.Explain(r.Context().RegistryStr(), err))
 	}
 	if err := c.load(desc); err != nil {
 		return nil, false, fmt.Errorf("reading cache %s: %w", ref, err)

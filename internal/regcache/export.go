@@ -34,7 +34,7 @@ func Export(ctx context.Context, reg *image.Registry, ref string, steps []Step) 
 	}
 	ai := &artifactImage{Image: img, art: art}
 	if err := remote.Write(r, ai, reg.Options(ctx)...); err != nil {
-		return v1.Hash{}, fmt.Errorf("writing cache %s to %s: %w", ref, r.Context().RegistryStr(), err)
+		return v1.Hash{}, fmt.Errorf("writing cache %s: %w", ref, image.Explain(r.Context().RegistryStr(), err))
 	}
 	return ai.Digest()
 }
