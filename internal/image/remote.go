@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -43,8 +45,13 @@ var RetryStatusCodes = []int{
 	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
 }
 
-// retryBackoff: 0.5 s, 1 s, 2 s, 4 s, 8 s, then give up (about 15 s in all).
-var retryBackoff = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 6}
+// Two layers of retries: every request is retried on its own (retryTransport:
+// 0.5 s, 1 s, 2 s, 4 s, then give up), and go-containerregistry retries whole
+// operations (a blob upload is HEAD, POST, PATCH, PUT) on top (retryBackoff).
+var (
+	requestBackoff = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 5}
+	retryBackoff   = remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}
+)
 
 // IsLoopback reports whether a registry host ("host[:port]") is this machine.
 func IsLoopback(host string) bool {
@@ -90,23 +97,90 @@ func (r *Registry) Options(ctx context.Context) []remote.Option {
 		remote.WithTransport(r.baseTransport()),
 		remote.WithRetryBackoff(retryBackoff),
 		remote.WithRetryStatusCodes(RetryStatusCodes...),
+		remote.WithRetryPredicate(retryable(ctx)),
 		remote.WithPlatform(Platform()),
 		remote.WithUserAgent("slimbuild"),
 	}
 	return o
 }
 
-// baseTransport is r.Transport, or the default transport with r's timeout.
+// retryable says which errors of an operation under ctx are worth another try:
+// go-containerregistry's (temporary errors, connections cut short) and also a
+// request that timed out, which go-containerregistry does not retry because the
+// error looks like a deadline; but it is the transport's, not ctx's.
+func retryable(ctx context.Context) func(error) bool {
+	return func(err error) bool {
+		if err == nil || ctx.Err() != nil {
+			return false
+		}
+		var te interface{ Temporary() bool }
+		if errors.As(err, &te) && te.Temporary() {
+			return true
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return true
+		}
+		return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+			errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
+	}
+}
+
+// baseTransport is r.Transport, or the default transport with r's timeout, with
+// each request retried on its own.
 func (r *Registry) baseTransport() http.RoundTripper {
-	if r.Transport != nil {
-		return r.Transport
+	t := r.Transport
+	if t == nil {
+		ht := remote.DefaultTransport.(*http.Transport).Clone()
+		ht.ResponseHeaderTimeout = r.Timeout
+		if ht.ResponseHeaderTimeout <= 0 {
+			ht.ResponseHeaderTimeout = 2 * time.Minute
+		}
+		t = ht
 	}
-	ht := remote.DefaultTransport.(*http.Transport).Clone()
-	ht.ResponseHeaderTimeout = r.Timeout
-	if ht.ResponseHeaderTimeout <= 0 {
-		ht.ResponseHeaderTimeout = 2 * time.Minute
+	return &retryTransport{inner: t, backoff: requestBackoff}
+}
+
+// retryTransport sends a request again, after a pause, when it times out, its
+// connection breaks or the registry answers with one of RetryStatusCodes, as long
+// as its body can be sent again (GetBody) and its context is not done.
+// go-containerregistry retries only requests without a body this way; a blob
+// upload through a registry that fails one request in three would never finish.
+type retryTransport struct {
+	inner   http.RoundTripper
+	backoff remote.Backoff
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	b := t.backoff
+	for attempt := 1; ; attempt++ {
+		resp, err := t.inner.RoundTrip(req)
+		again := attempt < b.Steps && req.Context().Err() == nil && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
+		if err == nil && (!again || !slices.Contains(RetryStatusCodes, resp.StatusCode)) {
+			return resp, nil
+		}
+		if err != nil && (!again || !retryable(req.Context())(err)) {
+			return resp, err
+		}
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		}
+		select {
+		case <-time.After(b.Step()):
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+		next := req.Clone(req.Context())
+		if req.GetBody != nil {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, gerr
+			}
+			next.Body = body
+		}
+		req = next
 	}
-	return ht
 }
 
 // Explain adds what to do to an error from the registry host: credentials it
