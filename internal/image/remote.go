@@ -152,10 +152,10 @@ type retryTransport struct {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	b := t.backoff
+	b := t.backoff // Step counts b.Steps down
 	for attempt := 1; ; attempt++ {
 		resp, err := t.inner.RoundTrip(req)
-		again := attempt < b.Steps && req.Context().Err() == nil && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
+		again := attempt < t.backoff.Steps && req.Context().Err() == nil && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
 		if err == nil && (!again || !slices.Contains(RetryStatusCodes, resp.StatusCode)) {
 			return resp, nil
 		}
