@@ -68,6 +68,9 @@ func TestFleet(t *testing.T) {
 	if fsSteps != 4 {
 		t.Errorf("runner B reported %d filesystem steps, want 4 (WORKDIR, COPY, RUN, COPY --from):\n%s", fsSteps, errB)
 	}
+	if !strings.Contains(errB, "stages left in the registry cache (not downloaded, not analysed): 1") {
+		t.Errorf("runner B's summary does not say the compile stage stayed in the registry:\n%s", errB)
+	}
 	if strings.Contains(errB, "#compile") {
 		t.Errorf("the compile stage printed output on runner B, so it ran:\n%s", errB)
 	}
