@@ -248,3 +248,24 @@ func readConfig(t *testing.T, dir string) dockerConfig {
 	}
 	return c
 }
+
+func TestParseCacheSpec(t *testing.T) {
+	cases := []struct {
+		spec string
+		to   bool
+		want cacheSpec
+	}{
+		{"type=registry,ref=localhost:5000/app:cache", true, cacheSpec{Ref: "localhost:5000/app:cache", Mode: "min"}},
+		{"type=registry,ref=localhost:5000/app:cache,mode=max", true, cacheSpec{Ref: "localhost:5000/app:cache", Mode: "max"}},
+		{"localhost:5000/app:cache", false, cacheSpec{Ref: "localhost:5000/app:cache", Mode: "min"}},
+		{`"ref=localhost:5000/app:cache",type=registry`, false, cacheSpec{Ref: "localhost:5000/app:cache", Mode: "min"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.spec, func(t *testing.T) {
+			got, err := parseCacheSpec("--cache", tc.spec, tc.to)
+			if err != nil || got != tc.want {
+				t.Errorf("parseCacheSpec(%q) = %+v, %v; want %+v", tc.spec, got, err, tc.want)
+			}
+		})
+	}
+}
