@@ -47,12 +47,17 @@ func (b *builder) sharedGet(key string) (*record, v1.Layer, bool) {
 			continue
 		}
 		rec := &record{Layer: info, Created: created}
+		// Once the store holds what the step made, the store's cache records it too,
+		// so that later builds hit without the shared cache.
+		keep := func() { _ = b.cachePut(key, *rec) }
 		if info == nil {
+			keep()
 			return rec, nil, true
 		}
 		if b.st.HasBlob(info.Digest) {
 			l, err := b.st.Layer(*info)
 			if err == nil {
+				keep()
 				return rec, l, true
 			}
 		}
@@ -60,7 +65,7 @@ func (b *builder) sharedGet(key string) (*record, v1.Layer, bool) {
 		if err != nil {
 			continue
 		}
-		return rec, &lazyLayer{st: b.st, info: *info, remote: blob}, true
+		return rec, &lazyLayer{st: b.st, info: *info, remote: blob, fetched: keep}, true
 	}
 	return nil, nil, false
 }
@@ -98,6 +103,8 @@ type lazyLayer struct {
 	st     *store.Store
 	info   store.LayerInfo
 	remote v1.Layer
+	// fetched, when set, is called once the blob is in the store.
+	fetched func()
 
 	once  sync.Once
 	local v1.Layer
@@ -132,17 +139,20 @@ func (l *lazyLayer) fetch() (v1.Layer, error) {
 			}
 		}
 		l.local, l.err = l.st.Layer(l.info)
+		if l.err == nil && l.fetched != nil {
+			l.fetched()
+		}
 	})
 	return l.local, l.err
 }
 
-// fetched reports whether the blob is in the store.
-func (l *lazyLayer) fetched() bool { return l.st.HasBlob(l.info.Digest) }
+// inStore reports whether the blob is in the store.
+func (l *lazyLayer) inStore() bool { return l.st.HasBlob(l.info.Digest) }
 
 // export is the layer to push: the store's blob when it was fetched, else the
 // shared cache's (which a registry can mount instead of receiving it again).
 func (l *lazyLayer) export() v1.Layer {
-	if l.fetched() {
+	if l.inStore() {
 		if local, err := l.st.Layer(l.info); err == nil {
 			return local
 		}
@@ -181,7 +191,7 @@ func fetchLayers(ls []v1.Layer) error {
 // remoteOnly reports whether some layer of ls is not in the store yet.
 func remoteOnly(ls []v1.Layer) bool {
 	for _, l := range ls {
-		if ll, ok := l.(*lazyLayer); ok && !ll.fetched() {
+		if ll, ok := l.(*lazyLayer); ok && !ll.inStore() {
 			return true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
@@ -138,6 +139,17 @@ func TestSharedCacheLazy(t *testing.T) {
 			if !s.Final && s.Layer != nil && st.HasBlob(s.Layer.Digest) {
 				t.Errorf("builder layer %s was downloaded", s.Layer.Digest)
 			}
+		}
+		// What came over is in B's own cache now: without the shared cache, the builder
+		// stage runs again (its layers never came), and the final stage hits.
+		rec := &recorder{}
+		again := mustBuild(t, st, sharedCacheFiles, build.Options{Network: "none", Progress: rec.progress})
+		want := map[string]string{"big#1": "miss", "big#2": "miss", "stage-1#1": "hit", "stage-1#2": "hit"}
+		if diff := cmp.Diff(want, rec.fsSteps()); diff != "" {
+			t.Errorf("rebuild without the shared cache (-want +got):\n%s", diff)
+		}
+		if again.Digest != resA.Digest {
+			t.Errorf("rebuild made %s, want %s", again.Digest, resA.Digest)
 		}
 	})
 
