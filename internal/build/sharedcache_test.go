@@ -197,3 +197,58 @@ func TestSharedCacheLazy(t *testing.T) {
 		}
 	})
 }
+
+// TestSharedCacheOversizedBlob: a registry that answers a cached layer with an
+// endless stream (no Content-Length) makes the build fail on the layer's digest
+// after reading one byte more than the cache recorded, not after filling the disk.
+func TestSharedCacheOversizedBlob(t *testing.T) {
+	requireEngine(t)
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var poisoned atomic.Value // the blob path to answer with zeros
+	poisoned.Store("")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := poisoned.Load().(string); p != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, p) {
+			zeros := make([]byte, 64<<10)
+			for i := 0; i < 1024; i++ { // 64 MiB, chunked
+				if _, err := w.Write(zeros); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+			}
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	ref := u.Host + "/fleet/app:cache"
+	ctx := context.Background()
+
+	resA := mustBuild(t, newStore(t), sharedCacheFiles, build.Options{Network: "none"})
+	if _, err := regcache.Export(ctx, &image.Registry{}, ref, exportSteps(t, resA, "max")); err != nil {
+		t.Fatal(err)
+	}
+	var target string
+	for _, s := range resA.CacheSteps {
+		if s.Final && s.Layer != nil {
+			target = "/blobs/" + s.Layer.Digest.String()
+			break
+		}
+	}
+	poisoned.Store(target)
+
+	ct := &countingTransport{}
+	c, _, err := regcache.Open(ctx, &image.Registry{Transport: ct}, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	_, err = build.Build(ctx, st, build.Options{ContextDir: writeContext(t, sharedCacheFiles), Network: "none", CacheFrom: []build.CacheSource{c}})
+	if err == nil || !strings.Contains(err.Error(), "digest") {
+		t.Fatalf("build with a poisoned cache layer: %v, want a digest error", err)
+	}
+	if n := ct.n.Load(); n > 8<<20 {
+		t.Errorf("the build read %d bytes of a blob the cache says is small", n)
+	}
+	assertClean(t, st)
+}
