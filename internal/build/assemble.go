@@ -110,8 +110,12 @@ type stageImage struct {
 func (i *stageImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
 // assemble writes the target state's config and manifest to the store (its layers
-// are there already) and returns the stored image.
+// are there already, or are fetched from the shared cache now) and returns the
+// stored image.
 func (b *builder) assemble(s *stageState) (v1.Hash, v1.Image, error) {
+	if err := fetchLayers(s.layers); err != nil {
+		return v1.Hash{}, nil, err
+	}
 	si, err := imageOf(s)
 	if err != nil {
 		return v1.Hash{}, nil, err

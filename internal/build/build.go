@@ -50,6 +50,10 @@ type Options struct {
 	// (see epoch.go). If nil, the build arg SOURCE_DATE_EPOCH, or a global ARG
 	// default for it, is used when there is one.
 	SourceDateEpoch *time.Time
+	// CacheFrom are shared caches consulted, in order, when the store's cache misses.
+	// A hit there downloads nothing until a later step or the final image needs
+	// the layer's bytes.
+	CacheFrom []CacheSource
 }
 
 // StageResult is what one stage produced.
@@ -58,6 +62,9 @@ type StageResult struct {
 	Index  int
 	Image  v1.Image
 	Target bool // the stage that was asked for
+	// Remote is set when some layer of Image is only in a shared cache (see
+	// Options.CacheFrom): reading Image's layers would download it.
+	Remote bool
 }
 
 // Result is a finished build.
@@ -68,6 +75,8 @@ type Result struct {
 	Stages []StageResult
 	// CachedSteps and Steps count steps served from the cache and all steps.
 	CachedSteps, Steps int
+	// CacheSteps are the filesystem steps of every stage built, for a cache export.
+	CacheSteps []CacheStep
 }
 
 // Build runs the build described by opts in st.
@@ -97,6 +106,8 @@ type builder struct {
 	cached  int
 	// consumed holds the ARG names declared by the stages built.
 	consumed map[string]bool
+	// stepLog lists the filesystem steps done, for cache export.
+	stepLog []CacheStep
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
@@ -273,11 +284,13 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			sr.Image = img
 		} else if sImg, err := b.stageImage(b.results[i]); err == nil {
 			sr.Image = sImg
+			sr.Remote = remoteOnly(b.results[i].layers)
 		} else {
 			return nil, err
 		}
 		res.Stages = append(res.Stages, sr)
 	}
+	res.CacheSteps = b.cacheSteps()
 	return res, nil
 }
 

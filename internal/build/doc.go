@@ -16,5 +16,13 @@
 // Mounts and temporary directories are released on every path, including errors
 // and cancellation.
 //
+// Shared caches (Options.CacheFrom, a registry's through package regcache) are
+// consulted when the store's cache misses. A hit there is lazy: the step is
+// CACHED with the layer's descriptor, and the blob comes over only when its bytes
+// are needed (a later step mounts it, or the final image is assembled), after
+// which the store's cache records the step too. Result.CacheSteps lists every
+// filesystem step for a cache export; a layer still only in a shared cache is
+// handed out as that cache's blob, so an export can mount it instead of copying it.
+//
 // The engine is silent: progress goes to Options.Progress.
 package build

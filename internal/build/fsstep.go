@@ -138,10 +138,18 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 	key = b.epochKey(key)
 	if rec, ok := b.cacheGet(key); ok {
 		if err := b.applyRecord(s, st, key, rec); err == nil {
+			b.logStep(st, key, rec, lastLayer(s, rec))
 			b.countStep(true)
 			b.emit(Event{Kind: StepCached, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
 			return nil
 		}
+	}
+	if rec, l, ok := b.sharedGet(key); ok {
+		b.applyLayer(s, st, key, rec, l)
+		b.logStep(st, key, rec, l)
+		b.countStep(true)
+		b.emit(Event{Kind: StepCached, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+		return nil
 	}
 	b.emit(Event{Kind: StepStart, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text})
 	ws, err := b.mountWorkspace(s.layers)
@@ -171,6 +179,7 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 	if err := b.applyRecord(s, st, key, &rec); err != nil {
 		return b.fail(st, err)
 	}
+	b.logStep(st, key, &rec, lastLayer(s, &rec))
 	b.countStep(false)
 	b.emit(Event{Kind: StepDone, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
 	return nil
@@ -178,11 +187,21 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 
 // applyRecord moves s to the state a filesystem step produced.
 func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) error {
+	var l v1.Layer
 	if rec.Layer != nil {
-		l, err := b.st.Layer(*rec.Layer)
-		if err != nil {
+		var err error
+		if l, err = b.st.Layer(*rec.Layer); err != nil {
 			return err
 		}
+	}
+	b.applyLayer(s, st, key, rec, l)
+	return nil
+}
+
+// applyLayer moves s to the state a filesystem step produced, with l as the
+// content of rec's layer.
+func (b *builder) applyLayer(s *stageState, st *step, key string, rec *record, l v1.Layer) {
+	if rec.Layer != nil {
 		s.layers = append(s.layers, l)
 		s.cfg.RootFS.Type = "layers"
 		s.cfg.RootFS.DiffIDs = append(s.cfg.RootFS.DiffIDs, rec.Layer.DiffID)
@@ -192,7 +211,14 @@ func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) 
 		s.addHistory(historyText(st.cmd, s), nil)
 	}
 	s.key = key
-	return nil
+}
+
+// lastLayer is the layer rec added to s, nil when it added none.
+func lastLayer(s *stageState, rec *record) v1.Layer {
+	if rec.Layer == nil || len(s.layers) == 0 {
+		return nil
+	}
+	return s.layers[len(s.layers)-1]
 }
 
 // inRoot resolves an image path inside a mounted root, following the image's own

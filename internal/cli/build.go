@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -17,12 +18,14 @@ func init() { register(newBuildCmd) }
 
 func newBuildCmd(g *Globals) *cobra.Command {
 	var (
-		file, target, progress, output, compression string
-		sourceDateEpoch                             string
-		tags, buildArgs, secrets                    []string
-		network                                     runtime.Network
-		noCache                                     bool
-		jobs                                        int
+		file, target, progress, compression string
+		sourceDateEpoch                     string
+		tags, buildArgs, secrets, outputs   []string
+		cacheTo, cacheFrom                  []string
+		network                             runtime.Network
+		noCache, push                       bool
+		jobs                                int
+		newRegistry                         func(io.Writer) *image.Registry
 	)
 	cmd := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
@@ -65,12 +68,22 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("-t %s: %w", t, err)
 				}
 			}
+			rb, err := parseRegistryFlags(tags, outputs, cacheTo, cacheFrom, push)
+			if err != nil {
+				return err
+			}
 			if err := opts.Check(); err != nil {
 				return err
 			}
 			st, err := g.Store()
 			if err != nil {
 				return err
+			}
+			if len(rb.cacheFrom) > 0 {
+				opts.CacheFrom, err = openCaches(cmd.Context(), newRegistry(nil), rb.cacheFrom, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
 			}
 			pp, err := newProgress(progress, cmd.ErrOrStderr())
 			if err != nil {
@@ -82,18 +95,23 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output != "" {
+			for _, output := range rb.files {
 				if err := image.WriteOutput(res.Image, output, tags); err != nil {
 					return fmt.Errorf("--output %s: %w", output, err)
 				}
+			}
+			if err := rb.publish(cmd, newRegistry, res); err != nil {
+				return err
 			}
 			if pp.mode != "quiet" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
 			}
 			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet")
 			digestOut := cmd.OutOrStdout()
-			if o, err := image.ParseOutput(output); err == nil && o.Dest == "-" {
-				digestOut = cmd.ErrOrStderr() // stdout carries the output
+			for _, output := range rb.files {
+				if o, err := image.ParseOutput(output); err == nil && o.Dest == "-" {
+					digestOut = cmd.ErrOrStderr() // stdout carries the output
+				}
 			}
 			fmt.Fprintln(digestOut, res.Digest)
 			return gateErr
@@ -106,7 +124,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument K=V (repeatable)")
 	f.Var(networkFlag{&network}, "network", "network for RUN steps: default (private, outbound only), none or host")
 	f.StringVar(&progress, "progress", "auto", "progress output: auto, plain, tty or quiet")
-	f.StringVar(&output, "output", "", "also write the result: type=oci|docker|tar,dest=PATH (dest=- for stdout)")
+	f.StringArrayVar(&outputs, "output", nil, "also write the result: type=oci|docker|tar,dest=PATH or type=registry,name=REF (repeatable)")
+	f.BoolVar(&push, "push", false, "push the result to the registry of every -t name")
+	f.StringArrayVar(&cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max] (repeatable)")
+	f.StringArrayVar(&cacheFrom, "cache-from", nil, "use a shared build cache: type=registry,ref=REF (repeatable)")
+	newRegistry = addRegistryFlags(cmd)
 	f.BoolVar(&noCache, "no-cache", false, "do not use the build cache")
 	f.IntVar(&jobs, "jobs", 0, "how many stages may run at once (default: all that can)")
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")

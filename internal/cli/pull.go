@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/slimbuild/slimbuild/internal/image"
@@ -38,9 +39,10 @@ func newPullCmd(g *Globals) *cobra.Command {
 }
 
 func newPushCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{
+	var newRegistry func(io.Writer) *image.Registry
+	cmd := &cobra.Command{
 		Use:   "push NAME [DEST]",
-		Short: "Push a stored image to a registry (to DEST when given)",
+		Short: "Push a stored image to a registry (to DEST when given); prints the digest",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := g.Store()
@@ -55,9 +57,17 @@ func newPushCmd(g *Globals) *cobra.Command {
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			return image.Push(cmd.Context(), st, name, dest)
+			d, err := newRegistry(cmd.ErrOrStderr()).PushStored(cmd.Context(), st, name, dest)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "pushed %s@%s\n", dest, d)
+			fmt.Fprintln(cmd.OutOrStdout(), d)
+			return nil
 		},
 	}
+	newRegistry = addRegistryFlags(cmd)
+	return cmd
 }
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }

@@ -39,8 +39,12 @@ func afterBuild(cmd *cobra.Command, st *store.Store, res *build.Result, quiet bo
 	}
 	if !quiet {
 		var discarded []*report.Report
+		remote := 0
 		for _, s := range res.Stages {
-			if s.Target {
+			if s.Remote {
+				remote++ // served lazily from a shared cache: not downloaded to be analysed
+			}
+			if s.Target || s.Remote {
 				continue
 			}
 			r, err := cachedAnalysis(ctx, st, s.Image)
@@ -51,6 +55,9 @@ func afterBuild(cmd *cobra.Command, st *store.Store, res *build.Result, quiet bo
 		}
 		sum := report.Summarize(final, discarded)
 		fmt.Fprint(cmd.ErrOrStderr(), indent(sum.Text()))
+		if remote > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "stages left in the registry cache (not downloaded, not analysed): %d\n", remote)
+		}
 	}
 	if v := gate.Check(final); len(v) > 0 {
 		return &report.GateError{Violations: v}

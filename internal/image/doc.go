@@ -16,6 +16,14 @@
 // /dev/null) is opened and written in place, never replaced. An existing
 // directory is replaced only if it is empty or an OCI layout.
 //
+// Registries: Registry holds what every talk with a registry shares: plain http
+// for loopback hosts and the --insecure-registry list, credentials from the docker
+// config file and its credential helpers (SaveLogin and Logout write them), a
+// response timeout, and retries: each request on its own on 408, 429, 5xx,
+// timeouts and broken connections (its body sent again), and go-containerregistry's
+// retries of whole operations on top. Errors about refused credentials wrap
+// ErrUnauthorized and name the registry.
+//
 // Errors name the reference, path or output spec they concern. The package is silent:
 // progress goes through the logf callbacks the callers pass.
 package image

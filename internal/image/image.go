@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -80,14 +79,6 @@ func Platform() v1.Platform {
 	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
 
-func remoteOptions(ctx context.Context) []remote.Option {
-	return []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithPlatform(Platform()),
-	}
-}
-
 func nopLog(string, ...any) {}
 
 type logfKey struct{}
@@ -114,12 +105,13 @@ func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ..
 	if err != nil {
 		return nil, err
 	}
-	r, err := parseRef(n)
+	reg := &Registry{}
+	r, err := reg.Ref(n)
 	if err != nil {
 		return nil, err
 	}
 	logf("pulling %s", n)
-	img, err := remote.Image(r, remoteOptions(ctx)...)
+	img, err := remote.Image(r, reg.Options(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", n, err)
 	}
@@ -139,23 +131,6 @@ func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ..
 	}
 	logf("pulled %s: %s", n, h)
 	return st.Image(h.String())
-}
-
-// Push uploads the stored image src (a name or digest) to the registry reference dest.
-func Push(ctx context.Context, st *store.Store, src, dest string) error {
-	img, err := fromStore(st, src)
-	if err != nil {
-		return fmt.Errorf("pushing %q: %w", src, err)
-	}
-	r, err := parseRef(dest)
-	if err != nil {
-		return fmt.Errorf("pushing %q: %w", src, err)
-	}
-	o := remoteOptions(ctx)
-	if err := remote.Write(r, img, o[:2]...); err != nil {
-		return fmt.Errorf("pushing %q to %q: %w", src, dest, err)
-	}
-	return nil
 }
 
 // fromStore finds ref in st by digest or normalised name.

@@ -141,8 +141,12 @@ func TestPullPush(t *testing.T) {
 		t.Errorf("Resolve of stored image: %v", err)
 	}
 
-	if err := Push(ctx, st, host+"/test/img:v1", host+"/other/copy:v2"); err != nil {
+	d, err := (&Registry{}).PushStored(ctx, st, host+"/test/img:v1", host+"/other/copy:v2")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if d != digestOf(t, src) {
+		t.Errorf("PushStored returned %s, want %s", d, digestOf(t, src))
 	}
 	pref, _ := name.ParseReference(host + "/other/copy:v2")
 	pushed, err := remote.Image(pref)

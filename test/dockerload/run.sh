@@ -58,7 +58,7 @@ T0=$EPOCHREALTIME
 exec 8>&1 9>&2
 WORK=$(mktemp -d /tmp/slimbuild-dockerload.XXXXXX)
 CGPARENT=$(basename "$WORK")
-CTRD_PID= DOCKERD_PID=
+CTRD_PID= DOCKERD_PID= REGISTRY_PID=
 PASSED=0 FAILED=0
 # Directories the daemons create at fixed paths whatever their roots; the ones this
 # run creates are removed again when empty.
@@ -103,6 +103,8 @@ stop_daemons() {
 	DOCKERD_PID=
 	[ -n "$CTRD_PID" ] && stop_pid containerd "$CTRD_PID"
 	CTRD_PID=
+	[ -n "$REGISTRY_PID" ] && stop_pid docker-registry "$REGISTRY_PID"
+	REGISTRY_PID=
 	# containerd-shims outlive containerd by design; none should remain after
 	# `docker run --rm`, but a failed run may leave one.
 	for pid in $(leftover_pids); do
@@ -383,6 +385,30 @@ check "slimbuild save hello:slim hello:scratch" "" sb save -o "$WORK/save2.tar" 
 load "docker load save2.tar" "$WORK/save2.tar" hello:slim hello:scratch
 check "docker run saved hello:slim (two-image archive)" "$HELLO" dk run --rm --pull never --network none hello:slim
 check "docker run saved hello:scratch" "$HELLO" dk run --rm --pull never --network none hello:scratch
+
+# Pushed to a loopback registry, pulled and run by docker (issue 10). dockerd
+# reaches 127.0.0.0/8 over plain http by default.
+if command -v docker-registry >/dev/null; then
+	# A port nothing listens on (bash's /dev/tcp connects; a refusal means free).
+	while :; do
+		REG_PORT=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$REG_PORT") 2>/dev/null || break
+	done
+	REG=127.0.0.1:$REG_PORT
+	printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+		"$WORK/registry" "$REG" >"$WORK/registry.yml"
+	docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 8>&- 9>&- &
+	REGISTRY_PID=$!
+	wait_ready docker-registry "$REGISTRY_PID" "$WORK/registry.log" curl -fsS "http://$REG/v2/" ||
+		die "docker-registry did not start"
+	check "build --push $REG/hello:slim" "" sb build --progress plain -t "$REG/hello:slim" --push "$CTX"
+	PUSHED=$(sb build --progress quiet -t "$REG/hello:slim" "$CTX" | tail -n 1)
+	check "docker pull $REG/hello:slim" "" dk pull "$REG/hello:slim"
+	check "docker sees the pushed digest" "$REG/hello@$PUSHED" dk image inspect -f '{{join .RepoDigests " "}}' "$REG/hello:slim"
+	check "docker run $REG/hello:slim" "$HELLO" dk run --rm --pull never --network none "$REG/hello:slim"
+else
+	fail "push, docker pull, docker run" "docker-registry is not installed (hack/deps.sh installs it)"
+fi
 
 # --- 4. result ----------------------------------------------------------------------
 stop_daemons
