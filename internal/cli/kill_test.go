@@ -50,8 +50,14 @@ func TestKilledBuildLeavesNoContainer(t *testing.T) {
 		for sc.Scan() {
 		}
 	}()
+	// "started" is printed just before the shell execs the sleep: wait for it.
+	for wait := time.Now().Add(20 * time.Second); len(matching(marker)) == 0 && time.Now().Before(wait); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	children := descendants(cmd.Process.Pid)
 	if len(children) == 0 || len(matching(marker)) == 0 {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
 		t.Fatalf("the RUN's process is not running (slimbuild's children: %v)", children)
 	}
 	if err := cmd.Process.Kill(); err != nil {
