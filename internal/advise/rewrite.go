@@ -24,6 +24,7 @@ type Node struct {
 	UID, GID int
 	Link     string // a symlink's target
 	Xattrs   bool   // the path has extended attributes (COPY does not carry them)
+	size     int64  // a regular file's size (layerNodes)
 }
 
 // RewriteOptions tune Rewrite.
@@ -227,7 +228,10 @@ func plan(nodes []Node, r *Rewritten) (string, []fileGroup) {
 				script = append(script, fmt.Sprintf("chown %d:%d %s", n.UID, n.GID, shQuote(rel)))
 			}
 		case tar.TypeSymlink:
-			script = append(script, "mkdir -p "+shQuote("."+path.Dir(n.Path)), "ln -s -- "+shQuote(n.Link)+" "+shQuote(rel))
+			if d := path.Dir(n.Path); d != "/" {
+				script = append(script, "mkdir -p "+shQuote("."+d))
+			}
+			script = append(script, "ln -s -- "+shQuote(n.Link)+" "+shQuote(rel))
 			if n.UID != 0 || n.GID != 0 {
 				script = append(script, fmt.Sprintf("chown -h %d:%d %s", n.UID, n.GID, shQuote(rel)))
 			}
@@ -265,7 +269,7 @@ func plan(nodes []Node, r *Rewritten) (string, []fileGroup) {
 	return "set -e; umask 022; mkdir " + skeletonDir + "; cd " + skeletonDir + "; " + strings.Join(script, "; "), out
 }
 
-// shQuote quotes s for sh: single quotes, a quote as '\''.
+// shQuote quotes s for sh: single quotes, a quote as '\”.
 func shQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
