@@ -204,6 +204,13 @@ func plan(nodes []Node, r *Rewritten) (string, []fileGroup) {
 		}
 	}
 	var script []string
+	made := map[string]bool{}
+	mkdir := func(d string) {
+		if !made[d] {
+			made[d] = true
+			script = append(script, "mkdir -p "+shQuote("."+d))
+		}
+	}
 	groups := map[string]*fileGroup{}
 	var xattrs []string
 	for _, n := range sorted {
@@ -220,7 +227,7 @@ func plan(nodes []Node, r *Rewritten) (string, []fileGroup) {
 			if filled[n.Path] && perm == 0o755 && n.UID == 0 && n.GID == 0 {
 				continue
 			}
-			script = append(script, "mkdir -p "+shQuote(rel))
+			mkdir(n.Path)
 			if perm != 0o755 {
 				script = append(script, fmt.Sprintf("chmod %04o %s", perm, shQuote(rel)))
 			}
@@ -229,7 +236,7 @@ func plan(nodes []Node, r *Rewritten) (string, []fileGroup) {
 			}
 		case tar.TypeSymlink:
 			if d := path.Dir(n.Path); d != "/" {
-				script = append(script, "mkdir -p "+shQuote("."+d))
+				mkdir(d)
 			}
 			script = append(script, "ln -s -- "+shQuote(n.Link)+" "+shQuote(rel))
 			if n.UID != 0 || n.GID != 0 {
