@@ -8,7 +8,9 @@ import (
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +23,8 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		sourceDateEpoch                             string
 		tags, buildArgs, secrets                    []string
 		network                                     runtime.Network
-		noCache                                     bool
+		noCache, slimIt                             bool
+		slimProbeCmds, slimHTTPProbes               []string
 		jobs                                        int
 	)
 	cmd := &cobra.Command{
@@ -77,10 +80,23 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			opts.Progress = pp.Event
+			var slimProbes []slim.Probe
+			if slimIt {
+				if slimProbes, err = parseProbes(slimProbeCmds, slimHTTPProbes); err != nil {
+					return err
+				}
+				// The -t names go to the slim image, once it is verified.
+				opts.Tags = nil
+			} else if len(slimProbeCmds)+len(slimHTTPProbes) > 0 {
+				return fmt.Errorf("--slim-probe-cmd and --slim-http-probe need --slim")
+			}
 			res, err := build.Build(cmd.Context(), st, opts)
 			pp.Close()
 			if err != nil {
 				return err
+			}
+			if slimIt {
+				return buildSlim(cmd, st, res, tags, slimProbes, output, pp.mode == "quiet")
 			}
 			if output != "" {
 				if err := image.WriteOutput(res.Image, output, tags); err != nil {
@@ -108,8 +124,56 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
 	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
+	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like `slimbuild slim`): the -t names go to the slim image, the full one stays untagged")
+	f.StringArrayVar(&slimProbeCmds, "slim-probe-cmd", nil, "with --slim: as slim's --probe-cmd; repeatable")
+	f.StringArrayVar(&slimHTTPProbes, "slim-http-probe", nil, "with --slim: as slim's --http-probe; repeatable")
 	addGateFlags(cmd)
 	return cmd
+}
+
+// buildSlim slims a finished build, tags the verified slim image under tags,
+// writes --output from it, shows the built and the slim image side by side
+// and applies the gates to the slim one.
+func buildSlim(cmd *cobra.Command, st *store.Store, res *build.Result, tags []string, probes []slim.Probe, output string, quiet bool) error {
+	w := cmd.ErrOrStderr()
+	d, img, rep, err := slim.Build(cmd.Context(), st, res.Image, slim.BuildOptions{Probes: probes})
+	if err != nil {
+		return fmt.Errorf("slimming the built image %s (kept untagged): %w", res.Digest, err)
+	}
+	for _, t := range tags {
+		n, err := image.NormalizeName(t)
+		if err != nil {
+			return err
+		}
+		if err := st.Tag(n, d); err != nil {
+			return err
+		}
+	}
+	if output != "" {
+		if err := image.WriteOutput(img, output, tags); err != nil {
+			return fmt.Errorf("--output %s: %w", output, err)
+		}
+	}
+	if !quiet {
+		fmt.Fprintf(w, "built %s, slimmed to %s (verified: exit %d, same output); %s are the slim image, the full one stays untagged\n",
+			res.Digest, d, rep.ExitCode, strings.Join(tags, ", "))
+		a, err := cachedAnalysis(cmd.Context(), st, res.Image)
+		if err != nil {
+			return fmt.Errorf("analysing the built image: %w", err)
+		}
+		b, err := cachedAnalysis(cmd.Context(), st, img)
+		if err != nil {
+			return fmt.Errorf("analysing the slim image: %w", err)
+		}
+		if err := report.WriteComparisonText(w, report.Compare(a, b)); err != nil {
+			return err
+		}
+	}
+	slimRes := *res
+	slimRes.Digest, slimRes.Image, slimRes.Stages = d, img, nil
+	gateErr := afterBuild(cmd, st, &slimRes, true)
+	fmt.Fprintln(cmd.OutOrStdout(), d)
+	return gateErr
 }
 
 // sourceDateEpochOf is the epoch a build uses: --source-date-epoch, else
