@@ -21,8 +21,9 @@ deps:
 # against their recorded results, and docker load of slimbuild's docker-archives.
 test: deps build
 	hack/bases.sh
-	SLIMBUILD_CORPUS_TABLE=$(CURDIR)/bin/slim-corpus.txt SLIMBUILD_BASES=$(SLIMBUILD_CACHE) $(GO) test -count=1 -timeout 30m ./...
+	SLIMBUILD_CORPUS_TABLE=$(CURDIR)/bin/slim-corpus.txt SLIMBUILD_ADVISE_TABLE=$(CURDIR)/bin/advise-corpus.txt SLIMBUILD_BASES=$(SLIMBUILD_CACHE) $(GO) test -count=1 -timeout 30m ./...
 	@echo "slim corpus (internal/slim TestCorpus, apps in test/slim/):"; cat bin/slim-corpus.txt
+	@echo "advise corpus (internal/advise TestAdviseCorpus: single-stage Dockerfiles rewritten, built, verified):"; cat bin/advise-corpus.txt
 	SLIMBUILD=$(CURDIR)/$(BIN) test/parity/run.sh
 	SLIMBUILD=$(CURDIR)/$(BIN) test/dockerload/run.sh
 

@@ -9,7 +9,9 @@ import (
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -22,8 +24,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		sourceDateEpoch                     string
 		tags, buildArgs, secrets, outputs   []string
 		cacheTo, cacheFrom                  []string
+		slimProbeCmds, slimHTTPProbes       []string
 		network                             runtime.Network
-		noCache, push                       bool
+		noCache, push, slimIt               bool
 		jobs                                int
 		newRegistry                         func(io.Writer) *image.Registry
 	)
@@ -72,6 +75,16 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var slimProbes []slim.Probe
+			if slimIt {
+				if slimProbes, err = parseProbes(slimProbeCmds, slimHTTPProbes); err != nil {
+					return err
+				}
+				// The -t names go to the slim image, once it is verified.
+				opts.Tags = nil
+			} else if len(slimProbeCmds)+len(slimHTTPProbes) > 0 {
+				return fmt.Errorf("--slim-probe-cmd and --slim-http-probe need --slim")
+			}
 			if err := opts.Check(); err != nil {
 				return err
 			}
@@ -95,6 +108,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if slimIt {
+				if res, err = buildSlim(cmd, st, res, tags, slimProbes, pp.mode == "quiet"); err != nil {
+					return err
+				}
+			}
 			for _, output := range rb.files {
 				if err := image.WriteOutput(res.Image, output, tags); err != nil {
 					return fmt.Errorf("--output %s: %w", output, err)
@@ -103,10 +121,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err := rb.publish(cmd, newRegistry, res); err != nil {
 				return err
 			}
-			if pp.mode != "quiet" {
+			if pp.mode != "quiet" && !slimIt {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
 			}
-			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet")
+			// With --slim the comparison was the summary; the gates still apply.
+			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet" || slimIt)
 			digestOut := cmd.OutOrStdout()
 			for _, output := range rb.files {
 				if o, err := image.ParseOutput(output); err == nil && o.Dest == "-" {
@@ -134,8 +153,50 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
 	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
+	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like `slimbuild slim`): the -t names go to the slim image, the full one stays untagged")
+	f.StringArrayVar(&slimProbeCmds, "slim-probe-cmd", nil, "with --slim: as slim's --probe-cmd; repeatable")
+	f.StringArrayVar(&slimHTTPProbes, "slim-http-probe", nil, "with --slim: as slim's --http-probe; repeatable")
 	addGateFlags(cmd)
 	return cmd
+}
+
+// buildSlim slims a finished build, tags the verified slim image under tags and
+// shows the built and the slim image side by side (unless quiet). It returns the
+// build's result with the slim image in place of the built one, for the outputs,
+// pushes and gates that follow; the full image stays in the store untagged.
+func buildSlim(cmd *cobra.Command, st *store.Store, res *build.Result, tags []string, probes []slim.Probe, quiet bool) (*build.Result, error) {
+	w := cmd.ErrOrStderr()
+	d, img, rep, err := slim.Build(cmd.Context(), st, res.Image, slim.BuildOptions{Probes: probes})
+	if err != nil {
+		return nil, fmt.Errorf("slimming the built image %s (kept untagged): %w", res.Digest, err)
+	}
+	for _, t := range tags {
+		n, err := image.NormalizeName(t)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Tag(n, d); err != nil {
+			return nil, err
+		}
+	}
+	if !quiet {
+		fmt.Fprintf(w, "built %s, slimmed to %s (verified: exit %d, same output); %s are the slim image, the full one stays untagged\n",
+			res.Digest, d, rep.ExitCode, strings.Join(tags, ", "))
+		a, err := cachedAnalysis(cmd.Context(), st, res.Image)
+		if err != nil {
+			return nil, fmt.Errorf("analysing the built image: %w", err)
+		}
+		b, err := cachedAnalysis(cmd.Context(), st, img)
+		if err != nil {
+			return nil, fmt.Errorf("analysing the slim image: %w", err)
+		}
+		if err := report.WriteComparisonText(w, report.Compare(a, b)); err != nil {
+			return nil, err
+		}
+	}
+	slimRes := *res
+	slimRes.Digest, slimRes.Image, slimRes.Stages = d, img, nil
+	return &slimRes, nil
 }
 
 // sourceDateEpochOf is the epoch a build uses: --source-date-epoch, else

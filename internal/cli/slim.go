@@ -11,7 +11,6 @@ import (
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/spf13/cobra"
-	"mvdan.cc/sh/v3/shell"
 )
 
 func init() {
@@ -43,20 +42,11 @@ func newSlimCmd(g *Globals) *cobra.Command {
 				NoVerify: noVerify, VerifyTimeout: timeout,
 			}
 			opts.NoObserve = noObserve
-			for _, c := range probeCmds {
-				args, err := shell.Fields(c, func(string) string { return "" })
-				if err != nil || len(args) == 0 {
-					return fmt.Errorf("--probe-cmd %q: want a command line (words, quotes): %v", c, err)
-				}
-				opts.Probes = append(opts.Probes, slim.Probe{Args: args})
+			probes, err := parseProbes(probeCmds, httpProbes)
+			if err != nil {
+				return err
 			}
-			for _, h := range httpProbes {
-				pr, err := slim.ParseHTTPProbe(h)
-				if err != nil {
-					return fmt.Errorf("--http-probe: %w", err)
-				}
-				opts.Probes = append(opts.Probes, pr)
-			}
+			opts.Probes = probes
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format must be text or json, not %q", format)
 			}

@@ -1,0 +1,114 @@
+package advise
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/slim"
+	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// corpusPackages make the fat base of the interpreted cases, as in slim's corpus.
+var corpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python3.11-minimal", "libpython3.11-minimal",
+	"libpython3.11-stdlib", "python3-minimal", "zlib1g", "libexpat1", "busybox-static", "base-files", "netbase", "libssl3", "libcrypt1",
+	// coreutils' own libraries: the skeleton stage runs mkdir, chmod and ln in the builder
+	"libselinux1", "libpcre2-8-0", "libacl1", "libattr1"}
+
+// TestAdviseCorpus runs Advise on examples/hello-c's Dockerfile.naive and on
+// the single-stage Dockerfiles of test/slim/, and prints the table: original
+// and advised file bytes, reduction, verified; then the share of working
+// multistage builds and the median reduction (also written to
+// $SLIMBUILD_ADVISE_TABLE when set). It fails when a case does not verify.
+func TestAdviseCorpus(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for runc, overlayfs and fanotify")
+	}
+	bases := os.Getenv("SLIMBUILD_BASES")
+	if bases == "" {
+		t.Skip("builder base not made: run make test (it runs hack/bases.sh and sets SLIMBUILD_BASES)")
+	}
+	ctx := context.Background()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := image.Import(ctx, st, filepath.Join(bases, "builder.tar.gz"), "slimbuild/builder:bookworm"); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for _, pkg := range corpusPackages {
+		out, err := exec.Command("dpkg", "-L", pkg).Output()
+		if err != nil {
+			t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
+		}
+		for _, p := range strings.Split(string(out), "\n") {
+			if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
+				continue
+			}
+			slimtest.HostCopy(t, root, p)
+		}
+	}
+	slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	if _, err := image.Import(ctx, st, root, "slimbuild-corpus/base"); err != nil {
+		t.Fatal(err)
+	}
+
+	slimDir := filepath.Join("..", "..", "test", "slim")
+	hello := filepath.Join("..", "..", "examples", "hello-c")
+	cases := []struct {
+		name, context, dockerfile string
+		probes                    []slim.Probe
+	}{
+		{"hello-c Dockerfile.naive", hello, filepath.Join(hello, "Dockerfile.naive"), nil},
+		{"shell script + coreutils", filepath.Join(slimDir, "shell"), "", nil},
+		{"python3 stdlib app", filepath.Join(slimDir, "python"), "", nil},
+		{"perl script", filepath.Join(slimDir, "perl"), "", nil},
+		{"C (gcc in image): NSS", filepath.Join(slimDir, "nss"), "", nil},
+		{"C (gcc in image): iconv", filepath.Join(slimDir, "iconv"), "", nil},
+		{"busybox httpd (--http-probe)", filepath.Join(slimDir, "httpd"), "", []slim.Probe{{HTTPPort: 8080, HTTPPath: "/index.html"}}},
+	}
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-30s %12s %12s %9s %s\n", "case", "original", "advised", "reduction", "verified")
+	var reductions []float64
+	for _, tc := range cases {
+		out := filepath.Join(t.TempDir(), "Dockerfile.advised")
+		res, err := Advise(ctx, st, Options{
+			Build:   build.Options{ContextDir: tc.context, Dockerfile: tc.dockerfile, Network: "none", NoPull: true},
+			Slim:    slim.BuildOptions{Probes: tc.probes},
+			WriteTo: out,
+		})
+		if err != nil {
+			df, _ := os.ReadFile(out)
+			t.Errorf("%s: %v\n%s", tc.name, err, df)
+			fmt.Fprintf(&table, "%-30s failed: %s\n", tc.name, strings.SplitN(err.Error(), "\n", 2)[0])
+			continue
+		}
+		reductions = append(reductions, res.ReductionPercent())
+		fmt.Fprintf(&table, "%-30s %12d %12d %8.1f%% %v\n", tc.name, res.OriginalBytes, res.AdvisedBytes, res.ReductionPercent(), res.Verified)
+	}
+	sort.Float64s(reductions)
+	fmt.Fprintf(&table, "working multistage builds: %d of %d (%.0f%%)\n", len(reductions), len(cases), 100*float64(len(reductions))/float64(len(cases)))
+	if len(reductions) > 0 {
+		fmt.Fprintf(&table, "median size reduction (file bytes): %.1f%%\n", reductions[len(reductions)/2])
+	}
+	t.Log("\n" + table.String())
+	if p := os.Getenv("SLIMBUILD_ADVISE_TABLE"); p != "" {
+		if err := os.WriteFile(p, []byte(table.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
