@@ -37,6 +37,9 @@ type copyRequest struct {
 	add      bool
 	unpack   bool
 	checksum string
+	// link is COPY --link: the layer is made as if on an empty root, so it does
+	// not depend on the stage it lands on (existing directories, symlinks).
+	link bool
 }
 
 // srcItem is one matched source: a file, directory or link on the host.
@@ -289,6 +292,9 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if len(req.excludes) > 0 {
 		return b.fail(st, errors.New("COPY --exclude is not supported"))
 	}
+	if req.link && req.add {
+		return b.fail(st, errors.New("ADD --link is not supported; use COPY --link, or ADD without --link"))
+	}
 	chmod, hasChmod, err := parseChmod(req.chmod)
 	if err != nil {
 		return b.fail(st, err)
@@ -303,7 +309,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if err := checkChecksum(req); err != nil {
 		return b.fail(st, err)
 	}
-	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack}
+	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.link}
 
 	var items []srcItem
 	var from *source
@@ -393,9 +399,23 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			c.bctx = b.bctx
 		}
 		if !req.add {
-			plan, ok, err := planDirect(ws.rootfs, all, dest, destIsDir, own, c.bctx)
+			view := ws.rootfs
+			if req.link {
+				empty, err := b.tempDir()
+				if err != nil {
+					return err
+				}
+				if view, err = os.MkdirTemp(empty, "link-"); err != nil {
+					return err
+				}
+				defer os.Remove(view)
+			}
+			plan, ok, err := planDirect(view, all, dest, destIsDir, own, chmod, hasChmod, c.bctx)
 			if err != nil {
 				return err
+			}
+			if !ok && req.link {
+				return errors.New("COPY --link is only supported for files and directories from the context or another stage (not heredocs, or with .dockerignore exceptions)")
 			}
 			if ok {
 				info, err := b.writeDirect(plan, own, fromContext, chmod, hasChmod)
@@ -515,14 +535,26 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		}
 	}
 	if it.fi.IsDir() {
-		// A directory source copies its contents.
+		// A directory source copies its contents: an existing destination keeps
+		// its metadata, a created one is 0755 (or --chmod) and root's (or --chown's).
+		existed := false
+		if hp, err := inRoot(c.root, dest); err == nil {
+			if fi, err := os.Stat(hp); err == nil && fi.IsDir() {
+				existed = true
+			}
+		}
 		top, err := c.mkdirAll(dest)
 		if err != nil {
 			return err
 		}
+		if !existed && c.hasChmod {
+			if err := os.Chmod(top, c.chmod); err != nil {
+				return err
+			}
+		}
 		return walkItem(it, c.bctx, func(rel, host string, fi fs.FileInfo) error {
 			if rel == "" {
-				return c.applyMeta(top, fi, true)
+				return nil
 			}
 			target := filepath.Join(top, filepath.FromSlash(rel))
 			if c.bctx != nil && c.bctx.ignore != nil && c.bctx.ignore.Exclusions() {
@@ -548,6 +580,10 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		if it.name != "" {
 			target = path.Join(dest, it.name)
 		}
+	}
+	// A symlink at the destination is followed, inside the root, as BuildKit does.
+	if hp, err := inRoot(c.root, target); err == nil {
+		target = "/" + strings.TrimPrefix(strings.TrimPrefix(hp, c.root), "/")
 	}
 	parent, err := c.mkdirAll(path.Dir(target))
 	if err != nil {
