@@ -459,18 +459,28 @@ func (c *copier) ids(fi fs.FileInfo) (int, int) {
 	return 0, 0
 }
 
-// mkdirAll creates dir (an image path) and missing parents, owned by --chown's owner or root.
+// mkdirAll creates dir (an image path) and missing parents, owned by --chown's
+// owner or root, with --chmod's mode or 0755 (as BuildKit does).
 func (c *copier) mkdirAll(dir string) (string, error) {
 	uid, gid := 0, 0
 	if c.own.set {
 		uid, gid = c.own.uid, c.own.gid
 	}
-	return mkdirAllOwned(c.root, dir, uid, gid)
+	perm := fs.FileMode(0o755)
+	if c.hasChmod {
+		perm = c.chmod
+	}
+	return mkdirAllMode(c.root, dir, uid, gid, perm)
 }
 
 // mkdirAllOwned creates dir (an image path, resolved inside root) and its missing
 // parents with mode 0755, owned by uid:gid, and returns its host path.
 func mkdirAllOwned(root, dir string, uid, gid int) (string, error) {
+	return mkdirAllMode(root, dir, uid, gid, 0o755)
+}
+
+// mkdirAllMode is mkdirAllOwned with the created directories' mode.
+func mkdirAllMode(root, dir string, uid, gid int, perm fs.FileMode) (string, error) {
 	cur := "/"
 	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
 		if part == "" {
@@ -492,6 +502,9 @@ func mkdirAllOwned(root, dir string, uid, gid int) (string, error) {
 			return "", err
 		}
 		if err := os.Lchown(hp, uid, gid); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(hp, perm); err != nil {
 			return "", err
 		}
 	}
@@ -537,20 +550,9 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 	if it.fi.IsDir() {
 		// A directory source copies its contents: an existing destination keeps
 		// its metadata, a created one is 0755 (or --chmod) and root's (or --chown's).
-		existed := false
-		if hp, err := inRoot(c.root, dest); err == nil {
-			if fi, err := os.Stat(hp); err == nil && fi.IsDir() {
-				existed = true
-			}
-		}
 		top, err := c.mkdirAll(dest)
 		if err != nil {
 			return err
-		}
-		if !existed && c.hasChmod {
-			if err := os.Chmod(top, c.chmod); err != nil {
-				return err
-			}
 		}
 		return walkItem(it, c.bctx, func(rel, host string, fi fs.FileInfo) error {
 			if rel == "" {

@@ -67,6 +67,9 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 			}
 			seen[cur] = true
 			e := &dirEntry{name: cur, perm: 0o755, mtime: now}
+			if hasChmod {
+				e.perm = modeBits(chmod)
+			}
 			if own.set {
 				e.owner = layer.Owner{UID: own.uid, GID: own.gid}
 			}
