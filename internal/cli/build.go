@@ -23,6 +23,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		network                                     runtime.Network
 		noCache                                     bool
 		jobs                                        int
+		bx                                          buildxFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
@@ -60,6 +61,12 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				}
 				opts.Secrets[id] = src
 			}
+			if err := bx.check(cmd); err != nil {
+				return err
+			}
+			if bx.quiet {
+				progress = "quiet"
+			}
 			for _, t := range tags {
 				if _, err := image.NormalizeName(t); err != nil {
 					return fmt.Errorf("-t %s: %w", t, err)
@@ -90,6 +97,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if pp.mode != "quiet" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
 			}
+			if err := bx.write(res, tags); err != nil {
+				return err
+			}
 			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet")
 			fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
 			return gateErr
@@ -108,6 +118,8 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
 	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
+	bx.add(f)
+	cmd.SetFlagErrorFunc(suggestFlag)
 	addGateFlags(cmd)
 	return cmd
 }
