@@ -37,6 +37,9 @@ type copyRequest struct {
 	add      bool
 	unpack   bool
 	checksum string
+	// link is COPY --link: the layer is made as if on an empty root, so it does
+	// not depend on the stage it lands on (existing directories, symlinks).
+	link bool
 }
 
 // srcItem is one matched source: a file, directory or link on the host.
@@ -289,6 +292,9 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if len(req.excludes) > 0 {
 		return b.fail(st, errors.New("COPY --exclude is not supported"))
 	}
+	if req.link && req.add {
+		return b.fail(st, errors.New("ADD --link is not supported; use COPY --link, or ADD without --link"))
+	}
 	chmod, hasChmod, err := parseChmod(req.chmod)
 	if err != nil {
 		return b.fail(st, err)
@@ -303,7 +309,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if err := checkChecksum(req); err != nil {
 		return b.fail(st, err)
 	}
-	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack}
+	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.link}
 
 	var items []srcItem
 	var from *source
@@ -393,9 +399,23 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			c.bctx = b.bctx
 		}
 		if !req.add {
-			plan, ok, err := planDirect(ws.rootfs, all, dest, destIsDir, own, c.bctx)
+			view := ws.rootfs
+			if req.link {
+				empty, err := b.tempDir()
+				if err != nil {
+					return err
+				}
+				if view, err = os.MkdirTemp(empty, "link-"); err != nil {
+					return err
+				}
+				defer os.Remove(view)
+			}
+			plan, ok, err := planDirect(view, all, dest, destIsDir, own, chmod, hasChmod, c.bctx)
 			if err != nil {
 				return err
+			}
+			if !ok && req.link {
+				return errors.New("COPY --link is only supported for files and directories from the context or another stage (not heredocs, or with .dockerignore exceptions)")
 			}
 			if ok {
 				info, err := b.writeDirect(plan, own, fromContext, chmod, hasChmod)
@@ -439,18 +459,28 @@ func (c *copier) ids(fi fs.FileInfo) (int, int) {
 	return 0, 0
 }
 
-// mkdirAll creates dir (an image path) and missing parents, owned by --chown's owner or root.
+// mkdirAll creates dir (an image path) and missing parents, owned by --chown's
+// owner or root, with --chmod's mode or 0755 (as BuildKit does).
 func (c *copier) mkdirAll(dir string) (string, error) {
 	uid, gid := 0, 0
 	if c.own.set {
 		uid, gid = c.own.uid, c.own.gid
 	}
-	return mkdirAllOwned(c.root, dir, uid, gid)
+	perm := fs.FileMode(0o755)
+	if c.hasChmod {
+		perm = c.chmod
+	}
+	return mkdirAllMode(c.root, dir, uid, gid, perm)
 }
 
 // mkdirAllOwned creates dir (an image path, resolved inside root) and its missing
 // parents with mode 0755, owned by uid:gid, and returns its host path.
 func mkdirAllOwned(root, dir string, uid, gid int) (string, error) {
+	return mkdirAllMode(root, dir, uid, gid, 0o755)
+}
+
+// mkdirAllMode is mkdirAllOwned with the created directories' mode.
+func mkdirAllMode(root, dir string, uid, gid int, perm fs.FileMode) (string, error) {
 	cur := "/"
 	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
 		if part == "" {
@@ -472,6 +502,9 @@ func mkdirAllOwned(root, dir string, uid, gid int) (string, error) {
 			return "", err
 		}
 		if err := os.Lchown(hp, uid, gid); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(hp, perm); err != nil {
 			return "", err
 		}
 	}
@@ -515,14 +548,15 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		}
 	}
 	if it.fi.IsDir() {
-		// A directory source copies its contents.
+		// A directory source copies its contents: an existing destination keeps
+		// its metadata, a created one is 0755 (or --chmod) and root's (or --chown's).
 		top, err := c.mkdirAll(dest)
 		if err != nil {
 			return err
 		}
 		return walkItem(it, c.bctx, func(rel, host string, fi fs.FileInfo) error {
 			if rel == "" {
-				return c.applyMeta(top, fi, true)
+				return nil
 			}
 			target := filepath.Join(top, filepath.FromSlash(rel))
 			if c.bctx != nil && c.bctx.ignore != nil && c.bctx.ignore.Exclusions() {
@@ -548,6 +582,10 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		if it.name != "" {
 			target = path.Join(dest, it.name)
 		}
+	}
+	// A symlink at the destination is followed, inside the root, as BuildKit does.
+	if hp, err := inRoot(c.root, target); err == nil {
+		target = "/" + strings.TrimPrefix(strings.TrimPrefix(hp, c.root), "/")
 	}
 	parent, err := c.mkdirAll(path.Dir(target))
 	if err != nil {

@@ -31,6 +31,8 @@ type directStep struct {
 	src   string    // a source written at dest
 	dest  string    // relative, slash-separated, no leading slash
 	skip  func(rel string) bool
+	// contents writes a directory src's contents only: its own entry is a mkdir step.
+	contents bool
 }
 
 type dirEntry struct {
@@ -42,7 +44,12 @@ type dirEntry struct {
 
 // planDirect maps items onto the root mounted at view; ok is false when the copy
 // must take the overlay path.
-func planDirect(view string, items []srcItem, dest string, destIsDir bool, own owner, bctx *buildContext) (*directPlan, bool, error) {
+//
+// A directory source copies its contents: the destination directory keeps its own
+// owner and mode when it exists, and is created with mode 0755 (or --chmod's) owned
+// by root (or --chown's owner) when it does not, as in BuildKit. The destination is
+// resolved through the image's symlinks, its last element included.
+func planDirect(view string, items []srcItem, dest string, destIsDir bool, own owner, chmod fs.FileMode, hasChmod bool, bctx *buildContext) (*directPlan, bool, error) {
 	p := &directPlan{}
 	seen := map[string]bool{}
 	now := time.Now()
@@ -60,6 +67,9 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 			}
 			seen[cur] = true
 			e := &dirEntry{name: cur, perm: 0o755, mtime: now}
+			if hasChmod {
+				e.perm = modeBits(chmod)
+			}
 			if own.set {
 				e.owner = layer.Owner{UID: own.uid, GID: own.gid}
 			}
@@ -82,15 +92,14 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 		}
 		return true, nil
 	}
-	// resolve follows the image's symlinks in an image path's parent and returns
-	// the resolved path (relative to the root).
+	// resolve follows the image's symlinks in an image path and returns the
+	// resolved path (relative to the root, "" for the root itself).
 	resolve := func(imagePath string) (string, error) {
-		parent, err := inRoot(view, path.Dir(imagePath))
+		hp, err := inRoot(view, imagePath)
 		if err != nil {
 			return "", err
 		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(parent, view), "/")
-		return path.Join(rel, path.Base(imagePath)), nil
+		return strings.TrimPrefix(strings.TrimPrefix(hp, view), "/"), nil
 	}
 	for _, it := range items {
 		if it.data != nil || it.url != "" {
@@ -117,16 +126,16 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 				target = path.Join(dest, path.Base("/"+it.rel))
 			}
 		}
-		if target == "/" {
+		rel, err := resolve(target)
+		if err != nil {
+			return nil, false, err
+		}
+		if rel == "" {
 			if !it.fi.IsDir() {
 				return nil, false, nil
 			}
 			p.steps = append(p.steps, directStep{src: it.host, dest: "", skip: skip})
 			continue
-		}
-		rel, err := resolve(target)
-		if err != nil {
-			return nil, false, err
 		}
 		if ok, err := parents(path.Dir(rel)); err != nil || !ok {
 			return nil, false, err
@@ -138,7 +147,31 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 				return nil, false, nil
 			}
 		}
-		p.steps = append(p.steps, directStep{src: it.host, dest: rel, skip: skip})
+		if !it.fi.IsDir() {
+			p.steps = append(p.steps, directStep{src: it.host, dest: rel, skip: skip})
+			continue
+		}
+		if !seen[rel] {
+			seen[rel] = true
+			top := &dirEntry{name: rel, perm: 0o755, mtime: now}
+			if hasChmod {
+				top.perm = modeBits(chmod)
+			}
+			if own.set {
+				top.owner = layer.Owner{UID: own.uid, GID: own.gid}
+			}
+			if fi, err := os.Lstat(view + "/" + rel); err == nil {
+				st, ok := fi.Sys().(*syscall.Stat_t)
+				if !ok {
+					return nil, false, nil
+				}
+				top.perm = uint32(st.Mode & 0o7777)
+				top.owner = layer.Owner{UID: int(st.Uid), GID: int(st.Gid)}
+				top.mtime = fi.ModTime()
+			}
+			p.steps = append(p.steps, directStep{mkdir: top})
+		}
+		p.steps = append(p.steps, directStep{src: it.host, dest: rel, skip: skip, contents: true})
 	}
 	return p, true, nil
 }
@@ -161,16 +194,7 @@ func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod f
 		opts.Owner = &layer.Owner{}
 	}
 	if hasChmod {
-		perm := uint32(chmod.Perm())
-		if chmod&fs.ModeSetuid != 0 {
-			perm |= 0o4000
-		}
-		if chmod&fs.ModeSetgid != 0 {
-			perm |= 0o2000
-		}
-		if chmod&fs.ModeSticky != 0 {
-			perm |= 0o1000
-		}
+		perm := modeBits(chmod)
 		opts.Perm = &perm
 	}
 	for _, s := range p.steps {
@@ -179,6 +203,7 @@ func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod f
 		} else {
 			o := opts
 			o.Skip = s.skip
+			o.ContentsOnly = s.contents
 			err = tw.Add(s.src, s.dest, o)
 		}
 		if err != nil {
@@ -195,4 +220,19 @@ func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod f
 		return nil, fmt.Errorf("storing layer: %w", err)
 	}
 	return &info, nil
+}
+
+// modeBits is m's Unix permission and special bits (07777).
+func modeBits(m fs.FileMode) uint32 {
+	perm := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		perm |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		perm |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		perm |= 0o1000
+	}
+	return perm
 }

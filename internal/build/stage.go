@@ -99,7 +99,10 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		s = &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", digest.String()), created: cf.Created.Time}
 	}
 	s.epoch = b.opts.SourceDateEpoch
-	s.args = map[string]string{}
+	if stg.BaseStage < 0 {
+		// A stage built FROM another stage keeps that stage's ARGs, as in BuildKit.
+		s.args = map[string]string{}
+	}
 	s.shell = nil
 	if len(s.cfg.Config.Shell) > 0 {
 		s.shell = append([]string(nil), s.cfg.Config.Shell...)
@@ -279,7 +282,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 	case *instructions.CopyCommand:
 		return b.copyStep(ctx, s, st, copyRequest{
 			sources: c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
-			excludes: c.ExcludePatterns, parents: c.Parents,
+			excludes: c.ExcludePatterns, parents: c.Parents, link: c.Link,
 		})
 	case *instructions.AddCommand:
 		unpack := true
@@ -288,7 +291,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 		}
 		return b.copyStep(ctx, s, st, copyRequest{
 			sources: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, add: true, unpack: unpack,
-			excludes: c.ExcludePatterns, checksum: c.Checksum,
+			excludes: c.ExcludePatterns, checksum: c.Checksum, link: c.Link,
 		})
 	default:
 		return b.fail(st, fmt.Errorf("instruction %s is not supported", strings.ToUpper(st.cmd.Name())))

@@ -29,6 +29,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		noCache, push, slimIt               bool
 		jobs                                int
 		newRegistry                         func(io.Writer) *image.Registry
+		bx                                  buildxFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
@@ -65,6 +66,12 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return err
 				}
 				opts.Secrets[id] = src
+			}
+			if err := bx.check(cmd); err != nil {
+				return err
+			}
+			if bx.quiet {
+				progress = "quiet"
 			}
 			for _, t := range tags {
 				if _, err := image.NormalizeName(t); err != nil {
@@ -124,6 +131,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if pp.mode != "quiet" && !slimIt {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
 			}
+			if err := bx.write(res, tags); err != nil {
+				return err
+			}
 			// With --slim the comparison was the summary; the gates still apply.
 			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet" || slimIt)
 			digestOut := cmd.OutOrStdout()
@@ -156,6 +166,8 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like `slimbuild slim`): the -t names go to the slim image, the full one stays untagged")
 	f.StringArrayVar(&slimProbeCmds, "slim-probe-cmd", nil, "with --slim: as slim's --probe-cmd; repeatable")
 	f.StringArrayVar(&slimHTTPProbes, "slim-http-probe", nil, "with --slim: as slim's --http-probe; repeatable")
+	bx.add(f)
+	cmd.SetFlagErrorFunc(suggestFlag)
 	addGateFlags(cmd)
 	return cmd
 }

@@ -195,6 +195,12 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p.Needed = needed
+	host := PlatformArgs()["TARGETPLATFORM"]
+	for _, i := range needed {
+		if s := p.Stages[i]; s.Platform != "" && s.Platform != host {
+			return nil, &Error{File: file, Line: s.Line, Err: fmt.Errorf("FROM --platform=%s: slimbuild builds only for the host platform %s", s.Platform, host)}
+		}
+	}
 	return p, nil
 }
 

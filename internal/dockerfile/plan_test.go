@@ -128,6 +128,8 @@ func TestPlanErrors(t *testing.T) {
 		{name: "copy from later index", src: "FROM busybox\nCOPY --from=1 /x /y\nFROM busybox\n", want: "Dockerfile:2: --from=1"},
 		{name: "duplicate name", src: "FROM busybox AS a\nFROM busybox AS a\n", want: "Dockerfile:2: duplicate stage name"},
 		{name: "empty base", src: "ARG B\nFROM $B\n", want: "Dockerfile:2: FROM \"$B\" expands to an empty name"},
+		{name: "foreign platform", src: "FROM busybox\nFROM --platform=linux/s390x busybox\n", want: "Dockerfile:2: FROM --platform=linux/s390x: slimbuild builds only for the host platform"},
+		{name: "foreign platform from arg", src: "ARG P=windows/arm\nFROM --platform=$P busybox AS a\nFROM a\n", want: "Dockerfile:2: FROM --platform=windows/arm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("Dockerfile", strings.NewReader(tc.src), tc.opts)
@@ -141,6 +143,21 @@ func TestPlanErrors(t *testing.T) {
 				t.Errorf("error %v is not %v", err, tc.is)
 			}
 		})
+	}
+}
+
+// TestPlanHostPlatform: the host's platform, also as $BUILDPLATFORM and
+// $TARGETPLATFORM, is honoured; a foreign stage the target does not need is no error.
+func TestPlanHostPlatform(t *testing.T) {
+	for _, src := range []string{
+		"FROM --platform=$BUILDPLATFORM busybox\n",
+		"FROM --platform=$TARGETPLATFORM busybox\n",
+		"FROM --platform=" + PlatformArgs()["TARGETPLATFORM"] + " busybox\n",
+		"FROM --platform=linux/s390x busybox AS unused\nFROM busybox\n",
+	} {
+		if _, err := Parse("Dockerfile", strings.NewReader(src), Options{}); err != nil {
+			t.Errorf("%q: %v", src, err)
+		}
 	}
 }
 

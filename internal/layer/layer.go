@@ -72,6 +72,10 @@ type AddOptions struct {
 	Perm *uint32
 	// ModTime, if set, replaces the mtime of every entry.
 	ModTime *time.Time
+	// ContentsOnly, for a directory src, writes what is under it but not its
+	// own entry at dest (COPY gives the destination directory its own
+	// metadata, written before with Mkdir).
+	ContentsOnly bool
 }
 
 // Writer writes OCI layer tar entries from files on disk. It is the
@@ -195,7 +199,7 @@ func (w *Writer) Add(src, dest string, opts AddOptions) error {
 		}
 		return w.entry(src, dest, &st, &opts)
 	}
-	if dest != "" {
+	if dest != "" && !opts.ContentsOnly {
 		if err := w.entry(src, dest, &st, &opts); err != nil {
 			return err
 		}
