@@ -84,8 +84,13 @@ func (s *Store) PutCache(key string, val []byte) error {
 		return err
 	}
 	p := s.cachePath(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("writing cache key %s: %w", key, err)
+	if _, err := os.Stat(filepath.Dir(p)); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("writing cache key %s: %w", key, err)
+		}
+		if err := syncDir(s.path("cache")); err != nil {
+			return fmt.Errorf("writing cache key %s: %w", key, err)
+		}
 	}
 	if err := s.writeFileAtomic(p, val); err != nil {
 		return fmt.Errorf("writing cache key %s: %w", key, err)

@@ -362,6 +362,16 @@ func (s *Store) LayerDir(l v1.Layer) (string, error) {
 	if p, ok := s.LayerDirPath(diffID); ok {
 		return p, nil
 	}
+	tmp, err := s.unpackTemp(l, diffID)
+	if err != nil {
+		return "", err
+	}
+	return s.AdoptLayerDir(diffID, tmp)
+}
+
+// unpackTemp unpacks l into a new directory under tmp/, checking that the
+// uncompressed stream hashes to diffID, and returns the directory.
+func (s *Store) unpackTemp(l v1.Layer, diffID v1.Hash) (string, error) {
 	tmp, err := s.TempDir("unpack-")
 	if err != nil {
 		return "", err
@@ -389,7 +399,7 @@ func (s *Store) LayerDir(l v1.Layer) (string, error) {
 	if got := "sha256:" + hex.EncodeToString(hw.Sum(nil)); got != diffID.String() {
 		return fail(fmt.Errorf("uncompressed content has digest %s", got))
 	}
-	return s.AdoptLayerDir(diffID, tmp)
+	return tmp, nil
 }
 
 // LayerDirs returns the unpacked directories of layers (bottom first, as an image
@@ -417,10 +427,17 @@ func (s *Store) AdoptLayerDir(diffID v1.Hash, dir string) (string, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return dst, os.RemoveAll(dir)
 	}
+	// Every file of the tree on disk before its name appears (see sync.go).
+	if err := s.syncFS(); err != nil {
+		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
+	}
 	if err := os.Rename(dir, dst); err != nil {
 		if _, serr := os.Stat(dst); serr == nil { // lost the race; theirs is as good
 			return dst, os.RemoveAll(dir)
 		}
+		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
+	}
+	if err := syncDir(s.path("layers")); err != nil {
 		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
 	}
 	return dst, nil

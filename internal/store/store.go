@@ -81,8 +81,13 @@ type LayerWriter interface {
 
 const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
 
-// Open opens (creating if needed) the store at root.
+// Open opens (creating if needed) the store at root. When no other process has it
+// open, Open first reclaims what killed processes left (see stale.go).
 func Open(root string) (*Store, error) {
+	return open(root, true)
+}
+
+func open(root string, reclaim bool) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %q: %w", root, err)
@@ -108,7 +113,7 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening store %q: %w", root, err)
 	}
 	// Alone? Then everything in tmp/ was left by a killed process.
-	if flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
+	if reclaim && flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
 		s.cleanTmp()
 	}
 	if err := flock(f, unix.LOCK_SH); err != nil {
@@ -156,32 +161,6 @@ func (s *Store) tempFile(prefix string) (*os.File, error) {
 	return f, nil
 }
 
-// cleanTmp removes everything under tmp/. Mounts left below it are detached first so
-// RemoveAll never walks into a mounted filesystem.
-func (s *Store) cleanTmp() {
-	tmp := s.path("tmp")
-	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		var mnts []string
-		for _, line := range strings.Split(string(mi), "\n") {
-			fields := strings.Fields(line)
-			if len(fields) > 4 && strings.HasPrefix(fields[4], tmp+"/") {
-				mnts = append(mnts, fields[4])
-			}
-		}
-		// Deepest first.
-		for i := len(mnts) - 1; i >= 0; i-- {
-			_ = unix.Unmount(mnts[i], unix.MNT_DETACH)
-		}
-	}
-	ents, err := os.ReadDir(tmp)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
-	}
-}
-
 func flock(f *os.File, how int) error {
 	for {
 		err := unix.Flock(int(f.Fd()), how)
@@ -202,6 +181,11 @@ func (s *Store) writeFileAtomic(dst string, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("writing %q: %w", f.Name(), err)
 	}
+	if err := syncFile(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
 		return fmt.Errorf("writing %q: %w", f.Name(), err)
@@ -214,7 +198,7 @@ func (s *Store) writeFileAtomic(dst string, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("renaming into %q: %w", dst, err)
 	}
-	return nil
+	return syncDir(filepath.Dir(dst))
 }
 
 // BlobPath is where the blob lives (may not exist).
@@ -279,6 +263,9 @@ func (s *Store) WriteBlobFrom(r io.Reader, want v1.Hash) (v1.Hash, int64, error)
 	if err := bw.Flush(); err != nil {
 		return fail(fmt.Errorf("writing blob: %w", err))
 	}
+	if err := syncFile(f); err != nil {
+		return fail(fmt.Errorf("writing blob: %w", err))
+	}
 	if err := f.Close(); err != nil {
 		return fail(fmt.Errorf("writing blob: %w", err))
 	}
@@ -289,6 +276,9 @@ func (s *Store) WriteBlobFrom(r io.Reader, want v1.Hash) (v1.Hash, int64, error)
 	_ = os.Chmod(f.Name(), 0o644)
 	if err := os.Rename(f.Name(), s.BlobPath(h)); err != nil {
 		return fail(fmt.Errorf("writing blob %s: %w", h, err))
+	}
+	if err := syncDir(filepath.Dir(s.BlobPath(h))); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("writing blob %s: %w", h, err)
 	}
 	return h, n, nil
 }
@@ -383,6 +373,9 @@ func (w *layerWriter) Commit() (LayerInfo, error) {
 	if err := w.buf.Flush(); err != nil {
 		return fail(err)
 	}
+	if err := syncFile(w.f); err != nil {
+		return fail(err)
+	}
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.f.Name())
 		return LayerInfo{}, fmt.Errorf("committing layer blob: %w", err)
@@ -397,6 +390,9 @@ func (w *layerWriter) Commit() (LayerInfo, error) {
 	// Same digest means same bytes: replacing an existing blob is harmless.
 	if err := os.Rename(w.f.Name(), w.s.BlobPath(info.Digest)); err != nil {
 		os.Remove(w.f.Name())
+		return LayerInfo{}, fmt.Errorf("committing layer blob %s: %w", info.Digest, err)
+	}
+	if err := syncDir(filepath.Dir(w.s.BlobPath(info.Digest))); err != nil {
 		return LayerInfo{}, fmt.Errorf("committing layer blob %s: %w", info.Digest, err)
 	}
 	return info, nil

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	runc "github.com/containerd/go-runc"
+	"golang.org/x/sys/unix"
+
+	"github.com/slimbuild/slimbuild/internal/snapshot"
+)
+
+// What a killed process can leave behind, all of it reclaimable: entries under
+// tmp/, mounts under the root (build workspaces live in tmp/), runc containers
+// whose state directory is tmp/*/runc (the engine's per-build runc --root), and
+// processes running with their root or working directory inside the store (those
+// containers' processes). Only a process that holds the store alone may judge them
+// stale; Open does so and reclaims them, Fsck reports them first.
+
+// staleItem is one leftover found by findStale.
+type staleItem struct {
+	kind string // "container", "process", "mount" or "tmp"
+	path string // state dir/ID, /proc/PID, mount point, tmp entry
+	msg  string
+
+	stateDir, id string // container
+	pid          int    // process
+}
+
+// findStale lists what killed processes left. The caller must hold the store alone.
+func (s *Store) findStale(ctx context.Context) []staleItem {
+	var out []staleItem
+	tmp := s.path("tmp")
+	ents, _ := os.ReadDir(tmp)
+	for _, e := range ents {
+		stateDir := filepath.Join(tmp, e.Name(), "runc")
+		if fi, err := os.Lstat(stateDir); err != nil || !fi.IsDir() {
+			continue
+		}
+		ids, _ := os.ReadDir(stateDir)
+		for _, id := range ids {
+			status := "unknown"
+			if c := runcState(ctx, stateDir, id.Name()); c != nil {
+				status = fmt.Sprintf("%s, pid %d", c.Status, c.Pid)
+			}
+			out = append(out, staleItem{kind: "container", path: filepath.Join(stateDir, id.Name()),
+				msg: "runc container left by a killed process (" + status + ")", stateDir: stateDir, id: id.Name()})
+		}
+	}
+	for _, pid := range processesUnder(tmp) {
+		out = append(out, staleItem{kind: "process", path: "/proc/" + strconv.Itoa(pid), pid: pid,
+			msg: "process running inside the store"})
+	}
+	mnts, _ := snapshot.MountsUnder(s.root)
+	for i := len(mnts) - 1; i >= 0; i-- { // deepest first
+		out = append(out, staleItem{kind: "mount", path: mnts[i], msg: "mount left by a killed process"})
+	}
+	for _, e := range ents {
+		out = append(out, staleItem{kind: "tmp", path: filepath.Join(tmp, e.Name()), msg: "temporary entry left by a killed process"})
+	}
+	return out
+}
+
+// reclaim removes one leftover: containers are killed and deleted, processes
+// killed, mounts detached, tmp entries removed.
+func (s *Store) reclaim(ctx context.Context, it staleItem) error {
+	switch it.kind {
+	case "container":
+		return reapContainer(ctx, it.stateDir, it.id)
+	case "process":
+		if err := unix.Kill(it.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("killing process %d: %w", it.pid, err)
+		}
+		return nil
+	case "mount":
+		if err := unix.Unmount(it.path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmounting %q: %w", it.path, err)
+		}
+		return nil
+	case "tmp":
+		if err := os.RemoveAll(it.path); err != nil {
+			return fmt.Errorf("removing %q: %w", it.path, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown leftover kind %q", it.kind)
+}
+
+// runcState asks runc for one container's state; nil when runc cannot say.
+func runcState(ctx context.Context, stateDir, id string) *runc.Container {
+	path, err := exec.LookPath("runc")
+	if err != nil {
+		return nil
+	}
+	c, err := (&runc.Runc{Command: path, Root: stateDir}).State(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// reapContainer kills a container of a dead build and deletes it from runc's state
+// (which also removes its cgroup). A state dir that runc no longer understands is
+// removed with the rest of tmp/.
+func reapContainer(ctx context.Context, stateDir, id string) error {
+	path, err := exec.LookPath("runc")
+	if err != nil {
+		return fmt.Errorf("reaping container %q: runc not found", id)
+	}
+	r := &runc.Runc{Command: path, Root: stateDir}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_ = r.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
+	delErr := r.Delete(ctx, id, &runc.DeleteOpts{Force: true})
+	if _, err := os.Lstat(filepath.Join(stateDir, id)); err == nil {
+		if c := runcState(ctx, stateDir, id); c != nil && c.Status != "stopped" {
+			return fmt.Errorf("reaping container %q: %v", id, delErr)
+		}
+	}
+	return nil
+}
+
+// processesUnder lists processes (other than this one) whose root or working
+// directory is root or below it. (A container's processes, in their own mount
+// namespace, show their own root; those are found through runc's state.)
+func processesUnder(root string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		for _, l := range []string{"root", "cwd"} {
+			t, err := os.Readlink(filepath.Join("/proc", e.Name(), l))
+			if err != nil {
+				continue
+			}
+			t = strings.TrimSuffix(t, " (deleted)")
+			if t == root || strings.HasPrefix(t, root+"/") {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// cleanTmp reclaims everything killed processes left (see findStale). The caller
+// holds the store alone.
+func (s *Store) cleanTmp() {
+	ctx := context.Background()
+	for _, it := range s.findStale(ctx) {
+		_ = s.reclaim(ctx, it)
+	}
+}
