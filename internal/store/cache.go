@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+
 	"fmt"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,6 +35,16 @@ func (s *Store) GetCache(key string) ([]byte, error) {
 		return nil, fmt.Errorf("cache key %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
+		return nil, fmt.Errorf("reading cache key %s: %w", key, err)
+	}
+	// What the value refers to stays until this Store is closed.
+	var refs []v1.Hash
+	for _, m := range digestRE.FindAll(b, -1) {
+		if h, err := v1.NewHash(string(m)); err == nil {
+			refs = append(refs, h)
+		}
+	}
+	if err := s.hold(refs...); err != nil {
 		return nil, fmt.Errorf("reading cache key %s: %w", key, err)
 	}
 	// The entry's modification time records its last use, for prune.

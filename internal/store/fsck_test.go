@@ -103,7 +103,9 @@ func (f *fsckFixture) manifest(t *testing.T) *v1.Manifest {
 	return m
 }
 
-func (f *fsckFixture) blob(h v1.Hash) string { return filepath.Join(f.root, "blobs", h.Algorithm, h.Hex) }
+func (f *fsckFixture) blob(h v1.Hash) string {
+	return filepath.Join(f.root, "blobs", h.Algorithm, h.Hex)
+}
 
 func fsck(t *testing.T, root string, repair bool) *FsckReport {
 	t.Helper()

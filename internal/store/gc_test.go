@@ -1,8 +1,8 @@
 package store
 
 import (
-	"errors"
 	"fmt"
+	"os"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -76,13 +76,28 @@ func TestGC(t *testing.T) {
 		t.Error("DiskUsage reports nothing reclaimable")
 	}
 
-	// Another process with the store open blocks GC.
+	// Another Store (another build) keeps what it uses, and its temporary files,
+	// for as long as it is open.
 	other, err := Open(s.Root())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GC(GCOptions{}); !errors.Is(err, ErrBusy) {
-		t.Errorf("GC with another Store open: %v, want ErrBusy", err)
+	if _, err := other.Image(dropped.String()); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := other.TempDir("busy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.GC(GCOptions{Roots: func(keep func(v1.Hash)) error { keep(rooted); return nil }})
+	if err != nil {
+		t.Fatalf("GC with another Store open: %v", err)
+	}
+	if st.Blobs != 0 || st.LayerDirs != 0 {
+		t.Errorf("GC removed %+v that another open Store uses", st)
+	}
+	if _, err := os.Stat(busy); err != nil {
+		t.Errorf("GC removed another Store's temp dir: %v", err)
 	}
 	other.Close()
 
@@ -90,7 +105,7 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.GC(GCOptions{Roots: func(keep func(v1.Hash)) error { keep(rooted); return nil }})
+	st, err = s.GC(GCOptions{Roots: func(keep func(v1.Hash)) error { keep(rooted); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,9 @@ func (l *blobLayer) DiffID() (v1.Hash, error) {
 
 // Layer returns a v1.Layer backed by a stored blob.
 func (s *Store) Layer(info LayerInfo) (v1.Layer, error) {
+	if err := s.hold(info.Digest, info.DiffID); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", info.Digest, err)
+	}
 	if !s.HasBlob(info.Digest) {
 		return nil, fmt.Errorf("layer %s: %w", info.Digest, ErrNotFound)
 	}
@@ -210,6 +213,10 @@ func (s *Store) Image(nameOrDigest string) (v1.Image, error) {
 	if !desc.MediaType.IsImage() {
 		return nil, fmt.Errorf("image %q: manifest %s has media type %s, not an image", nameOrDigest, desc.Digest, desc.MediaType)
 	}
+	// GC keeps the manifest's config, layers and unpacked dirs with it.
+	if err := s.hold(desc.Digest); err != nil {
+		return nil, fmt.Errorf("image %q: %w", nameOrDigest, err)
+	}
 	b, err := os.ReadFile(s.BlobPath(desc.Digest))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("image %q: manifest %s: %w", nameOrDigest, desc.Digest, ErrNotFound)
@@ -271,6 +278,13 @@ func (s *Store) WriteImage(img v1.Image) (v1.Hash, error) {
 	}
 	layers, err := img.Layers()
 	if err != nil {
+		return v1.Hash{}, fmt.Errorf("writing image %s: %w", dig, err)
+	}
+	keep := []v1.Hash{dig, m.Config.Digest}
+	for _, d := range m.Layers {
+		keep = append(keep, d.Digest)
+	}
+	if err := s.hold(keep...); err != nil {
 		return v1.Hash{}, fmt.Errorf("writing image %s: %w", dig, err)
 	}
 	var (
@@ -343,6 +357,7 @@ func (s *Store) writeLayer(l v1.Layer) error {
 
 // LayerDirPath is where the unpacked directory of diffID lives, and whether it exists.
 func (s *Store) LayerDirPath(diffID v1.Hash) (string, bool) {
+	_ = s.hold(diffID) // a closed store only reads
 	p := s.path("layers", diffID.Hex)
 	_, err := os.Stat(p)
 	return p, err == nil && validHash(diffID)
@@ -358,6 +373,11 @@ func (s *Store) LayerDir(l v1.Layer) (string, error) {
 	}
 	if !validHash(diffID) {
 		return "", fmt.Errorf("unpacking layer: bad diffID %q", diffID)
+	}
+	if d, err := l.Digest(); err == nil {
+		if err := s.hold(d, diffID); err != nil {
+			return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
+		}
 	}
 	if p, ok := s.LayerDirPath(diffID); ok {
 		return p, nil
@@ -422,6 +442,9 @@ func (s *Store) LayerDirs(layers []v1.Layer) ([]string, error) {
 func (s *Store) AdoptLayerDir(diffID v1.Hash, dir string) (string, error) {
 	if !validHash(diffID) {
 		return "", fmt.Errorf("adopting layer dir %q: bad diffID %q", dir, diffID)
+	}
+	if err := s.hold(diffID); err != nil {
+		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
 	}
 	dst := s.path("layers", diffID.Hex)
 	if _, err := os.Stat(dst); err == nil {

@@ -23,9 +23,6 @@ import (
 // ErrNotFound is returned when a name, blob or cache key is not in the store.
 var ErrNotFound = errors.New("not found")
 
-// ErrBusy is returned by GC while another process has the store open.
-var ErrBusy = errors.New("store is in use by another process")
-
 // Compression selects how layer blobs are compressed.
 type Compression string
 
@@ -68,6 +65,11 @@ type Store struct {
 
 	mu    sync.Mutex
 	inuse *os.File // shared flock on root/inuse while open
+
+	leaseMu sync.Mutex
+	lease   *os.File        // this Store's lease (see lease.go), flocked exclusively
+	gcLock  *os.File        // ROOT/gc: exclusive during GC, shared while adding to a lease
+	held    map[string]bool // hex digests already in the lease
 }
 
 // LayerWriter receives an uncompressed layer tar; Commit compresses, hashes and stores it in the same pass.
@@ -115,12 +117,17 @@ func open(root string, reclaim bool) (*Store, error) {
 	// Alone? Then everything in tmp/ was left by a killed process.
 	if reclaim && flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
 		s.cleanTmp()
+		s.removeDeadLeases()
 	}
 	if err := flock(f, unix.LOCK_SH); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking store %q: %w", root, err)
 	}
 	s.inuse = f
+	if err := s.openLease(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening store %q: %w", root, err)
+	}
 	return s, nil
 }
 
@@ -131,6 +138,9 @@ func (s *Store) Close() error {
 	if s.inuse == nil {
 		return nil
 	}
+	s.leaseMu.Lock()
+	s.closeLease()
+	s.leaseMu.Unlock()
 	err := s.inuse.Close() // releases the flock
 	s.inuse = nil
 	return err
@@ -227,6 +237,9 @@ func validHash(h v1.Hash) bool {
 func (s *Store) WriteBlob(data []byte) (v1.Hash, int64, error) {
 	sum := sha256.Sum256(data)
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	if err := s.hold(h); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("writing blob %s: %w", h, err)
+	}
 	if s.HasBlob(h) {
 		return h, int64(len(data)), nil
 	}
@@ -239,6 +252,9 @@ func (s *Store) WriteBlob(data []byte) (v1.Hash, int64, error) {
 // WriteBlobFrom streams r into the store. When want is non-zero, the content must hash
 // to it (the blob is discarded otherwise). It returns the digest and size.
 func (s *Store) WriteBlobFrom(r io.Reader, want v1.Hash) (v1.Hash, int64, error) {
+	if err := s.hold(want); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("writing blob %s: %w", want, err)
+	}
 	if want != (v1.Hash{}) && s.HasBlob(want) {
 		fi, err := os.Stat(s.BlobPath(want))
 		if err == nil {
@@ -274,6 +290,9 @@ func (s *Store) WriteBlobFrom(r io.Reader, want v1.Hash) (v1.Hash, int64, error)
 		return fail(fmt.Errorf("writing blob %s: content has digest %s", want, h))
 	}
 	_ = os.Chmod(f.Name(), 0o644)
+	if err := s.hold(h); err != nil {
+		return fail(fmt.Errorf("writing blob %s: %w", h, err))
+	}
 	if err := os.Rename(f.Name(), s.BlobPath(h)); err != nil {
 		return fail(fmt.Errorf("writing blob %s: %w", h, err))
 	}
@@ -387,6 +406,10 @@ func (w *layerWriter) Commit() (LayerInfo, error) {
 		MediaType: w.mt,
 	}
 	_ = os.Chmod(w.f.Name(), 0o644)
+	if err := w.s.hold(info.Digest, info.DiffID); err != nil {
+		os.Remove(w.f.Name())
+		return LayerInfo{}, fmt.Errorf("committing layer blob %s: %w", info.Digest, err)
+	}
 	// Same digest means same bytes: replacing an existing blob is harmless.
 	if err := os.Rename(w.f.Name(), w.s.BlobPath(info.Digest)); err != nil {
 		os.Remove(w.f.Name())
