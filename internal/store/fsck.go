@@ -122,7 +122,7 @@ func Fsck(ctx context.Context, root string, opts FsckOptions) (*FsckReport, erro
 		rep.Busy = true
 	}
 
-	c := &checker{s: s, ctx: ctx, opts: opts, add: add, blobs: map[v1.Hash]error{}, diffBlobs: map[v1.Hash]LayerInfo{}}
+	c := &checker{s: s, ctx: ctx, opts: opts, add: add, blobs: map[v1.Hash]error{}, diffBlobs: map[v1.Hash]LayerInfo{}, busy: rep.Busy}
 	if err := c.checkBlobs(rep); err != nil {
 		return nil, err
 	}
@@ -146,14 +146,29 @@ type checker struct {
 
 	blobs     map[v1.Hash]error     // every blob file hashed: nil when it matches its name
 	diffBlobs map[v1.Hash]LayerInfo // diffID -> a good blob holding that layer
+	scanned   bool                  // blobFor looked at every blob
+	busy      bool                  // other processes have the store open
 }
 
 // blobErr says why blob h is not usable (nil when it is present and matches).
+// A blob written by a concurrent build after checkBlobs listed the directory is
+// hashed now.
 func (c *checker) blobErr(h v1.Hash) error {
 	if err, ok := c.blobs[h]; ok {
 		return err
 	}
-	return errors.New("missing")
+	if !validHash(h) {
+		return errors.New("bad digest")
+	}
+	got, err := hashFile(c.s.BlobPath(h))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		err = errors.New("missing")
+	case err == nil && got != h:
+		err = fmt.Errorf("content has digest %s", got)
+	}
+	c.blobs[h] = err
+	return err
 }
 
 func (c *checker) checkBlobs(rep *FsckReport) error {
@@ -172,7 +187,9 @@ func (c *checker) checkBlobs(rep *FsckReport) error {
 		var bad error
 		if !validHash(h) || !e.Type().IsRegular() {
 			bad = errors.New("not a blob (bad name or not a regular file)")
-		} else if got, err := hashFile(p); err != nil {
+		} else if got, err := hashFile(p); errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile (by GC); names that need it are checked below
+		} else if err != nil {
 			bad = err
 		} else if got != h {
 			bad = fmt.Errorf("content has digest %s (truncated or overwritten)", got)
@@ -389,8 +406,11 @@ func (c *checker) checkLayerDir(diffID v1.Hash, dir string, e os.DirEntry) error
 	if got == diffID {
 		return nil
 	}
-	info, ok := c.diffBlobs[diffID]
+	info, ok := c.blobFor(diffID)
 	if !ok {
+		if c.busy {
+			return nil // perhaps a running build's layer whose blob is not in yet; not judged
+		}
 		return fmt.Errorf("tree has digest %s and no stored blob holds this diffID to compare with", got)
 	}
 	l, err := c.s.Layer(info)
@@ -410,6 +430,40 @@ func (c *checker) checkLayerDir(diffID v1.Hash, dir string, e os.DirEntry) error
 		return fmt.Errorf("tree differs from its blob %s (tree digest %s, want %s)", info.Digest, got, want)
 	}
 	return nil
+}
+
+// blobFor finds a good blob holding the layer diffID: one that a name or a cache
+// record pairs with it, or else (once per run) any other blob whose uncompressed
+// content hashes to it, such as a layer of a build whose record was pruned.
+func (c *checker) blobFor(diffID v1.Hash) (LayerInfo, bool) {
+	if info, ok := c.diffBlobs[diffID]; ok {
+		return info, true
+	}
+	if c.scanned {
+		return LayerInfo{}, false
+	}
+	c.scanned = true
+	known := map[v1.Hash]bool{}
+	for _, info := range c.diffBlobs {
+		known[info.Digest] = true
+	}
+	for h, err := range c.blobs {
+		if err != nil || known[h] || c.ctx.Err() != nil {
+			continue
+		}
+		info := LayerInfo{Digest: h, MediaType: types.OCILayer}
+		l := &blobLayer{s: c.s, digest: h, mediaType: info.MediaType}
+		d, err := l.DiffID() // decompresses what it recognises, hashes the rest as is
+		if err != nil {
+			continue
+		}
+		info.DiffID = d
+		if _, ok := c.diffBlobs[d]; !ok {
+			c.diffBlobs[d] = info
+		}
+	}
+	info, ok := c.diffBlobs[diffID]
+	return info, ok
 }
 
 // treeDigest is the sha256 of the layer tar that the layer writer makes of dir.

@@ -9,8 +9,8 @@
 # CONC_BUILDS builds of test/crash/ctx/Dockerfile.shared at once: same ROUND, so
 # they share the base and the first stage's cache entries (and race to fill them),
 # and a VARIANT of their own in the last step. While they run, `images`, `report
-# busybox`, `df`, `prune`, `prune --all` and `prune --keep-storage 0` run in a loop;
-# each must succeed. Then every build must have succeeded, its image must print
+# busybox`, `df`, `fsck`, `prune`, `prune --all` and `prune --keep-storage 0` run in
+# a loop; each must succeed (fsck: exit 0, nothing reported). Then every build must have succeeded, its image must print
 # its own variant with `slimbuild run`, and `slimbuild fsck` must report nothing.
 # Prints "concurrency test: B of N builds ok in R rounds, C of M side commands ok,
 # fsck clean F of R" and exits 1 unless all are.
@@ -73,13 +73,13 @@ for ((R = 1; R <= ROUNDS; R++)); do
 		for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
 		[ "$running" = 0 ] && [ "$pass" -gt 0 ] && break
 		pass=$((pass + 1))
-		for cmd in "images" "report busybox" "df" "prune" "prune --all" "prune --keep-storage 0"; do
+		for cmd in "images" "report busybox" "df" "fsck" "prune" "prune --all" "prune --keep-storage 0"; do
 			SIDE=$((SIDE + 1))
 			# shellcheck disable=SC2086
-			if sb $cmd >"$WORK/side.out" 2>&1; then
+			if sb $cmd >"$WORK/side.out" 2>"$WORK/side.err" && { [ "$cmd" != fsck ] || [ ! -s "$WORK/side.out" ]; }; then
 				SIDE_OK=$((SIDE_OK + 1))
 			else
-				log "round $R: '$cmd' during the builds failed: $(tail -n 3 "$WORK/side.out")"
+				log "round $R: '$cmd' during the builds failed: $(tail -n 3 "$WORK/side.out" "$WORK/side.err")"
 			fi
 		done
 	done
