@@ -17,11 +17,22 @@ import (
 // (about 3 ms here; 2000 small files took 6 to 11 s), so the whole filesystem is
 // flushed with one syncfs(2) instead (about 60 to 100 ms for the same tree).
 
+// syncHook, set by tests, is told of every sync: ("file", path), ("dir", path)
+// or ("fs", root), just after it succeeded.
+var syncHook func(kind, path string)
+
+func synced(kind, path string) {
+	if syncHook != nil {
+		syncHook(kind, path)
+	}
+}
+
 // syncFile flushes f's data and metadata to disk.
 func syncFile(f *os.File) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %q: %w", f.Name(), err)
 	}
+	synced("file", f.Name())
 	return nil
 }
 
@@ -41,6 +52,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("syncing directory %q: %w", dir, err)
 	}
+	synced("dir", dir)
 	return nil
 }
 
@@ -55,5 +67,6 @@ func (s *Store) syncFS() error {
 	if err := unix.Syncfs(fd); err != nil {
 		return fmt.Errorf("syncing store filesystem: %w", err)
 	}
+	synced("fs", s.root)
 	return nil
 }
