@@ -383,6 +383,7 @@ func (c *checker) checkLayerDirs(rep *FsckReport) error {
 		p := Problem{Kind: ProblemLayer, Path: "layers/" + e.Name(), Msg: bad.Error()}
 		if c.opts.Repair {
 			// Out of the way atomically, then removed: LayerDir re-makes it on demand.
+			c.s.removeTreeSum(diffID)
 			if tmp, err := c.s.TempDir("fsck-"); err == nil {
 				if os.Rename(dir, filepath.Join(tmp, "layer")) == nil && syncDir(c.s.path("layers")) == nil {
 					p.Repaired = true
@@ -403,7 +404,7 @@ func (c *checker) checkLayerDir(diffID v1.Hash, dir string, e os.DirEntry) error
 	if err != nil {
 		return err
 	}
-	if got == diffID {
+	if got == diffID || got == c.s.readTreeSum(diffID) {
 		return nil
 	}
 	info, ok := c.blobFor(diffID)
@@ -429,6 +430,8 @@ func (c *checker) checkLayerDir(diffID v1.Hash, dir string, e os.DirEntry) error
 	if got != want {
 		return fmt.Errorf("tree differs from its blob %s (tree digest %s, want %s)", info.Digest, got, want)
 	}
+	// Remembered, so that the next check of this layer needs no unpack.
+	_ = c.s.writeTreeSum(diffID, want)
 	return nil
 }
 
@@ -465,6 +468,36 @@ func (c *checker) blobFor(diffID v1.Hash) (LayerInfo, bool) {
 	info, ok := c.diffBlobs[diffID]
 	return info, ok
 }
+
+// Tree sums: ROOT/treesums/DIFFID holds the digest of the tar the layer writer
+// makes of a correct unpack of DIFFID, where that differs from DIFFID itself (a
+// layer written elsewhere: other entry order or header format). Fsck writes one
+// after checking a directory against a fresh unpack of its blob, so the next check
+// needs only the re-tar. Unpack and the writer are deterministic, so the sum
+// depends on the diffID alone; GC removes it with its layer directory.
+
+func (s *Store) treeSumPath(diffID v1.Hash) string { return s.path("treesums", diffID.Hex) }
+
+func (s *Store) readTreeSum(diffID v1.Hash) v1.Hash {
+	b, err := os.ReadFile(s.treeSumPath(diffID))
+	if err != nil {
+		return v1.Hash{}
+	}
+	h, err := v1.NewHash(string(b))
+	if err != nil || !validHash(h) {
+		return v1.Hash{}
+	}
+	return h
+}
+
+func (s *Store) writeTreeSum(diffID, sum v1.Hash) error {
+	if err := os.MkdirAll(s.path("treesums"), 0o700); err != nil {
+		return err
+	}
+	return s.writeFileAtomic(s.treeSumPath(diffID), []byte(sum.String()))
+}
+
+func (s *Store) removeTreeSum(diffID v1.Hash) { os.Remove(s.treeSumPath(diffID)) }
 
 // treeDigest is the sha256 of the layer tar that the layer writer makes of dir.
 func treeDigest(dir string) (v1.Hash, error) {

@@ -209,6 +209,10 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFsckFixture(t)
+			// A first check remembers tree sums of foreign layers; they must not hide damage.
+			if first := fsck(t, f.root, false); len(first.Problems) != 0 {
+				t.Fatalf("fresh store: %v", first.Problems)
+			}
 			tc.corrupt(t, f)
 
 			rep := fsck(t, f.root, false)

@@ -207,6 +207,14 @@ func (s *Store) GC(opts GCOptions) (GCStats, error) {
 			}
 		}
 	}
+	if !opts.DryRun {
+		sums, _ := os.ReadDir(s.path("treesums"))
+		for _, e := range sums {
+			if _, err := os.Lstat(s.path("layers", e.Name())); errors.Is(err, os.ErrNotExist) {
+				os.Remove(s.path("treesums", e.Name()))
+			}
+		}
+	}
 	if alone {
 		st.Bytes += duBytes(s.path("tmp"))
 		if !opts.DryRun {

@@ -7,20 +7,25 @@
 # Two roots under one temporary directory, bases imported with hack/bases.sh --import:
 #   - busybox only, building test/crash/ctx/Dockerfile (two stages, RUN and COPY
 #     steps; a new CRASH_SALT each time so every RUN does its work again);
-#   - builder + busybox, building examples/hello-c/Dockerfile with --no-cache.
+#   - builder + busybox, building examples/hello-c/Dockerfile (the killed build
+#     with --no-cache, so that it compiles again).
 # Each kill: one full build is timed first; then a build is started and killed with
 # SIGKILL after a random delay within that time, and
 #   1. `slimbuild fsck` (which does not reclaim anything itself) may report only
 #      leftovers of the killed process (tmp, mount, container, process lines); any
 #      index, name, blob, layer or cache line is corruption and fails the kill.
 #      A kill counts as "fsck clean" when there is no corruption and, after one
-#      ordinary command (`slimbuild images`, whose Open reclaims leftovers), a second
-#      `slimbuild fsck` reports nothing at all and exits 0;
+#      ordinary command (`slimbuild images`, whose Open reclaims leftovers), nothing
+#      is left (see 2). The next kill's fsck checks the content again, after the
+#      rebuild and a prune, and the last kill is followed by a final fsck that must
+#      report nothing at all;
 #   2. the same build run again must succeed ("rebuild ok"), after which nothing is
 #      left: no mount under the root (/proc/self/mountinfo), no runc container in
 #      any state dir under the root, no process whose root, cwd or command line is
-#      under the root, and tmp/ is empty.
-# Prints "kill test: N kills, F fsck clean, R rebuilds ok" and exits 1 unless all
+#      under the root, and tmp/ is empty. Then `slimbuild prune --all` keeps the
+#      store small for the next kill.
+# Prints how many leftovers of each kind fsck saw (kills do land in containers and
+# mounts) and "kill test: N kills, F fsck clean, R rebuilds ok" and exits 1 unless all
 # three are equal. Environment: SLIMBUILD (binary, default bin/slimbuild),
 # SLIMBUILD_CACHE (bases), CRASH_KILLS (busybox kills, default 45), CRASH_HELLO_KILLS
 # (hello-c kills, default 5), CRASH_SEED (random seed, printed).
@@ -44,6 +49,7 @@ die() { log "error: $*"; exit 1; }
 T0=$EPOCHREALTIME
 WORK=$(mktemp -d /var/tmp/slimbuild-crash.XXXXXX)
 N=0 CLEAN=0 REBUILT=0 FAILURES=0
+declare -A SEEN=() # leftover kind -> how many fsck reported over all kills
 
 # pids_under DIR: processes (not this shell) whose root, cwd or command line is under DIR.
 pids_under() {
@@ -64,6 +70,7 @@ cleanup() {
 	for m in $(mounts_under "$WORK" | sort -r); do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "$WORK"
 	log "total $(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s, seed $SEED"
+	log "leftovers reported after the kills (then reclaimed): tmp ${SEEN[tmp]:-0}, mount ${SEEN[mount]:-0}, container ${SEEN[container]:-0}, process ${SEEN[process]:-0}"
 	echo "kill test: $N kills, $CLEAN fsck clean, $REBUILT rebuilds ok"
 	[ "$rc" = 0 ] && { [ "$N" = "$CLEAN" ] && [ "$N" = "$REBUILT" ] && [ "$FAILURES" = 0 ] || rc=1; }
 	exit "$rc"
@@ -90,27 +97,33 @@ leftovers() {
 	[ -z "$(ls -A "$root/tmp")" ] || echo "tmp not empty: $(ls -A "$root/tmp" | tr '\n' ' ')"
 }
 
-# one_kill ROOT DURATION BUILD-ARGS...: starts the build, kills it, checks, rebuilds.
+# one_kill ROOT DURATION KILL-FLAGS BUILD-ARGS...: starts the build (with the extra
+# KILL-FLAGS, space-separated), kills it, checks, rebuilds (without KILL-FLAGS).
 one_kill() {
-	local root=$1 dur=$2 out=$WORK/out pid delay corrupt left
-	shift 2
+	local root=$1 dur=$2 out=$WORK/out pid delay corrupt left kind
+	local -a extra
+	read -r -a extra <<<"$3"
+	shift 3
 	N=$((N + 1))
 	# A random delay within the build's duration, in milliseconds.
 	delay=$(((RANDOM * 32768 + RANDOM) % dur))
-	"$SLIMBUILD" --root "$root" build --progress quiet "$@" >"$out.build" 2>&1 &
+	"$SLIMBUILD" --root "$root" build --progress quiet ${extra[@]+"${extra[@]}"} "$@" >"$out.build" 2>&1 &
 	pid=$!
 	sleep "$(awk -v ms="$delay" 'BEGIN { printf "%.3f", ms / 1000 }')"
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 
 	"$SLIMBUILD" --root "$root" fsck >"$out.fsck" 2>"$out.fsck.err" || true
+	for kind in tmp mount container process; do
+		SEEN[$kind]=$((${SEEN[$kind]:-0} + $(grep -c "^$kind " "$out.fsck" || true)))
+	done
 	corrupt=$(grep -Ev '^(tmp|mount|container|process) ' "$out.fsck" || true)
 	if [ -n "$corrupt" ]; then
 		fail "corruption after a kill at ${delay} ms: $corrupt"
 	elif ! "$SLIMBUILD" --root "$root" images >/dev/null 2>"$out.images"; then
 		fail "images after the kill failed: $(cat "$out.images")"
-	elif ! "$SLIMBUILD" --root "$root" fsck >"$out.fsck2" 2>"$out.fsck2.err" || [ -s "$out.fsck2" ]; then
-		fail "fsck after the next command is not clean: $(cat "$out.fsck2" "$out.fsck2.err")"
+	elif left=$(leftovers "$root") && [ -n "$left" ]; then
+		fail "the next command did not reclaim: $left"
 	else
 		CLEAN=$((CLEAN + 1))
 	fi
@@ -125,6 +138,8 @@ one_kill() {
 	fi
 	REBUILT=$((REBUILT + 1))
 	log "kill $N at ${delay}/${dur} ms: $(wc -l <"$out.fsck") leftovers reported, then clean; rebuild ok"
+	# Keep the store small (each fsck reads all of it), and prune right after kills.
+	"$SLIMBUILD" --root "$root" prune --all >/dev/null 2>"$out.prune" || fail "prune failed: $(cat "$out.prune")"
 }
 
 # timed ROOT BUILD-ARGS...: runs a build to completion and prints its duration in ms.
@@ -137,21 +152,30 @@ timed() {
 	awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }'
 }
 
-BB=$WORK/busybox HELLO=$WORK/hello
+BB=$WORK/busybox HELLO=$WORK/hello HELLO_DONE=
 mkdir -p "$BB" "$HELLO"
 "$SLIMBUILD" --root "$BB" import "$SLIMBUILD_CACHE/busybox.tar" busybox:latest >/dev/null
 dur=$(timed "$BB" -t crash:latest --build-arg CRASH_SALT=warm "$REPO/test/crash/ctx")
 log "busybox build takes ${dur} ms; $KILLS kills (seed $SEED)"
 for ((k = 1; k <= KILLS; k++)); do
-	one_kill "$BB" "$dur" -t crash:latest --build-arg "CRASH_SALT=$k" "$REPO/test/crash/ctx"
+	one_kill "$BB" "$dur" "" -t crash:latest --build-arg "CRASH_SALT=$k" "$REPO/test/crash/ctx"
 done
 
 if [ "$HELLO_KILLS" -gt 0 ]; then
 	"$REPO/hack/bases.sh" --import "$SLIMBUILD" "$HELLO" 2>"$WORK/bases.log" ||
 		{ tail -n 20 "$WORK/bases.log" >&2; die "importing the bases failed"; }
+	timed "$HELLO" -t hello:crash "$REPO/examples/hello-c" >/dev/null # unpacks the builder base
 	dur=$(timed "$HELLO" -t hello:crash --no-cache "$REPO/examples/hello-c")
 	log "hello-c build takes ${dur} ms; $HELLO_KILLS kills"
 	for ((k = 1; k <= HELLO_KILLS; k++)); do
-		one_kill "$HELLO" "$dur" -t hello:crash --no-cache "$REPO/examples/hello-c"
+		one_kill "$HELLO" "$dur" --no-cache -t hello:crash "$REPO/examples/hello-c"
 	done
+	HELLO_DONE=1
 fi
+
+for r in "$BB" ${HELLO_DONE:+"$HELLO"}; do
+	if ! "$SLIMBUILD" --root "$r" fsck >"$WORK/final.fsck" 2>&1; then
+		FAILURES=$((FAILURES + 1))
+		log "final fsck of $r: $(cat "$WORK/final.fsck")"
+	fi
+done
