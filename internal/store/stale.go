@@ -76,6 +76,14 @@ func (s *Store) reclaim(ctx context.Context, it staleItem) error {
 	case "container":
 		return reapContainer(ctx, it.stateDir, it.id)
 	case "process":
+		// Only runc itself (an orphaned "runc run" waiting in its bundle) is
+		// killed; anything else there is someone's, and only reported.
+		if !isRunc(it.pid, s.path("tmp")) {
+			if b, err := os.ReadFile(filepath.Join(it.path, "cmdline")); err != nil || len(b) == 0 {
+				return nil // gone meanwhile, or exited and waiting to be reaped
+			}
+			return fmt.Errorf("process %d is not runc; not killed", it.pid)
+		}
 		if err := unix.Kill(it.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("killing process %d: %w", it.pid, err)
 		}
@@ -92,6 +100,26 @@ func (s *Store) reclaim(ctx context.Context, it staleItem) error {
 		return nil
 	}
 	return fmt.Errorf("unknown leftover kind %q", it.kind)
+}
+
+// isRunc reports whether process pid is runc working on a state dir under dir:
+// argv[0] is runc and one argument names a path below dir. (runc may run from a
+// sealed copy of its binary, so /proc/PID/exe is not compared.)
+func isRunc(pid int, dir string) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	if len(args) < 2 || filepath.Base(args[0]) != "runc" {
+		return false
+	}
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // runcState asks runc for one container's state; nil when runc cannot say.
@@ -129,8 +157,9 @@ func reapContainer(ctx context.Context, stateDir, id string) error {
 }
 
 // processesUnder lists processes (other than this one) whose root or working
-// directory is root or below it. (A container's processes, in their own mount
-// namespace, show their own root; those are found through runc's state.)
+// directory is root or below it: an orphaned "runc run" works in its bundle. (A
+// container's processes, in their own mount namespace, show their own root and
+// working directory; those are found through runc's state.)
 func processesUnder(root string) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
