@@ -54,7 +54,8 @@
 //
 // # Concurrency and garbage collection
 //
-// Open takes a shared flock on ROOT/inuse and keeps it until Close (or process exit),
+// Open takes a read lock (an open file description lock, see lockInuse) on ROOT/inuse
+// and keeps it until Close (or process exit),
 // and starts a lease (lease.go): a file under ROOT/leases, flocked exclusively while
 // the Store is open, listing every digest the Store was handed (Image, Layer,
 // LayerDir, GetCache) or wrote (blobs, layers, adopted dirs). A digest enters the

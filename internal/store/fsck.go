@@ -103,7 +103,7 @@ func Fsck(ctx context.Context, root string, opts FsckOptions) (*FsckReport, erro
 	rep := &FsckReport{}
 	add := func(p Problem) { rep.Problems = append(rep.Problems, p) }
 
-	if flock(s.inuse, unix.LOCK_EX|unix.LOCK_NB) == nil {
+	if lockInuse(s.inuse, unix.F_WRLCK, false) == nil {
 		for _, it := range s.findStale(ctx) {
 			p := Problem{Kind: it.kind, Path: it.path, Msg: it.msg}
 			if opts.Repair {
@@ -115,7 +115,7 @@ func Fsck(ctx context.Context, root string, opts FsckOptions) (*FsckReport, erro
 			}
 			add(p)
 		}
-		if err := flock(s.inuse, unix.LOCK_SH); err != nil {
+		if err := lockInuse(s.inuse, unix.F_RDLCK, true); err != nil {
 			return nil, fmt.Errorf("checking store %q: %w", root, err)
 		}
 	} else {

@@ -151,9 +151,9 @@ func (s *Store) GC(opts GCOptions) (GCStats, error) {
 		return st, fmt.Errorf("garbage collecting %q: %w", s.root, err)
 	}
 	defer flock(s.gcLock, unix.LOCK_UN)
-	alone := flock(s.inuse, unix.LOCK_EX|unix.LOCK_NB) == nil
+	alone := lockInuse(s.inuse, unix.F_WRLCK, false) == nil
 	if alone {
-		defer flock(s.inuse, unix.LOCK_SH)
+		defer lockInuse(s.inuse, unix.F_RDLCK, true)
 	}
 
 	roots := func(keep func(v1.Hash)) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -148,5 +149,46 @@ func TestGC(t *testing.T) {
 	}
 	if _, err := s.Image("named:latest"); err != nil {
 		t.Errorf("named image lost: %v", err)
+	}
+}
+
+// A GC that finds the store busy must go on looking busy: when the other Store
+// closes, a third Open must not take the store for unused and remove the first
+// one's temporary files.
+func TestGCNotAloneKeepsStoreBusy(t *testing.T) {
+	root := t.TempDir()
+	a, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tmp, err := b.TempDir("busy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GC(GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("GC beside another Store removed its own temp dir: %v", err)
+	}
+	a.Close()
+	c, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := os.Stat(tmp); err != nil {
+		t.Errorf("an Open after GC found the store unused and removed a live temp dir: %v", err)
+	}
+	if _, err := Fsck(context.Background(), root, FsckOptions{Repair: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Errorf("fsck --repair removed a live temp dir: %v", err)
 	}
 }

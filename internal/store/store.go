@@ -64,7 +64,7 @@ type Store struct {
 	root string
 
 	mu    sync.Mutex
-	inuse *os.File // shared flock on root/inuse while open
+	inuse *os.File // root/inuse, read-locked while open (see lockInuse)
 
 	leaseMu sync.Mutex
 	lease   *os.File        // this Store's lease (see lease.go), flocked exclusively
@@ -115,11 +115,11 @@ func open(root string, reclaim bool) (*Store, error) {
 		return nil, fmt.Errorf("opening store %q: %w", root, err)
 	}
 	// Alone? Then everything in tmp/ was left by a killed process.
-	if reclaim && flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
+	if reclaim && lockInuse(f, unix.F_WRLCK, false) == nil {
 		s.cleanTmp()
 		s.removeDeadLeases()
 	}
-	if err := flock(f, unix.LOCK_SH); err != nil {
+	if err := lockInuse(f, unix.F_RDLCK, true); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking store %q: %w", root, err)
 	}
@@ -169,6 +169,25 @@ func (s *Store) tempFile(prefix string) (*os.File, error) {
 		return nil, fmt.Errorf("making temporary file: %w", err)
 	}
 	return f, nil
+}
+
+// lockInuse sets an open file description lock (F_OFD_SETLK) of type typ
+// (F_RDLCK, F_WRLCK or F_UNLCK) on all of f, waiting for it when wait is set.
+// ROOT/inuse is read-locked by every open Store, and write-locked by one that
+// checks it is alone. Unlike flock(2), a failed upgrade from read to write keeps
+// the read lock, so a Store that is not alone never stops looking busy to others.
+func lockInuse(f *os.File, typ int16, wait bool) error {
+	cmd := unix.F_OFD_SETLK
+	if wait {
+		cmd = unix.F_OFD_SETLKW
+	}
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
+	for {
+		err := unix.FcntlFlock(f.Fd(), cmd, &lk)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 func flock(f *os.File, how int) error {
