@@ -23,7 +23,7 @@
 #   2. the same build run again must succeed ("rebuild ok"), after which nothing is
 #      left: no mount under the root (/proc/self/mountinfo), no runc container in
 #      any state dir under the root, no process whose root, cwd or command line is
-#      under the root, and tmp/ is empty. Then `slimbuild prune --all` keeps the
+#      under the root, tmp/ is empty and no lease of a dead process is left. Then `slimbuild prune --all` keeps the
 #      store small for the next kill.
 # Prints how many leftovers of each kind fsck saw (kills do land in containers and
 # mounts) and "kill test: N kills, F fsck clean, R rebuilds ok" and exits 1 unless all
@@ -96,6 +96,7 @@ leftovers() {
 		[ -n "$ids" ] && echo "containers in $d: $ids"
 	done
 	[ -z "$(ls -A "$root/tmp")" ] || echo "tmp not empty: $(ls -A "$root/tmp" | tr '\n' ' ')"
+	[ -z "$(ls -A "$root/leases" 2>/dev/null)" ] || echo "leases left: $(ls -A "$root/leases" | tr '\n' ' ')"
 }
 
 # containers_alive FSCK-OUTPUT: the processes still in the cgroup of a container
