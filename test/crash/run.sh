@@ -4,30 +4,30 @@
 #
 # Usage: test/crash/run.sh
 #
-# Two roots under one temporary directory, bases imported with hack/bases.sh --import:
-#   - busybox only, building test/crash/ctx/Dockerfile (two stages, RUN and COPY
-#     steps; a new CRASH_SALT each time so every RUN does its work again);
+# Two roots under one temporary directory, bases imported as hack/bases.sh makes them:
+#   - busybox only, building test/crash/ctx/Dockerfile (three stages, RUN and COPY
+#     steps, one RUN sleeping 1.5 s beside the others so that kills leave running
+#     containers; a new CRASH_SALT each time so that every RUN does its work again);
 #   - builder + busybox, building examples/hello-c/Dockerfile (the killed build
 #     with --no-cache, so that it compiles again).
-# Each kill: one full build is timed first; then a build is started and killed with
-# SIGKILL after a random delay within that time, and
-#   1. `slimbuild fsck` (which does not reclaim anything itself) may report only
-#      leftovers of the killed process (tmp, mount, container, process lines); any
-#      index, name, blob, layer or cache line is corruption and fails the kill.
-#      A kill counts as "fsck clean" when there is no corruption and, after one
-#      ordinary command (`slimbuild images`, whose Open reclaims leftovers), nothing
-#      is left (see 2) and no process remains in the cgroup of a container fsck
-#      reported (a RUN of the Dockerfile sleeps 2 s, so kills do leave some running). The next kill's fsck checks the content again, after the
-#      rebuild and a prune, and the last kill is followed by a final fsck that must
-#      report nothing at all;
-#   2. the same build run again must succeed ("rebuild ok"), after which nothing is
-#      left: no mount under the root (/proc/self/mountinfo), no runc container in
-#      any state dir under the root, no process whose root, cwd or command line is
-#      under the root, tmp/ is empty and no lease of a dead process is left. Then `slimbuild prune --all` keeps the
-#      store small for the next kill.
-# Prints how many leftovers of each kind fsck saw (kills do land in containers and
-# mounts) and "kill test: N kills, F fsck clean, R rebuilds ok" and exits 1 unless all
-# three are equal. Environment: SLIMBUILD (binary, default bin/slimbuild),
+# One full build is timed first; then, for each kill, a build is started and
+# SIGKILLed after a random delay within that time, and:
+#   1. `slimbuild fsck` (which reclaims nothing itself) may report only leftovers of
+#      the killed process (tmp, mount, container, process lines); an index, name,
+#      blob, layer or cache line is corruption and fails the kill. The kill counts as
+#      "fsck clean" when there is no corruption and, after one ordinary command
+#      (`slimbuild images`, whose Open reclaims leftovers), nothing is left (as in 2)
+#      and no process remains in the cgroup of a container that fsck reported.
+#   2. The same build run again must succeed ("rebuild ok"), after which nothing is
+#      left: no mount under the root (/proc/self/mountinfo), no runc container in any
+#      state dir under the root, no process whose root, cwd or command line is under
+#      the root, tmp/ empty and no lease of a dead process. Then `slimbuild prune
+#      --all` keeps the store small for the next kill (each fsck reads all of it).
+# The content is checked again by the next kill's fsck, and at the end a last
+# `slimbuild fsck` of each root must report nothing at all.
+# Prints how many leftovers of each kind fsck saw (so that it shows kills landed in
+# containers and mounts) and "kill test: N kills, F fsck clean, R rebuilds ok"; exits
+# 1 unless all three are equal. Environment: SLIMBUILD (binary, default bin/slimbuild),
 # SLIMBUILD_CACHE (bases), CRASH_KILLS (busybox kills, default 45), CRASH_HELLO_KILLS
 # (hello-c kills, default 5), CRASH_SEED (random seed, printed).
 set -euo pipefail
