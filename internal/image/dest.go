@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slimbuild/slimbuild/internal/store"
 )
 
 // stdout is where a destination of "-" is written.
@@ -112,7 +114,7 @@ func writeReplacing(dest string, old fs.FileInfo, fn func(io.Writer) error) (err
 	if err := os.Rename(tmp, dest); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return store.SyncDir(dir)
 }
 
 // writeDirDest makes a directory output at dest: fn fills a temporary
@@ -160,13 +162,13 @@ func writeDirDest(dest string, isOutput func(dir string) bool, fn func(dir strin
 		if err := os.Rename(tmp, dest); err != nil {
 			return err
 		}
-		return syncDir(parent)
+		return store.SyncDir(parent)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dest, unix.RENAME_EXCHANGE); err != nil {
 		return fmt.Errorf("swapping %s into place: %w", dest, err)
 	}
 	// tmp now holds the previous output.
-	if err := syncDir(parent); err != nil {
+	if err := store.SyncDir(parent); err != nil {
 		return err
 	}
 	return os.RemoveAll(tmp)
@@ -203,17 +205,6 @@ func syncTree(dir string) error {
 	})
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // umask reads the process umask without changing it (changing it, even
 // briefly, would race with files created by other goroutines).

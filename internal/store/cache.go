@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+
 	"fmt"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,6 +35,16 @@ func (s *Store) GetCache(key string) ([]byte, error) {
 		return nil, fmt.Errorf("cache key %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
+		return nil, fmt.Errorf("reading cache key %s: %w", key, err)
+	}
+	// What the value refers to stays until this Store is closed.
+	var refs []v1.Hash
+	for _, m := range digestRE.FindAll(b, -1) {
+		if h, err := v1.NewHash(string(m)); err == nil {
+			refs = append(refs, h)
+		}
+	}
+	if err := s.hold(refs...); err != nil {
 		return nil, fmt.Errorf("reading cache key %s: %w", key, err)
 	}
 	// The entry's modification time records its last use, for prune.
@@ -84,8 +96,13 @@ func (s *Store) PutCache(key string, val []byte) error {
 		return err
 	}
 	p := s.cachePath(key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("writing cache key %s: %w", key, err)
+	if _, err := os.Stat(filepath.Dir(p)); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("writing cache key %s: %w", key, err)
+		}
+		if err := SyncDir(s.path("cache")); err != nil {
+			return fmt.Errorf("writing cache key %s: %w", key, err)
+		}
 	}
 	if err := s.writeFileAtomic(p, val); err != nil {
 		return fmt.Errorf("writing cache key %s: %w", key, err)

@@ -17,6 +17,10 @@
 //	ROOT/tmp/                  temporary files and directories (same filesystem as the rest)
 //	ROOT/lock                  flock guarding index.json rewrites
 //	ROOT/inuse                 flock held shared by every open Store (see GC)
+//	ROOT/gc                    flock held exclusively by GC, shared while a lease grows
+//	ROOT/leases/ID             one per open Store: the digests it uses (see GC)
+//	ROOT/treesums/HEX          digest of the writer's tar of a correct unpack of layer
+//	                           HEX, when it differs from HEX (written by Fsck)
 //
 // The store does not normalise names; callers (package image) pass normalised names.
 //
@@ -30,7 +34,7 @@
 // files and device nodes included): the closed root is what keeps other users
 // from reading them, running them or planting anything a later build would ship.
 //
-// # Atomicity
+// # Atomicity and durability
 //
 // Everything visible outside tmp/ appears by rename(2): blobs and cache values are
 // written to a temporary file under tmp/ and renamed into place; unpacked layers are
@@ -38,25 +42,45 @@
 // processes race, the first rename wins and the loser discards its copy); index.json is
 // rewritten to a temporary file and renamed while holding an exclusive flock on ROOT/lock,
 // so concurrent slimbuild processes never lose each other's names. Readers take no lock.
-// A killed process can leave garbage only under tmp/. There is no fsync: a power loss
-// may lose recent writes, but never leaves a name pointing at a partially renamed file
-// in a journaling filesystem's usual ordered mode.
+//
+// Before each rename the content is on disk (fsync of the file; for a layer
+// directory one syncfs(2) of the store's filesystem, far cheaper than an fsync per
+// file), and after it the directory holding the new name is fsynced. So a power
+// loss leaves every name pointing at complete content; TestPublishedAfterSync
+// checks each path.
+//
+// # Crashes
+//
+// A killed process can leave only reclaimable things: entries under tmp/ (among
+// them its runc state directories, whose containers may still run), mounts below
+// the root and its lease. Open, when no other process has the store open, kills and
+// deletes those containers (runc kill + delete --force, which also removes their
+// cgroups), detaches the mounts and empties tmp/ (stale.go). Fsck reports the same
+// leftovers without reclaiming them first, and checks content: every name points
+// to a complete manifest whose blobs match their digests, every blob and unpacked
+// layer matches its digest, every cache record names a good layer blob. With
+// Repair it removes what is corrupt (layer dirs are re-made from their blobs on
+// demand).
 //
 // # Concurrency and garbage collection
 //
-// Open takes a shared flock on ROOT/inuse and keeps it until Close (or process exit).
-// When Open finds no other process holding it, it first empties tmp/ (leftovers of
-// killed processes). GC needs the lock exclusively and returns ErrBusy while another
-// process has the store open, so it never deletes a blob that a running build is about
-// to reference. Within one process, the caller must not run GC concurrently with other
-// use of the store.
+// Open takes a read lock (an open file description lock, see lockInuse) on ROOT/inuse
+// and keeps it until Close (or process exit),
+// and starts a lease (lease.go): a file under ROOT/leases, flocked exclusively while
+// the Store is open, listing every digest the Store was handed (Image, Layer,
+// LayerDir, GetCache) or wrote (blobs, layers, adopted dirs). A digest enters the
+// lease under a shared flock on ROOT/gc before the content is used or published.
 //
-// GC keeps every blob and layer directory reachable from a name in index.json, from
-// the digests the caller marks through GCOptions.Roots, and from every "sha256:HEX"
-// string found in a build cache value. A marked digest that is a stored manifest keeps
-// its config, layers and their unpacked directories; a marked diffID keeps its layer
-// directory.
-//
+// GC holds ROOT/gc exclusively while it marks and sweeps, so it may run while other
+// processes build: it keeps every blob and layer directory reachable from a name in
+// index.json, from the digests the caller marks through GCOptions.Roots, from every
+// "sha256:HEX" string found in a build cache value, and from the live leases of other
+// Stores (dead leases are removed). A marked digest that is a stored manifest keeps its
+// config, layers and their unpacked directories; a marked diffID keeps its layer
+// directory. tmp/ is emptied only when no other process has the store open. Within one
+// process, the caller must not run GC concurrently with other use of the store (its
+// own lease is not consulted).
+
 // # Ownership
 //
 // LayerWriter: the caller must call Commit or Abort (Abort after Commit is a no-op).

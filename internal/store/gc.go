@@ -136,24 +136,36 @@ func (s *Store) children(h v1.Hash) []v1.Hash {
 	return out
 }
 
-// GC removes blobs and unpacked layer directories that are not reachable (see doc.go)
-// and everything under tmp/. It returns ErrBusy while another Store has the root open.
+// GC removes blobs and unpacked layer directories that are not reachable (see
+// doc.go), including from the leases of other open Stores, and, when no other
+// process has the store open, everything under tmp/. Other processes may go on
+// using the store meanwhile: GC blocks them only while they add to their leases.
 func (s *Store) GC(opts GCOptions) (GCStats, error) {
 	var st GCStats
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inuse == nil {
+	if s.inuse == nil || s.gcLock == nil {
 		return st, errors.New("garbage collecting: store is closed")
 	}
-	if err := flock(s.inuse, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return st, fmt.Errorf("garbage collecting %q: %w", s.root, ErrBusy)
-		}
+	if err := flock(s.gcLock, unix.LOCK_EX); err != nil {
 		return st, fmt.Errorf("garbage collecting %q: %w", s.root, err)
 	}
-	defer flock(s.inuse, unix.LOCK_SH)
+	defer flock(s.gcLock, unix.LOCK_UN)
+	alone := lockInuse(s.inuse, unix.F_WRLCK, false) == nil
+	if alone {
+		defer lockInuse(s.inuse, unix.F_RDLCK, true)
+	}
 
-	ms, err := s.mark(opts.Roots)
+	roots := func(keep func(v1.Hash)) error {
+		if err := s.leasedDigests(keep); err != nil {
+			return err
+		}
+		if opts.Roots != nil {
+			return opts.Roots(keep)
+		}
+		return nil
+	}
+	ms, err := s.mark(roots)
 	if err != nil {
 		return st, fmt.Errorf("garbage collecting %q: %w", s.root, err)
 	}
@@ -195,9 +207,19 @@ func (s *Store) GC(opts GCOptions) (GCStats, error) {
 			}
 		}
 	}
-	st.Bytes += duBytes(s.path("tmp"))
 	if !opts.DryRun {
-		s.cleanTmp()
+		sums, _ := os.ReadDir(s.path("treesums"))
+		for _, e := range sums {
+			if _, err := os.Lstat(s.path("layers", e.Name())); errors.Is(err, os.ErrNotExist) {
+				os.Remove(s.path("treesums", e.Name()))
+			}
+		}
+	}
+	if alone {
+		st.Bytes += duBytes(s.path("tmp"))
+		if !opts.DryRun {
+			s.cleanTmp()
+		}
 	}
 	return st, nil
 }

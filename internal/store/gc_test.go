@@ -1,8 +1,9 @@
 package store
 
 import (
-	"errors"
+	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -76,13 +77,28 @@ func TestGC(t *testing.T) {
 		t.Error("DiskUsage reports nothing reclaimable")
 	}
 
-	// Another process with the store open blocks GC.
+	// Another Store (another build) keeps what it uses, and its temporary files,
+	// for as long as it is open.
 	other, err := Open(s.Root())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GC(GCOptions{}); !errors.Is(err, ErrBusy) {
-		t.Errorf("GC with another Store open: %v, want ErrBusy", err)
+	if _, err := other.Image(dropped.String()); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := other.TempDir("busy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.GC(GCOptions{Roots: func(keep func(v1.Hash)) error { keep(rooted); return nil }})
+	if err != nil {
+		t.Fatalf("GC with another Store open: %v", err)
+	}
+	if st.Blobs != 0 || st.LayerDirs != 0 {
+		t.Errorf("GC removed %+v that another open Store uses", st)
+	}
+	if _, err := os.Stat(busy); err != nil {
+		t.Errorf("GC removed another Store's temp dir: %v", err)
 	}
 	other.Close()
 
@@ -90,7 +106,7 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.GC(GCOptions{Roots: func(keep func(v1.Hash)) error { keep(rooted); return nil }})
+	st, err = s.GC(GCOptions{Roots: func(keep func(v1.Hash)) error { keep(rooted); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,5 +149,46 @@ func TestGC(t *testing.T) {
 	}
 	if _, err := s.Image("named:latest"); err != nil {
 		t.Errorf("named image lost: %v", err)
+	}
+}
+
+// A GC that finds the store busy must go on looking busy: when the other Store
+// closes, a third Open must not take the store for unused and remove the first
+// one's temporary files.
+func TestGCNotAloneKeepsStoreBusy(t *testing.T) {
+	root := t.TempDir()
+	a, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tmp, err := b.TempDir("busy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GC(GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("GC beside another Store removed its own temp dir: %v", err)
+	}
+	a.Close()
+	c, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := os.Stat(tmp); err != nil {
+		t.Errorf("an Open after GC found the store unused and removed a live temp dir: %v", err)
+	}
+	if _, err := Fsck(context.Background(), root, FsckOptions{Repair: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Errorf("fsck --repair removed a live temp dir: %v", err)
 	}
 }

@@ -104,6 +104,9 @@ func (l *blobLayer) DiffID() (v1.Hash, error) {
 
 // Layer returns a v1.Layer backed by a stored blob.
 func (s *Store) Layer(info LayerInfo) (v1.Layer, error) {
+	if err := s.hold(info.Digest, info.DiffID); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", info.Digest, err)
+	}
 	if !s.HasBlob(info.Digest) {
 		return nil, fmt.Errorf("layer %s: %w", info.Digest, ErrNotFound)
 	}
@@ -238,6 +241,10 @@ func (s *Store) Image(nameOrDigest string) (v1.Image, error) {
 	if !desc.MediaType.IsImage() {
 		return nil, fmt.Errorf("image %q: manifest %s has media type %s, not an image", nameOrDigest, desc.Digest, desc.MediaType)
 	}
+	// GC keeps the manifest's config, layers and unpacked dirs with it.
+	if err := s.hold(desc.Digest); err != nil {
+		return nil, fmt.Errorf("image %q: %w", nameOrDigest, err)
+	}
 	b, err := ReadLimited(s.BlobPath(desc.Digest), MaxManifestSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("image %q: manifest %s: %w", nameOrDigest, desc.Digest, ErrNotFound)
@@ -305,6 +312,13 @@ func (s *Store) WriteImage(img v1.Image) (v1.Hash, error) {
 	}
 	layers, err := img.Layers()
 	if err != nil {
+		return v1.Hash{}, fmt.Errorf("writing image %s: %w", dig, err)
+	}
+	keep := []v1.Hash{dig, m.Config.Digest}
+	for _, d := range m.Layers {
+		keep = append(keep, d.Digest)
+	}
+	if err := s.hold(keep...); err != nil {
 		return v1.Hash{}, fmt.Errorf("writing image %s: %w", dig, err)
 	}
 	var (
@@ -377,6 +391,7 @@ func (s *Store) writeLayer(l v1.Layer) error {
 
 // LayerDirPath is where the unpacked directory of diffID lives, and whether it exists.
 func (s *Store) LayerDirPath(diffID v1.Hash) (string, bool) {
+	_ = s.hold(diffID) // a closed store only reads
 	p := s.path("layers", diffID.Hex)
 	_, err := os.Stat(p)
 	return p, err == nil && validHash(diffID)
@@ -393,9 +408,24 @@ func (s *Store) LayerDir(l v1.Layer) (string, error) {
 	if !validHash(diffID) {
 		return "", fmt.Errorf("unpacking layer: bad diffID %q", diffID)
 	}
+	if d, err := l.Digest(); err == nil {
+		if err := s.hold(d, diffID); err != nil {
+			return "", fmt.Errorf("unpacking layer %s: %w", diffID, err)
+		}
+	}
 	if p, ok := s.LayerDirPath(diffID); ok {
 		return p, nil
 	}
+	tmp, err := s.unpackTemp(l, diffID)
+	if err != nil {
+		return "", err
+	}
+	return s.AdoptLayerDir(diffID, tmp)
+}
+
+// unpackTemp unpacks l into a new directory under tmp/, checking that the
+// uncompressed stream hashes to diffID, and returns the directory.
+func (s *Store) unpackTemp(l v1.Layer, diffID v1.Hash) (string, error) {
 	tmp, err := s.TempDir("unpack-")
 	if err != nil {
 		return "", err
@@ -423,7 +453,7 @@ func (s *Store) LayerDir(l v1.Layer) (string, error) {
 	if got := "sha256:" + hex.EncodeToString(hw.Sum(nil)); got != diffID.String() {
 		return fail(fmt.Errorf("uncompressed content has digest %s", got))
 	}
-	return s.AdoptLayerDir(diffID, tmp)
+	return tmp, nil
 }
 
 // LayerDirs returns the unpacked directories of layers (bottom first, as an image
@@ -447,14 +477,24 @@ func (s *Store) AdoptLayerDir(diffID v1.Hash, dir string) (string, error) {
 	if !validHash(diffID) {
 		return "", fmt.Errorf("adopting layer dir %q: bad diffID %q", dir, diffID)
 	}
+	if err := s.hold(diffID); err != nil {
+		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
+	}
 	dst := s.path("layers", diffID.Hex)
 	if _, err := os.Stat(dst); err == nil {
 		return dst, os.RemoveAll(dir)
+	}
+	// Every file of the tree on disk before its name appears (see sync.go).
+	if err := s.syncFS(); err != nil {
+		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
 	}
 	if err := os.Rename(dir, dst); err != nil {
 		if _, serr := os.Stat(dst); serr == nil { // lost the race; theirs is as good
 			return dst, os.RemoveAll(dir)
 		}
+		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
+	}
+	if err := SyncDir(s.path("layers")); err != nil {
 		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
 	}
 	return dst, nil

@@ -27,6 +27,9 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	return &im, nil
 }
 
+// errUnchanged, returned by an updateIndex callback, leaves index.json as it is.
+var errUnchanged = errors.New("index unchanged")
+
 // updateIndex rewrites index.json under the exclusive lock on ROOT/lock.
 func (s *Store) updateIndex(fn func(*v1.IndexManifest) error) error {
 	lf, err := os.OpenFile(s.path("lock"), os.O_RDWR|os.O_CREATE, 0o644)
@@ -43,7 +46,9 @@ func (s *Store) updateIndex(fn func(*v1.IndexManifest) error) error {
 			return err
 		}
 	}
-	if err := fn(im); err != nil {
+	if err := fn(im); errors.Is(err, errUnchanged) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if im.Manifests == nil {
@@ -98,6 +103,11 @@ func (s *Store) Tag(name string, h v1.Hash) error {
 	}
 	desc.Annotations = map[string]string{RefNameAnnotation: name}
 	err = s.updateIndex(func(im *v1.IndexManifest) error {
+		for _, d := range im.Manifests {
+			if d.Annotations[RefNameAnnotation] == name && d.Digest == desc.Digest && d.MediaType == desc.MediaType && d.Size == desc.Size {
+				return errUnchanged // spares a rewrite and its fsyncs on an unchanged rebuild
+			}
+		}
 		out := im.Manifests[:0]
 		for _, d := range im.Manifests {
 			if d.Annotations[RefNameAnnotation] != name {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,14 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slimbuild/slimbuild/internal/layer"
-	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
 // ErrNotFound is returned when a name, blob or cache key is not in the store.
 var ErrNotFound = errors.New("not found")
-
-// ErrBusy is returned by GC while another process has the store open.
-var ErrBusy = errors.New("store is in use by another process")
 
 // Compression selects how layer blobs are compressed.
 type Compression string
@@ -69,7 +64,12 @@ type Store struct {
 	root string
 
 	mu    sync.Mutex
-	inuse *os.File // shared flock on root/inuse while open
+	inuse *os.File // root/inuse, read-locked while open (see lockInuse)
+
+	leaseMu sync.Mutex
+	lease   *os.File        // this Store's lease (see lease.go), flocked exclusively
+	gcLock  *os.File        // ROOT/gc: exclusive during GC, shared while adding to a lease
+	held    map[string]bool // hex digests already in the lease
 }
 
 // LayerWriter receives an uncompressed layer tar; Commit compresses, hashes and stores it in the same pass.
@@ -83,8 +83,13 @@ type LayerWriter interface {
 
 const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
 
-// Open opens (creating if needed) the store at root.
+// Open opens (creating if needed) the store at root. When no other process has it
+// open, Open first reclaims what killed processes left (see stale.go).
 func Open(root string) (*Store, error) {
+	return open(root, true)
+}
+
+func open(root string, reclaim bool) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %q: %w", root, err)
@@ -108,14 +113,19 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("opening store %q: %w", root, err)
 	}
 	// Alone? Then everything in tmp/ was left by a killed process.
-	if flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
+	if reclaim && lockInuse(f, unix.F_WRLCK, false) == nil {
 		s.cleanTmp()
+		s.removeDeadLeases()
 	}
-	if err := flock(f, unix.LOCK_SH); err != nil {
+	if err := lockInuse(f, unix.F_RDLCK, true); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking store %q: %w", root, err)
 	}
 	s.inuse = f
+	if err := s.openLease(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening store %q: %w", root, err)
+	}
 	return s, nil
 }
 
@@ -126,6 +136,9 @@ func (s *Store) Close() error {
 	if s.inuse == nil {
 		return nil
 	}
+	s.leaseMu.Lock()
+	s.closeLease()
+	s.leaseMu.Unlock()
 	err := s.inuse.Close() // releases the flock
 	s.inuse = nil
 	return err
@@ -156,40 +169,21 @@ func (s *Store) tempFile(prefix string) (*os.File, error) {
 	return f, nil
 }
 
-// cleanTmp removes everything under tmp/. Mounts left below it are detached first so
-// RemoveAll never walks into a mounted filesystem.
-func (s *Store) cleanTmp() {
-	tmp := s.path("tmp")
-	// Containers first: a killed build's container may still run on a mount below.
-	// A dir whose containers cannot be reaped is kept, mounts and all.
-	keep := map[string]bool{}
-	if ents, err := os.ReadDir(tmp); err == nil {
-		for _, e := range ents {
-			if runtime.ReapStale(context.Background(), filepath.Join(tmp, e.Name(), runtime.StateDirName)) != nil {
-				keep[filepath.Join(tmp, e.Name())] = true
-			}
-		}
+// lockInuse sets an open file description lock (F_OFD_SETLK) of type typ
+// (F_RDLCK, F_WRLCK or F_UNLCK) on all of f, waiting for it when wait is set.
+// ROOT/inuse is read-locked by every open Store, and write-locked by one that
+// checks it is alone. Unlike flock(2), a failed upgrade from read to write keeps
+// the read lock, so a Store that is not alone never stops looking busy to others.
+func lockInuse(f *os.File, typ int16, wait bool) error {
+	cmd := unix.F_OFD_SETLK
+	if wait {
+		cmd = unix.F_OFD_SETLKW
 	}
-	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		var mnts []string
-		for _, line := range strings.Split(string(mi), "\n") {
-			fields := strings.Fields(line)
-			if len(fields) > 4 && strings.HasPrefix(fields[4], tmp+"/") && !keep[filepath.Join(tmp, strings.SplitN(strings.TrimPrefix(fields[4], tmp+"/"), "/", 2)[0])] {
-				mnts = append(mnts, fields[4])
-			}
-		}
-		// Deepest first.
-		for i := len(mnts) - 1; i >= 0; i-- {
-			_ = unix.Unmount(mnts[i], unix.MNT_DETACH)
-		}
-	}
-	ents, err := os.ReadDir(tmp)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if !keep[filepath.Join(tmp, e.Name())] {
-			_ = os.RemoveAll(filepath.Join(tmp, e.Name()))
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
+	for {
+		err := unix.FcntlFlock(f.Fd(), cmd, &lk)
+		if err != unix.EINTR {
+			return err
 		}
 	}
 }
@@ -214,6 +208,11 @@ func (s *Store) writeFileAtomic(dst string, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("writing %q: %w", f.Name(), err)
 	}
+	if err := syncFile(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
 	if err := f.Close(); err != nil {
 		os.Remove(f.Name())
 		return fmt.Errorf("writing %q: %w", f.Name(), err)
@@ -226,7 +225,7 @@ func (s *Store) writeFileAtomic(dst string, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("renaming into %q: %w", dst, err)
 	}
-	return nil
+	return SyncDir(filepath.Dir(dst))
 }
 
 // BlobPath is where the blob lives (may not exist).
@@ -255,6 +254,9 @@ func validHash(h v1.Hash) bool {
 func (s *Store) WriteBlob(data []byte) (v1.Hash, int64, error) {
 	sum := sha256.Sum256(data)
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	if err := s.hold(h); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("writing blob %s: %w", h, err)
+	}
 	if s.HasBlob(h) {
 		return h, int64(len(data)), nil
 	}
@@ -267,6 +269,9 @@ func (s *Store) WriteBlob(data []byte) (v1.Hash, int64, error) {
 // WriteBlobFrom streams r into the store. When want is non-zero, the content must hash
 // to it (the blob is discarded otherwise). It returns the digest and size.
 func (s *Store) WriteBlobFrom(r io.Reader, want v1.Hash) (v1.Hash, int64, error) {
+	if err := s.hold(want); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("writing blob %s: %w", want, err)
+	}
 	if want != (v1.Hash{}) && s.HasBlob(want) {
 		fi, err := os.Stat(s.BlobPath(want))
 		if err == nil {
@@ -291,6 +296,9 @@ func (s *Store) WriteBlobFrom(r io.Reader, want v1.Hash) (v1.Hash, int64, error)
 	if err := bw.Flush(); err != nil {
 		return fail(fmt.Errorf("writing blob: %w", err))
 	}
+	if err := syncFile(f); err != nil {
+		return fail(fmt.Errorf("writing blob: %w", err))
+	}
 	if err := f.Close(); err != nil {
 		return fail(fmt.Errorf("writing blob: %w", err))
 	}
@@ -299,8 +307,14 @@ func (s *Store) WriteBlobFrom(r io.Reader, want v1.Hash) (v1.Hash, int64, error)
 		return fail(fmt.Errorf("writing blob %s: content has digest %s", want, h))
 	}
 	_ = os.Chmod(f.Name(), 0o644)
+	if err := s.hold(h); err != nil {
+		return fail(fmt.Errorf("writing blob %s: %w", h, err))
+	}
 	if err := os.Rename(f.Name(), s.BlobPath(h)); err != nil {
 		return fail(fmt.Errorf("writing blob %s: %w", h, err))
+	}
+	if err := SyncDir(filepath.Dir(s.BlobPath(h))); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("writing blob %s: %w", h, err)
 	}
 	return h, n, nil
 }
@@ -395,6 +409,9 @@ func (w *layerWriter) Commit() (LayerInfo, error) {
 	if err := w.buf.Flush(); err != nil {
 		return fail(err)
 	}
+	if err := syncFile(w.f); err != nil {
+		return fail(err)
+	}
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.f.Name())
 		return LayerInfo{}, fmt.Errorf("committing layer blob: %w", err)
@@ -406,9 +423,16 @@ func (w *layerWriter) Commit() (LayerInfo, error) {
 		MediaType: w.mt,
 	}
 	_ = os.Chmod(w.f.Name(), 0o644)
+	if err := w.s.hold(info.Digest, info.DiffID); err != nil {
+		os.Remove(w.f.Name())
+		return LayerInfo{}, fmt.Errorf("committing layer blob %s: %w", info.Digest, err)
+	}
 	// Same digest means same bytes: replacing an existing blob is harmless.
 	if err := os.Rename(w.f.Name(), w.s.BlobPath(info.Digest)); err != nil {
 		os.Remove(w.f.Name())
+		return LayerInfo{}, fmt.Errorf("committing layer blob %s: %w", info.Digest, err)
+	}
+	if err := SyncDir(filepath.Dir(w.s.BlobPath(info.Digest))); err != nil {
 		return LayerInfo{}, fmt.Errorf("committing layer blob %s: %w", info.Digest, err)
 	}
 	return info, nil

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// syncEvent is one sync seen by syncHook, with what the watched directory held then.
+type syncEvent struct {
+	kind, path string
+	names      map[string]bool
+}
+
+// watchSyncs records every sync during fn, with the entries of dir at that moment,
+// and returns them and the entries dir gained.
+func watchSyncs(t *testing.T, dir string, fn func()) ([]syncEvent, []string) {
+	t.Helper()
+	list := func() map[string]bool {
+		m := map[string]bool{}
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			m[e.Name()] = true
+		}
+		return m
+	}
+	before := list()
+	var evs []syncEvent
+	syncHook = func(kind, path string) { evs = append(evs, syncEvent{kind, path, list()}) }
+	defer func() { syncHook = nil }()
+	fn()
+	var added []string
+	for n := range list() {
+		if !before[n] {
+			added = append(added, n)
+		}
+	}
+	return evs, added
+}
+
+// TestPublishedAfterSync checks every path that makes content visible: the content
+// is synced (the file, or the whole filesystem for a directory tree) while its name
+// is not there yet, and the directory holding the name is synced once it is. A
+// power loss then leaves the old state or the new one, never a name without its data.
+func TestPublishedAfterSync(t *testing.T) {
+	layerTar := tarOf(t, map[string]string{"etc/hostname": "box\n"}, "etc/hostname")
+	for _, tc := range []struct {
+		name    string
+		dir     func(s *Store) string // where the new name appears
+		content string                // the sync kind that must precede it: file or fs
+		op      func(t *testing.T, s *Store)
+		setup   func(t *testing.T, s *Store)
+	}{
+		{"WriteBlob", func(s *Store) string { return s.path("blobs", "sha256") }, "file", func(t *testing.T, s *Store) {
+			if _, _, err := s.WriteBlob([]byte(`{"a":1}`)); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"WriteBlobFrom", func(s *Store) string { return s.path("blobs", "sha256") }, "file", func(t *testing.T, s *Store) {
+			if _, _, err := s.WriteBlobFrom(bytes.NewReader([]byte("streamed")), v1.Hash{}); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"LayerWriter.Commit", func(s *Store) string { return s.path("blobs", "sha256") }, "file", func(t *testing.T, s *Store) {
+			writeLayer(t, s, Gzip, layerTar)
+		}, nil},
+		{"PutCache in a new shard", func(s *Store) string { return s.path("cache") }, "", func(t *testing.T, s *Store) {
+			if err := s.PutCache("abcd", []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"PutCache value", func(s *Store) string { return s.path("cache", "ab") }, "file", func(t *testing.T, s *Store) {
+			if err := s.PutCache("abce", []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, s *Store) {
+			if err := s.PutCache("abff", []byte("v")); err != nil { // the shard exists already
+				t.Fatal(err)
+			}
+		}},
+		{"Tag rewrites index.json", func(s *Store) string { return s.root }, "file", func(t *testing.T, s *Store) {
+			if err := s.Tag("example.com/x:1", sha([]byte(manifestJSON))); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, s *Store) {
+			if _, _, err := s.WriteBlob([]byte(manifestJSON)); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(s.path("index.json")) // so that the rewritten index shows as a new name
+		}},
+		{"LayerDir unpack", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
+			l, err := s.Layer(writeLayer(t, s, Gzip, layerTar))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.LayerDir(l); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"AdoptLayerDir", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
+			d, err := s.TempDir("upper-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.AdoptLayerDir(sha([]byte("adopted")), d); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t)
+			if tc.setup != nil {
+				tc.setup(t, s)
+			}
+			dir := tc.dir(s)
+			evs, added := watchSyncs(t, dir, func() { tc.op(t, s) })
+			if len(added) == 0 {
+				t.Fatalf("nothing new appeared in %s", dir)
+			}
+			for _, name := range added {
+				contentSynced, dirSynced := tc.content == "", false
+				for _, e := range evs {
+					switch {
+					case !e.names[name] && e.kind == tc.content && (e.kind == "fs" || strings.HasPrefix(e.path, s.path("tmp")+"/")):
+						contentSynced = true
+					case e.names[name] && e.kind == "dir" && e.path == dir && contentSynced:
+						dirSynced = true
+					}
+				}
+				if !contentSynced {
+					t.Errorf("%s appeared in %s without its content synced first (%s sync); syncs: %v", name, dir, tc.content, evs)
+				}
+				if !dirSynced {
+					t.Errorf("%s appeared in %s, and the directory was not synced after; syncs: %v", name, dir, evs)
+				}
+			}
+		})
+	}
+}
+
+const manifestJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{}}`
