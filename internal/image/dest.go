@@ -205,7 +205,6 @@ func syncTree(dir string) error {
 	})
 }
 
-
 // umask reads the process umask without changing it (changing it, even
 // briefly, would race with files created by other goroutines).
 func umask() fs.FileMode {
