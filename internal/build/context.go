@@ -30,7 +30,8 @@ type buildContext struct {
 	dir    string
 	ignore *patternmatcher.PatternMatcher // nil when there is no .dockerignore
 
-	cachePath string
+	st        *store.Store // keeps the stat cache
+	cacheName string       // the stat cache's name in the store
 	mu        sync.Mutex
 	stats     map[string]statEntry
 	dirty     bool
@@ -71,8 +72,8 @@ func openContext(st *store.Store, dir, dockerfile string) (*buildContext, error)
 		}
 	}
 	sum := sha256.Sum256([]byte(dir))
-	c.cachePath = filepath.Join(st.Root(), "statcache", hex.EncodeToString(sum[:12]))
-	if data, err := os.ReadFile(c.cachePath); err == nil {
+	c.st, c.cacheName = st, hex.EncodeToString(sum[:12])
+	if data, err := st.StatCache(c.cacheName); err == nil {
 		if stats, ok := decodeStats(data); ok {
 			c.stats = stats
 		}
@@ -94,18 +95,10 @@ func (c *buildContext) save() {
 	}
 	var buf bytes.Buffer
 	encodeStats(&buf, c.stats)
-	if err := os.MkdirAll(filepath.Dir(c.cachePath), 0o755); err != nil {
-		return
+	// A stat cache that cannot be saved only costs the next build some reading.
+	if c.st.PutStatCache(c.cacheName, buf.Bytes()) == nil {
+		c.dirty = false
 	}
-	tmp := c.cachePath + ".tmp-" + randomID()
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		os.Remove(tmp)
-		return
-	}
-	if err := os.Rename(tmp, c.cachePath); err != nil {
-		os.Remove(tmp)
-	}
-	c.dirty = false
 }
 
 // excluded reports whether a context path (slash-separated, relative) is ignored.
