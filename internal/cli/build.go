@@ -70,6 +70,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err := bx.check(cmd); err != nil {
 				return err
 			}
+			if err := bx.options(cmd, &opts); err != nil {
+				return err
+			}
 			if bx.quiet {
 				progress = "quiet"
 			}
@@ -95,10 +98,23 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err := opts.Check(); err != nil {
 				return err
 			}
+			var dockerSock string
+			if bx.load {
+				// Before the build: no daemon to load into is an error now, not later.
+				if dockerSock, err = image.DockerSocket(os.Getenv("DOCKER_HOST")); err != nil {
+					return fmt.Errorf("--load: %w", err)
+				}
+			}
 			st, err := g.Store()
 			if err != nil {
 				return err
 			}
+			ctxDir, df, cleanup, err := stdinInputs(st, cmd.InOrStdin(), opts.ContextDir, opts.Dockerfile)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			opts.ContextDir, opts.Dockerfile = ctxDir, df
 			if len(rb.cacheFrom) > 0 {
 				opts.CacheFrom, err = openCaches(cmd.Context(), newRegistry(nil), rb.cacheFrom, cmd.ErrOrStderr())
 				if err != nil {
@@ -127,6 +143,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			}
 			if err := rb.publish(cmd, newRegistry, res); err != nil {
 				return err
+			}
+			if bx.load {
+				if err := image.LoadIntoDocker(cmd.Context(), dockerSock, res.Image, tags); err != nil {
+					return fmt.Errorf("--load: %w", err)
+				}
 			}
 			if pp.mode != "quiet" && !slimIt {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
