@@ -254,6 +254,11 @@ func (b *builder) emit(e Event) {
 // run builds the needed stages, each as soon as its dependencies are done.
 func (b *builder) run(ctx context.Context) (*Result, error) {
 	b.emit(Event{Kind: Info, Text: "network: " + runtime.Describe(b.opts.Network)})
+	for _, n := range b.opts.NoCacheFilter {
+		if !slices.ContainsFunc(b.plan.Stages, func(s *dockerfile.Stage) bool { return strings.EqualFold(s.Name, n) }) {
+			b.emit(Event{Kind: Info, Text: fmt.Sprintf("warning: --no-cache-filter %s names no stage of %s", n, b.plan.File)})
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := map[int]chan struct{}{}

@@ -32,7 +32,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		bx                                  buildxFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "build [flags] CONTEXT",
+		Use:   "build [OPTIONS] PATH | -",
 		Short: "Build an image from a Dockerfile",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -184,12 +184,13 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
 	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
-	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like `slimbuild slim`): the -t names go to the slim image, the full one stays untagged")
+	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like slimbuild slim): the -t names go to the slim image, the full one stays untagged")
 	f.StringArrayVar(&slimProbeCmds, "slim-probe-cmd", nil, "with --slim: as slim's --probe-cmd; repeatable")
 	f.StringArrayVar(&slimHTTPProbes, "slim-http-probe", nil, "with --slim: as slim's --http-probe; repeatable")
 	bx.add(f)
 	cmd.SetFlagErrorFunc(suggestFlag)
 	addGateFlags(cmd)
+	groupBuildFlags(cmd)
 	return cmd
 }
 
