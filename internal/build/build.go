@@ -26,6 +26,9 @@ type Options struct {
 	ContextDir string
 	// Dockerfile is the path of the Dockerfile (default ContextDir/Dockerfile).
 	Dockerfile string
+	// DockerfileName, when set, names the Dockerfile in errors instead of its path
+	// (for one read from standard input into a temporary file).
+	DockerfileName string
 	Target     string
 	BuildArgs  map[string]string
 	// Tags are the names the result is stored under.
@@ -197,7 +200,11 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	defer f.Close()
 	opts.SourceDateEpoch = wholeSeconds(opts.SourceDateEpoch)
 	opts.BuildArgs = withEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
-	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
+	shown := displayName(opts.Dockerfile, abs)
+	if opts.DockerfileName != "" {
+		shown = opts.DockerfileName
+	}
+	plan, err := dockerfile.Parse(shown, f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
 	if err != nil {
 		return nil, err
 	}

@@ -115,6 +115,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			}
 			defer cleanup()
 			opts.ContextDir, opts.Dockerfile = ctxDir, df
+			if file == "-" || args[0] == "-" && !strings.HasPrefix(df, ctxDir+string(os.PathSeparator)) {
+				opts.DockerfileName = "Dockerfile (stdin)"
+			}
 			if len(rb.cacheFrom) > 0 {
 				opts.CacheFrom, err = openCaches(cmd.Context(), newRegistry(nil), rb.cacheFrom, cmd.ErrOrStderr())
 				if err != nil {

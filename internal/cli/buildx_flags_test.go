@@ -242,6 +242,10 @@ func TestBuildStdinDockerfile(t *testing.T) {
 	if _, cf := imageParts(t, root, last(out)); cf.Config.Labels["from"] != "stdin-context" {
 		t.Errorf("context -: label from=%q, want stdin-context", cf.Config.Labels["from"])
 	}
+	_, _, err = slimbuildIn(t, root, strings.NewReader("FROM scratch\nFROBNICATE x\n"), "build", "--progress", "quiet", "-f", "-", dir)
+	if err == nil || !strings.Contains(err.Error(), "Dockerfile (stdin):2") || strings.Contains(err.Error(), "/tmp/") {
+		t.Errorf("a bad Dockerfile on stdin: %v, want an error naming \"Dockerfile (stdin):2\"", err)
+	}
 	big := strings.NewReader("FROM scratch\n" + strings.Repeat("# x\n", maxStdinDockerfile/4+1))
 	if _, _, err := slimbuildIn(t, root, big, "build", "-f", "-", dir); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("build -f - of %d bytes: %v, want a size error", big.Size(), err)
