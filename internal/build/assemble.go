@@ -3,6 +3,7 @@ package build
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -116,9 +117,30 @@ func (b *builder) assemble(s *stageState) (v1.Hash, v1.Image, error) {
 	if err := fetchLayers(s.layers); err != nil {
 		return v1.Hash{}, nil, err
 	}
+	if len(b.opts.Labels) > 0 {
+		// The command line's labels come after the Dockerfile's, as in buildx.
+		final := s.clone()
+		if final.cfg.Config.Labels == nil {
+			final.cfg.Config.Labels = map[string]string{}
+		}
+		for k, v := range b.opts.Labels {
+			final.cfg.Config.Labels[k] = v
+		}
+		s = final
+	}
 	si, err := imageOf(s)
 	if err != nil {
 		return v1.Hash{}, nil, err
+	}
+	if len(b.opts.Annotations) > 0 {
+		var m v1.Manifest
+		if err := json.Unmarshal(si.manifest, &m); err != nil {
+			return v1.Hash{}, nil, err
+		}
+		m.Annotations = maps.Clone(b.opts.Annotations)
+		if si.manifest, err = json.Marshal(m); err != nil {
+			return v1.Hash{}, nil, err
+		}
 	}
 	if _, _, err := b.st.WriteBlob(si.config); err != nil {
 		return v1.Hash{}, nil, fmt.Errorf("writing config: %w", err)

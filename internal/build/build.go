@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -24,6 +26,9 @@ type Options struct {
 	ContextDir string
 	// Dockerfile is the path of the Dockerfile (default ContextDir/Dockerfile).
 	Dockerfile string
+	// DockerfileName, when set, names the Dockerfile in errors instead of its path
+	// (for one read from standard input into a temporary file).
+	DockerfileName string
 	Target     string
 	BuildArgs  map[string]string
 	// Tags are the names the result is stored under.
@@ -54,6 +59,52 @@ type Options struct {
 	// A hit there downloads nothing until a later step or the final image needs
 	// the layer's bytes.
 	CacheFrom []CacheSource
+
+	// Labels are added to the result's config after the Dockerfile's (buildx --label).
+	Labels map[string]string
+	// Annotations are set on the result's manifest (buildx --annotation).
+	Annotations map[string]string
+	// ExtraHosts are added to every RUN's /etc/hosts (buildx --add-host).
+	ExtraHosts []runtime.Host
+	// Ulimits replace RUN's default resource limits of the same type (buildx --ulimit).
+	Ulimits []specs.POSIXRlimit
+	// ShmSize is the size of RUN's /dev/shm in bytes; 0 is 64MiB (buildx --shm-size).
+	ShmSize int64
+	// Pull resolves every FROM and --from image in the registry again, even when
+	// the store has it (buildx --pull).
+	Pull bool
+	// NoCacheFilter names the stages whose steps skip the cache (buildx --no-cache-filter).
+	NoCacheFilter []string
+	// Allow grants entitlements (buildx --allow); RUN --network=host needs
+	// EntitlementNetworkHost, as in BuildKit.
+	Allow []Entitlement
+}
+
+// Entitlement is a privilege a build must be granted (buildx --allow).
+type Entitlement string
+
+const (
+	EntitlementNetworkHost      Entitlement = "network.host"
+	EntitlementSecurityInsecure Entitlement = "security.insecure"
+)
+
+// ParseEntitlement checks an --allow value.
+func ParseEntitlement(s string) (Entitlement, error) {
+	switch e := Entitlement(s); e {
+	case EntitlementNetworkHost, EntitlementSecurityInsecure:
+		return e, nil
+	}
+	return "", fmt.Errorf("unknown entitlement %q: use %s or %s", s, EntitlementNetworkHost, EntitlementSecurityInsecure)
+}
+
+func (o *Options) allows(e Entitlement) bool { return slices.Contains(o.Allow, e) }
+
+// noCache reports whether the steps of stage skip the cache.
+func (o *Options) noCache(stage *dockerfile.Stage) bool {
+	if o.NoCache {
+		return true
+	}
+	return stage.Name != "" && slices.ContainsFunc(o.NoCacheFilter, func(n string) bool { return strings.EqualFold(n, stage.Name) })
 }
 
 // StageResult is what one stage produced.
@@ -149,7 +200,11 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	defer f.Close()
 	opts.SourceDateEpoch = wholeSeconds(opts.SourceDateEpoch)
 	opts.BuildArgs = withEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
-	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
+	shown := displayName(opts.Dockerfile, abs)
+	if opts.DockerfileName != "" {
+		shown = opts.DockerfileName
+	}
+	plan, err := dockerfile.Parse(shown, f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +261,11 @@ func (b *builder) emit(e Event) {
 // run builds the needed stages, each as soon as its dependencies are done.
 func (b *builder) run(ctx context.Context) (*Result, error) {
 	b.emit(Event{Kind: Info, Text: "network: " + runtime.Describe(b.opts.Network)})
+	for _, n := range b.opts.NoCacheFilter {
+		if !slices.ContainsFunc(b.plan.Stages, func(s *dockerfile.Stage) bool { return strings.EqualFold(s.Name, n) }) {
+			b.emit(Event{Kind: Info, Text: fmt.Sprintf("warning: --no-cache-filter %s names no stage of %s", n, b.plan.File)})
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := map[int]chan struct{}{}
@@ -344,6 +404,22 @@ func (o *Options) Check() error {
 	for k := range o.BuildArgs {
 		if k == "" {
 			return fmt.Errorf("a build argument needs a name (--build-arg NAME=VALUE)")
+		}
+	}
+	for _, e := range o.Allow {
+		if _, err := ParseEntitlement(string(e)); err != nil {
+			return err
+		}
+	}
+	if o.Pull && o.NoPull {
+		return fmt.Errorf("pull and no-pull exclude each other")
+	}
+	if o.ShmSize < 0 {
+		return fmt.Errorf("shm size must be 0 (the default) or more, not %d", o.ShmSize)
+	}
+	for _, h := range o.ExtraHosts {
+		if h.Name == "" || strings.ContainsAny(h.Name, " \t\r\n#") || !h.IP.IsValid() {
+			return fmt.Errorf("extra host %q needs a name (no blanks) and an IP address", h.Name)
 		}
 	}
 	return nil

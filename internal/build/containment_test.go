@@ -103,7 +103,7 @@ func TestDefaultNetworkIsPrivate(t *testing.T) {
 		{"RUN --network=default", build.Options{Network: runtime.NetworkHost}, "--network=default ", true},
 		{"RUN --network=none", build.Options{Network: runtime.NetworkHost}, "--network=none ", false},
 		{"host option", build.Options{Network: runtime.NetworkHost}, "", true},
-		{"RUN --network=host", build.Options{}, "--network=host ", true},
+		{"RUN --network=host", build.Options{Allow: []build.Entitlement{build.EntitlementNetworkHost}}, "--network=host ", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newStore(t)

@@ -136,7 +136,8 @@ func (b *builder) commit(ws *workspace) (*store.LayerInfo, error) {
 // it under key. It serves the step from the cache when it can.
 func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key string, fn func(ws *workspace) error) error {
 	key = b.epochKey(key)
-	if rec, ok := b.cacheGet(key); ok {
+	useCache := !b.opts.noCache(st.stage)
+	if rec, ok := b.cacheGet(key); ok && useCache {
 		if err := b.applyRecord(s, st, key, rec); err == nil {
 			b.logStep(st, key, rec, lastLayer(s, rec))
 			b.countStep(true)
@@ -144,7 +145,7 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 			return nil
 		}
 	}
-	if rec, l, ok := b.sharedGet(key); ok {
+	if rec, l, ok := b.sharedGet(key); ok && useCache {
 		b.applyLayer(s, st, key, rec, l)
 		b.logStep(st, key, rec, l)
 		b.countStep(true)

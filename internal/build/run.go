@@ -84,6 +84,9 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 		if network, err = runtime.ParseNetwork(n); err != nil {
 			return b.fail(st, fmt.Errorf("RUN --network: %w", err))
 		}
+		if network == runtime.NetworkHost && !b.opts.allows(EntitlementNetworkHost) {
+			return b.fail(st, fmt.Errorf("RUN --network=host needs the network.host entitlement: build with --allow network.host"))
+		}
 	}
 	env := s.runEnv()
 	keyEnv := env
@@ -114,9 +117,31 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 		scriptData = script.Data
 	}
 	key := keyOf("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network.String(), mountKeys)
+	if rk := b.runLimitsKey(); rk != "" {
+		// Hosts and limits change what a RUN may do, so they are in its key (as in
+		// BuildKit); builds without them keep their keys.
+		key = keyOf(key, rk)
+	}
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts})
 	})
+}
+
+// runLimitsKey is the part of every RUN's key that the extra hosts, ulimits
+// and shm size make, "" when none is set.
+func (b *builder) runLimitsKey() string {
+	o := &b.opts
+	if len(o.ExtraHosts) == 0 && len(o.Ulimits) == 0 && o.ShmSize == 0 {
+		return ""
+	}
+	var hosts, limits []string
+	for _, h := range o.ExtraHosts {
+		hosts = append(hosts, h.Name+"="+h.IP.String())
+	}
+	for _, r := range o.Ulimits {
+		limits = append(limits, fmt.Sprintf("%s=%d:%d", r.Type, r.Soft, r.Hard))
+	}
+	return keyOf("run-limits", hosts, limits, o.ShmSize)
 }
 
 // mountKey is the part of a RUN's cache key that a --mount contributes. It
@@ -333,6 +358,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	}}
 	code, err := b.runContainer(ctx, ws, s.cfg.Config.User, runtime.Process{
 		Args: req.args, Env: req.env, Cwd: req.wd, Network: req.network, Mounts: extra,
+		ExtraHosts: b.opts.ExtraHosts, Rlimits: b.opts.Ulimits, ShmSize: b.opts.ShmSize,
 	}, runtime.Stdio{Stdout: out, Stderr: out})
 	out.Flush()
 	if err != nil {

@@ -123,7 +123,11 @@ func (b *builder) resolveImage(ctx context.Context, ref string) (v1.Image, error
 	if ok {
 		return img, nil
 	}
-	img, err = image.Resolve(ctx, b.st, name, !b.opts.NoPull)
+	if b.opts.Pull {
+		img, err = image.Repull(ctx, b.st, name)
+	} else {
+		img, err = image.Resolve(ctx, b.st, name, !b.opts.NoPull)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		bx                                  buildxFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "build [flags] CONTEXT",
+		Use:   "build [OPTIONS] PATH | -",
 		Short: "Build an image from a Dockerfile",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,6 +70,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err := bx.check(cmd); err != nil {
 				return err
 			}
+			if err := bx.options(cmd, &opts); err != nil {
+				return err
+			}
 			if bx.quiet {
 				progress = "quiet"
 			}
@@ -95,9 +98,25 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err := opts.Check(); err != nil {
 				return err
 			}
+			var dockerSock string
+			if bx.load {
+				// Before the build: no daemon to load into is an error now, not later.
+				if dockerSock, err = image.DockerSocket(os.Getenv("DOCKER_HOST")); err != nil {
+					return fmt.Errorf("--load: %w", err)
+				}
+			}
 			st, err := g.Store()
 			if err != nil {
 				return err
+			}
+			ctxDir, df, cleanup, err := stdinInputs(st, cmd.InOrStdin(), opts.ContextDir, opts.Dockerfile)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			opts.ContextDir, opts.Dockerfile = ctxDir, df
+			if file == "-" || args[0] == "-" && !strings.HasPrefix(df, ctxDir+string(os.PathSeparator)) {
+				opts.DockerfileName = "Dockerfile (stdin)"
 			}
 			if len(rb.cacheFrom) > 0 {
 				opts.CacheFrom, err = openCaches(cmd.Context(), newRegistry(nil), rb.cacheFrom, cmd.ErrOrStderr())
@@ -127,6 +146,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			}
 			if err := rb.publish(cmd, newRegistry, res); err != nil {
 				return err
+			}
+			if bx.load {
+				if err := image.LoadIntoDocker(cmd.Context(), dockerSock, res.Image, tags); err != nil {
+					return fmt.Errorf("--load: %w", err)
+				}
 			}
 			if pp.mode != "quiet" && !slimIt {
 				fmt.Fprintf(cmd.ErrOrStderr(), "built %s (%d steps, %d cached)\n", strings.Join(tags, ", "), res.Steps, res.CachedSteps)
@@ -163,12 +187,13 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
 	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
-	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like `slimbuild slim`): the -t names go to the slim image, the full one stays untagged")
+	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like slimbuild slim): the -t names go to the slim image, the full one stays untagged")
 	f.StringArrayVar(&slimProbeCmds, "slim-probe-cmd", nil, "with --slim: as slim's --probe-cmd; repeatable")
 	f.StringArrayVar(&slimHTTPProbes, "slim-http-probe", nil, "with --slim: as slim's --http-probe; repeatable")
 	bx.add(f)
 	cmd.SetFlagErrorFunc(suggestFlag)
 	addGateFlags(cmd)
+	groupBuildFlags(cmd)
 	return cmd
 }
 

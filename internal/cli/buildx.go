@@ -3,13 +3,17 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
 
+	units "github.com/docker/go-units"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -21,6 +25,11 @@ type buildxFlags struct {
 	quiet                 bool
 	provenance, sbom      string
 	platforms             []string
+
+	labels, annotations, addHosts []string
+	ulimits, noCacheFilter, allow []string
+	shmSize                       string
+	pull, load                    bool
 }
 
 func (x *buildxFlags) add(f *pflag.FlagSet) {
@@ -30,6 +39,147 @@ func (x *buildxFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&x.provenance, "provenance", "", "provenance attestation: only \"false\" (slimbuild makes none)")
 	f.StringVar(&x.sbom, "sbom", "", "SBOM attestation: only \"false\" (slimbuild makes none)")
 	f.StringSliceVar(&x.platforms, "platform", nil, "target platform: only the host's ("+hostPlatform()+")")
+	f.StringArrayVar(&x.labels, "label", nil, "set a label of the image: KEY=VALUE (repeatable)")
+	f.StringArrayVar(&x.annotations, "annotation", nil, "set an annotation of the image manifest: [manifest:]KEY=VALUE (repeatable)")
+	f.StringArrayVar(&x.addHosts, "add-host", nil, "add a line to RUN's /etc/hosts: HOST:IP or HOST=IP (repeatable)")
+	f.StringArrayVar(&x.ulimits, "ulimit", nil, "resource limit of RUN: NAME=SOFT[:HARD], NAME as docker's (nofile, nproc, core...) (repeatable)")
+	f.StringVar(&x.shmSize, "shm-size", "", "size of RUN's /dev/shm (e.g. 128m; default 64m)")
+	f.BoolVar(&x.pull, "pull", false, "always pull the FROM images again, even when the store has them")
+	f.StringArrayVar(&x.noCacheFilter, "no-cache-filter", nil, "do not use the build cache for the steps of this stage (repeatable)")
+	f.StringSliceVar(&x.allow, "allow", nil, "grant an entitlement: network.host (RUN --network=host) or security.insecure")
+	f.BoolVar(&x.load, "load", false, "load the result into docker through its socket (DOCKER_HOST=unix://PATH, default /var/run/docker.sock)")
+}
+
+// options sets the build options these flags stand for, refusing every value
+// slimbuild cannot honour.
+func (x *buildxFlags) options(cmd *cobra.Command, opts *build.Options) error {
+	var err error
+	if opts.Labels, err = keyValues("--label", x.labels); err != nil {
+		return err
+	}
+	opts.Annotations = map[string]string{}
+	for _, a := range x.annotations {
+		k, v, err := parseAnnotation(a)
+		if err != nil {
+			return err
+		}
+		opts.Annotations[k] = v
+	}
+	for _, h := range x.addHosts {
+		host, err := parseExtraHost(h)
+		if err != nil {
+			return err
+		}
+		opts.ExtraHosts = append(opts.ExtraHosts, host)
+	}
+	for _, u := range x.ulimits {
+		r, err := parseUlimit(u)
+		if err != nil {
+			return err
+		}
+		opts.Ulimits = append(opts.Ulimits, r)
+	}
+	if cmd.Flags().Changed("shm-size") {
+		n, err := units.RAMInBytes(x.shmSize)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--shm-size %q: not a size greater than 0 (e.g. 128m)", x.shmSize)
+		}
+		opts.ShmSize = n
+	}
+	opts.Pull = x.pull
+	for _, s := range x.noCacheFilter {
+		if s == "" {
+			return fmt.Errorf("--no-cache-filter: needs a stage name")
+		}
+		opts.NoCacheFilter = append(opts.NoCacheFilter, s)
+	}
+	for _, a := range x.allow {
+		e, err := build.ParseEntitlement(a)
+		if err != nil {
+			return fmt.Errorf("--allow: %w", err)
+		}
+		opts.Allow = append(opts.Allow, e)
+	}
+	return nil
+}
+
+// keyValues parses KEY=VALUE flags; a KEY alone has the empty value, as in buildx.
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("%s %q: needs a key (KEY=VALUE)", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// parseAnnotation parses buildx's [TYPE[PLATFORM]:]KEY=VALUE. slimbuild makes a
+// single image manifest, so only the manifest type (the default) is accepted.
+func parseAnnotation(a string) (string, string, error) {
+	kv, v, ok := strings.Cut(a, "=")
+	if !ok {
+		return "", "", fmt.Errorf("--annotation %q: needs KEY=VALUE", a)
+	}
+	k := kv
+	if typ, rest, ok := strings.Cut(kv, ":"); ok && isAnnotationType(typ) {
+		if typ != "manifest" {
+			return "", "", fmt.Errorf("--annotation %q: slimbuild makes a single image manifest: only manifest annotations are supported, not %s", a, typ)
+		}
+		k = rest
+	} else if strings.HasPrefix(kv, "manifest[") || strings.HasPrefix(kv, "index[") {
+		return "", "", fmt.Errorf("--annotation %q: per-platform annotations are not supported (use manifest:KEY=VALUE)", a)
+	}
+	if k == "" {
+		return "", "", fmt.Errorf("--annotation %q: needs a key", a)
+	}
+	return k, v, nil
+}
+
+func isAnnotationType(s string) bool {
+	switch s {
+	case "manifest", "index", "manifest-descriptor", "index-descriptor":
+		return true
+	}
+	return false
+}
+
+// parseExtraHost parses docker's HOST:IP or HOST=IP (an IPv6 address may be in
+// brackets). host-gateway, which needs a daemon's bridge, is refused.
+func parseExtraHost(s string) (runtime.Host, error) {
+	sep := ":"
+	if strings.Contains(s, "=") {
+		sep = "="
+	}
+	name, addr, ok := strings.Cut(s, sep)
+	if !ok || name == "" || addr == "" {
+		return runtime.Host{}, fmt.Errorf("--add-host %q: needs HOST:IP", s)
+	}
+	if strings.ContainsAny(name, " \t\r\n#") {
+		return runtime.Host{}, fmt.Errorf("--add-host %q: invalid host name %q", s, name)
+	}
+	if addr == "host-gateway" {
+		return runtime.Host{}, fmt.Errorf("--add-host %q: host-gateway is not supported (slimbuild has no daemon bridge): give the IP address", s)
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"))
+	if err != nil {
+		return runtime.Host{}, fmt.Errorf("--add-host %q: invalid IP address %q", s, addr)
+	}
+	return runtime.Host{Name: name, IP: ip}, nil
+}
+
+// parseUlimit parses docker's NAME=SOFT[:HARD] into a runtime spec limit.
+func parseUlimit(s string) (specs.POSIXRlimit, error) {
+	u, err := units.ParseUlimit(s)
+	if err != nil {
+		return specs.POSIXRlimit{}, fmt.Errorf("--ulimit %q: %w", s, err)
+	}
+	if u.Soft < 0 || u.Hard < 0 {
+		return specs.POSIXRlimit{}, fmt.Errorf("--ulimit %q: limits must not be negative", s)
+	}
+	return specs.POSIXRlimit{Type: "RLIMIT_" + strings.ToUpper(u.Name), Soft: uint64(u.Soft), Hard: uint64(u.Hard)}, nil
 }
 
 func hostPlatform() string { return goruntime.GOOS + "/" + goruntime.GOARCH }

@@ -170,6 +170,16 @@ func Resolve(ctx context.Context, st *store.Store, ref string, pull bool) (v1.Im
 	return img, nil
 }
 
+// Repull pulls ref from its registry even when the store has it (buildx
+// --pull), reporting to the logger set with WithLogf.
+func Repull(ctx context.Context, st *store.Store, ref string) (v1.Image, error) {
+	img, err := Pull(ctx, st, ref, logfFrom(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("pulling %q (--pull): %w", ref, err)
+	}
+	return img, nil
+}
+
 // Open returns the image ref names, trying in order: a name or digest in the store,
 // a path to an OCI layout directory, OCI archive or docker-archive, then a registry
 // reference (pulled into the store). An OCI archive is copied into the store (unnamed).

@@ -104,6 +104,10 @@ func WriteOutput(img v1.Image, spec string, tags []string) error {
 	return nil
 }
 
+// WriteDocker writes img as a docker-archive with names as its RepoTags (none
+// when empty), the stream `docker load` reads.
+func WriteDocker(w io.Writer, img v1.Image, names []string) error { return writeDocker(w, img, names) }
+
 func writeDocker(w io.Writer, img v1.Image, names []string) error {
 	for _, n := range names {
 		if _, err := name.NewTag(n); err != nil {

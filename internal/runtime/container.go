@@ -72,6 +72,9 @@ func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 	}
 
 	hosts := "127.0.0.1\tlocalhost " + p.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	for _, h := range p.ExtraHosts {
+		hosts += h.IP.String() + "\t" + h.Name + "\n"
+	}
 	contents := [][]byte{[]byte(hosts), []byte(p.Hostname + "\n"), ns.ResolvConf}
 	var mounts []specs.Mount
 	for i, dest := range etcFiles {

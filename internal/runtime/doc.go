@@ -17,8 +17,10 @@
 // ResolveUser reads the image's /etc/passwd and /etc/group through securejoin, so
 // symlinks in the image resolve inside rootfs and never reach the host's files.
 //
-// Runner.RunContainer resolves the user, makes the network, writes hosts, hostname and
-// resolv.conf into the run's private directory, and calls Runner.Run. Run writes
+// Runner.RunContainer resolves the user, makes the network, writes hosts (with the
+// Process's ExtraHosts), hostname and resolv.conf into the run's private directory, and
+// calls Runner.Run. Spec takes the Process's Rlimits in place of the defaults of the same
+// type and its ShmSize as the size of /dev/shm. Run writes
 // bundleDir/config.json, runs the container in the foreground with runc, streams its
 // stdout and stderr to the given writers while it runs, and returns its exit status; a
 // non-zero status is not an error. On return the container is always deleted from

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"io"
+	"net/netip"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -20,6 +21,19 @@ type Process struct {
 	NetNS string
 	// Mounts are extra mounts (bind hosts/resolv.conf/hostname, cache and secret mounts, ...).
 	Mounts []specs.Mount
+	// ExtraHosts are added to the container's /etc/hosts (docker's --add-host).
+	ExtraHosts []Host
+	// Rlimits replace the default limits of the same type (docker's --ulimit);
+	// RLIMIT_NOFILE is 1048576 unless given here.
+	Rlimits []specs.POSIXRlimit
+	// ShmSize is the size of /dev/shm in bytes (docker's --shm-size); 0 is 64MiB.
+	ShmSize int64
+}
+
+// Host is one /etc/hosts entry.
+type Host struct {
+	Name string
+	IP   netip.Addr
 }
 
 // User is a resolved USER instruction.

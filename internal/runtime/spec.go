@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -93,12 +95,12 @@ func Spec(rootfs string, p Process) (*specs.Spec, error) {
 				Effective: caps(),
 				Permitted: caps(),
 			},
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+			Rlimits:         rlimits(p.Rlimits),
 			NoNewPrivileges: false,
 		},
 		Root:     &specs.Root{Path: rootfs, Readonly: false},
 		Hostname: p.Hostname,
-		Mounts:   defaultMounts(),
+		Mounts:   defaultMounts(p.ShmSize),
 		Linux: &specs.Linux{
 			Namespaces:    namespaces(p.Network == NetworkHost, p.NetNS),
 			Devices:       devices(),
@@ -119,17 +121,35 @@ func Spec(rootfs string, p Process) (*specs.Spec, error) {
 // defaultMounts are runc's and BuildKit's: sysfs is always a fresh one (root may mount
 // it in any network namespace), and /sys/fs/cgroup shows the container's own cgroup
 // namespace, read-only. Nothing of the host's /sys is bound in.
-func defaultMounts() []specs.Mount {
+func defaultMounts(shmSize int64) []specs.Mount {
+	shm := "size=65536k"
+	if shmSize > 0 {
+		shm = "size=" + strconv.FormatInt(shmSize, 10)
+	}
 	ms := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", shm}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 	}
 	return ms
+}
+
+// rlimits are the default limits with those of extra in place of the same type.
+func rlimits(extra []specs.POSIXRlimit) []specs.POSIXRlimit {
+	rs := []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}}
+	for _, r := range extra {
+		i := slices.IndexFunc(rs, func(d specs.POSIXRlimit) bool { return d.Type == r.Type })
+		if i >= 0 {
+			rs[i] = r
+		} else {
+			rs = append(rs, r)
+		}
+	}
+	return rs
 }
 
 func namespaces(hostNetwork bool, netns string) []specs.LinuxNamespace {
