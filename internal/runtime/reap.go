@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	runc "github.com/containerd/go-runc"
+	"golang.org/x/sys/unix"
 )
 
 // StateDirName is the name of the runc state directory (--root) inside a run's
@@ -27,31 +33,90 @@ func ReapStale(ctx context.Context, stateDir string) error {
 	if err != nil {
 		return fmt.Errorf("reading stale state %q: %w", stateDir, err)
 	}
-	path, err := exec.LookPath("runc")
+	// The directory, not "runc list": a container whose state is half written is
+	// not listed but may still run.
+	entries, err := os.ReadDir(stateDir)
 	if err != nil {
-		return ErrRuncNotFound
-	}
-	ctl := &runc.Runc{Command: path, Root: stateDir}
-	list, err := ctl.List(ctx)
-	if err != nil {
-		return fmt.Errorf("listing stale containers in %q: %w", stateDir, err)
+		return fmt.Errorf("reading stale state %q: %w", stateDir, err)
 	}
 	var errs []error
-	for _, c := range list {
-		// delete --force sends SIGKILL to every process of the container first.
-		if err := ctl.Delete(ctx, c.ID, &runc.DeleteOpts{Force: true}); err != nil {
-			errs = append(errs, fmt.Errorf("deleting stale container %q: %w", c.ID, err))
-		}
-	}
-	// A container runc no longer lists (its state half written) still has a directory.
-	entries, _ := os.ReadDir(stateDir)
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(stateDir, e.Name(), "state.json")); err == nil {
-			errs = append(errs, fmt.Errorf("stale container %q remains", e.Name()))
+		if e.IsDir() {
+			errs = append(errs, ReapContainer(ctx, stateDir, e.Name()))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// reapTimeout bounds how long ReapContainer waits for runc.
+const reapTimeout = 30 * time.Second
+
+// ReapContainer kills every process of container id in the runc state directory
+// stateDir and deletes the container (which removes its cgroup). A container runc
+// no longer knows, or knows as stopped, counts as reaped.
+func ReapContainer(ctx context.Context, stateDir, id string) error {
+	path, err := exec.LookPath("runc")
+	if err != nil {
+		return ErrRuncNotFound
+	}
+	ctx, cancel := context.WithTimeout(ctx, reapTimeout)
+	defer cancel()
+	ctl := &runc.Runc{Command: path, Root: stateDir}
+	// Every process, not only init: kill --all first, then delete --force.
+	_ = ctl.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
+	delErr := ctl.Delete(ctx, id, &runc.DeleteOpts{Force: true})
+	// A runc killed while it created the container leaves its init process in the
+	// container's cgroup with no state that runc could act on: find it by its cgroup.
+	killCgroup(id)
+	if _, err := os.Lstat(filepath.Join(stateDir, id)); err != nil {
+		return nil
+	}
+	if c, err := ctl.State(ctx, id); err == nil && c.Status != "stopped" {
+		return fmt.Errorf("reaping stale container %q: %v", id, delErr)
+	}
+	return nil
+}
+
+// killCgroup SIGKILLs every process whose cgroup (in any hierarchy) is named id,
+// runc's default cgroup path for a container, and removes the emptied cgroups.
+// Only ids slimbuild gives its containers are looked for.
+func killCgroup(id string) {
+	if !ownContainerID.MatchString(id) {
+		return
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + p.Name() + "/cgroup")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			// hierarchy-ID:controllers:path
+			if f := strings.SplitN(line, ":", 3); len(f) == 3 && path.Base(f[2]) == id {
+				_ = unix.Kill(pid, unix.SIGKILL)
+				break
+			}
+		}
+	}
+	// The cgroups themselves (empty once their processes are reaped by init).
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + id)
+	dirs = append(dirs, "/sys/fs/cgroup/"+id)
+	for _, d := range dirs {
+		for i := 0; i < 20; i++ {
+			if err := unix.Rmdir(d); err == nil || errors.Is(err, unix.ENOENT) || !errors.Is(err, unix.EBUSY) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// ownContainerID matches the ids slimbuild gives its containers.
+var ownContainerID = regexp.MustCompile(`^slimbuild-[0-9a-f]{8,64}$`)
 
 // watchdog is a small process that deletes a container (runc delete --force) when this
 // process dies without doing so: it reads a pipe whose only writer is this process and

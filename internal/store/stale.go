@@ -75,8 +75,7 @@ func (s *Store) findStale(ctx context.Context) []staleItem {
 func (s *Store) reclaim(ctx context.Context, it staleItem) error {
 	switch it.kind {
 	case "container":
-		// delete --force kills every process of the dir's containers first.
-		return runtime.ReapStale(ctx, it.stateDir)
+		return runtime.ReapContainer(ctx, it.stateDir, it.id)
 	case "process":
 		// Only runc itself (an orphaned "runc run" waiting in its bundle) is
 		// killed; anything else there is someone's, and only reported.

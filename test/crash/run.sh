@@ -101,10 +101,17 @@ leftovers() {
 
 # containers_alive FSCK-OUTPUT: the processes still in the cgroup of a container
 # that fsck reported (runc names the cgroup after the container), checked at once.
+# A zombie is dead already: it waits only for its new parent (init, once runc was
+# killed with slimbuild) to collect its exit status, and runs nothing.
 containers_alive() {
-	local id
+	local id f pid
 	for id in $(sed -n 's|^container .*/\([^/:]*\): .*|\1|p' "$1"); do
-		grep -slF -f <(printf '%s\n' "$id") /proc/[0-9]*/cgroup | sed "s|^|container $id still running: |"
+		for f in $(grep -slF -f <(printf '%s\n' "$id") /proc/[0-9]*/cgroup); do
+			pid=${f#/proc/}
+			pid=${pid%/cgroup}
+			grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && continue
+			echo "container $id still running: $f"
+		done
 	done
 }
 
