@@ -1,0 +1,143 @@
+package slim
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
+)
+
+// corpusTLS makes a test CA and a server certificate for 127.0.0.1 signed by
+// it (made now, no key is committed): the server's pair goes to /app/tls/ and
+// the CA joins the image's system bundle, /etc/ssl/certs/ca-certificates.crt,
+// which is the only trust the TLS client case has.
+func corpusTLS(t *testing.T, root string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "slimbuild corpus test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
+	slimtest.WriteFile(t, root, "/app/tls/server.crt", pemOf("CERTIFICATE", srvDER), 0o644)
+	slimtest.WriteFile(t, root, "/app/tls/server.key", pemOf("PRIVATE KEY", keyDER), 0o600)
+	bundle := filepath.Join(root, "etc", "ssl", "certs", "ca-certificates.crt")
+	old, err := os.ReadFile(bundle)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	slimtest.WriteFile(t, root, "/etc/ssl/certs/ca-certificates.crt", string(old)+pemOf("CERTIFICATE", caDER), 0o644)
+}
+
+// corpusGoBinary builds the Go module in dir with the host's go, cgo off, and
+// returns the binary's path.
+func corpusGoBinary(t *testing.T, dir string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := filepath.Join(t.TempDir(), "goapp")
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", dir, err, b)
+	}
+	return out
+}
+
+// corpusNodeApp installs the npm dependencies of the app in src (npm install,
+// from the registry) and copies the app with its node_modules to dst. It
+// reports false, after logging why, when npm could not install them outside
+// CI; in CI (CI=true) that fails the test.
+func corpusNodeApp(t *testing.T, src, dst string) bool {
+	t.Helper()
+	work := t.TempDir()
+	slimtest.CopyFile(t, filepath.Join(src, "package.json"), filepath.Join(work, "package.json"), 0o644)
+	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--omit=dev", "--no-package-lock")
+	cmd.Dir = work
+	if b, err := cmd.CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("npm install in %s: %v\n%s", work, err, b)
+		}
+		t.Logf("the Node.js case is left out: npm install failed (is the npm registry reachable?): %v\n%s", err, b)
+		return false
+	}
+	slimtest.CopyFile(t, filepath.Join(src, "main.js"), filepath.Join(dst, "main.js"), 0o644)
+	slimtest.CopyFile(t, filepath.Join(src, "package.json"), filepath.Join(dst, "package.json"), 0o644)
+	modules := filepath.Join(work, "node_modules")
+	err := filepath.WalkDir(modules, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(work, p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		case d.Type().IsRegular():
+			slimtest.CopyFile(t, p, filepath.Join(dst, rel), 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("copying %s: %v", modules, err)
+	}
+	return true
+}
