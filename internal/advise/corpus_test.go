@@ -21,7 +21,9 @@ import (
 var corpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python3.11-minimal", "libpython3.11-minimal",
 	"libpython3.11-stdlib", "python3-minimal", "zlib1g", "libexpat1", "busybox-static", "base-files", "netbase", "libssl3", "libcrypt1",
 	// coreutils' own libraries: the skeleton stage runs mkdir, chmod and ln in the builder
-	"libselinux1", "libpcre2-8-0", "libacl1", "libattr1"}
+	"libselinux1", "libpcre2-8-0", "libacl1", "libattr1",
+	// the nginx case's server
+	"nginx", "nginx-common"}
 
 // TestAdviseCorpus runs Advise on examples/hello-c's Dockerfile.naive and on
 // the single-stage Dockerfiles of test/slim/, and prints the table: original
@@ -80,6 +82,7 @@ func TestAdviseCorpus(t *testing.T) {
 		{"C (gcc in image): NSS", filepath.Join(slimDir, "nss"), "", nil},
 		{"C (gcc in image): iconv", filepath.Join(slimDir, "iconv"), "", nil},
 		{"busybox httpd (--http-probe)", filepath.Join(slimDir, "httpd"), "", []slim.Probe{{HTTPPort: 8080, HTTPPath: "/index.html"}}},
+		{"nginx (--http-probe)", filepath.Join(slimDir, "nginx"), "", []slim.Probe{{HTTPPort: 8081, HTTPPath: "/"}}},
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-30s %12s %12s %9s %s\n", "case", "original", "advised", "reduction", "verified")
