@@ -101,9 +101,9 @@ func corpusGoBinary(t *testing.T, dir string) string {
 }
 
 // corpusNodeApp installs the npm dependencies of the app in src (npm install,
-// from the registry) and copies the app with its node_modules to dst. It
-// reports false, after logging why, when npm could not install them outside
-// CI; in CI (CI=true) that fails the test.
+// from the registry) and lays the app out in dst: main.js, package.json and
+// node_modules. It reports false, after logging why, when npm could not
+// install them outside CI; in CI (CI=true) that fails the test.
 func corpusNodeApp(t *testing.T, src, dst string) bool {
 	t.Helper()
 	work := t.TempDir()
@@ -119,12 +119,19 @@ func corpusNodeApp(t *testing.T, src, dst string) bool {
 	}
 	slimtest.CopyFile(t, filepath.Join(src, "main.js"), filepath.Join(dst, "main.js"), 0o644)
 	slimtest.CopyFile(t, filepath.Join(src, "package.json"), filepath.Join(dst, "package.json"), 0o644)
-	modules := filepath.Join(work, "node_modules")
-	err := filepath.WalkDir(modules, func(p string, d fs.DirEntry, err error) error {
+	copyTree(t, filepath.Join(work, "node_modules"), filepath.Join(dst, "node_modules"))
+	return true
+}
+
+// copyTree copies the directories and regular files below src to dst
+// (files 0644; npm packages carry no links the app needs).
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(work, p)
+		rel, err := filepath.Rel(src, p)
 		if err != nil {
 			return err
 		}
@@ -137,7 +144,6 @@ func corpusNodeApp(t *testing.T, src, dst string) bool {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("copying %s: %v", modules, err)
+		t.Fatalf("copying %s: %v", src, err)
 	}
-	return true
 }
