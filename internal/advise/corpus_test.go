@@ -47,26 +47,47 @@ func TestAdviseCorpus(t *testing.T) {
 	if _, err := image.Import(ctx, st, filepath.Join(bases, "builder.tar.gz"), "slimbuild/builder:bookworm"); err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
-	for _, pkg := range corpusPackages {
-		out, err := exec.Command("dpkg", "-L", pkg).Output()
-		if err != nil {
-			t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
-		}
-		for _, p := range strings.Split(string(out), "\n") {
-			if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
-				continue
+	// fatBase imports a fat filesystem of corpusPackages and pkgs as ref.
+	fatBase := func(ref string, pkgs ...string) {
+		root := t.TempDir()
+		for _, pkg := range append(append([]string(nil), corpusPackages...), pkgs...) {
+			out, err := exec.Command("dpkg", "-L", pkg).Output()
+			if err != nil {
+				t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
 			}
-			slimtest.HostCopy(t, root, p)
+			for _, p := range strings.Split(string(out), "\n") {
+				if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
+					continue
+				}
+				slimtest.HostCopy(t, root, p)
+			}
+		}
+		slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
+		if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+		if _, err := image.Import(ctx, st, root, ref); err != nil {
+			t.Fatal(err)
 		}
 	}
-	slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
-		t.Fatal(err)
+	fatBase("slimbuild-corpus/base")
+	// The Node.js case's own base (node is big: the other cases do not carry
+	// it) and its context with node_modules installed by npm.
+	fatBase("slimbuild-corpus/node", "nodejs", "libstdc++6", "libgcc-s1")
+	nodeContext := t.TempDir()
+	for _, f := range []string{"Dockerfile", "package.json", "main.js"} {
+		slimtest.CopyFile(t, filepath.Join("..", "..", "test", "slim", "node", f), filepath.Join(nodeContext, f), 0o644)
 	}
-	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
-	if _, err := image.Import(ctx, st, root, "slimbuild-corpus/base"); err != nil {
-		t.Fatal(err)
+	npm := exec.Command("npm", "install", "--no-audit", "--no-fund", "--omit=dev", "--no-package-lock")
+	npm.Dir = nodeContext
+	withNode := true
+	if b, err := npm.CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("npm install in %s: %v\n%s", nodeContext, err, b)
+		}
+		t.Logf("the Node.js case is left out: npm install failed (is the npm registry reachable?): %v\n%s", err, b)
+		withNode = false
 	}
 
 	slimDir := filepath.Join("..", "..", "test", "slim")
@@ -83,6 +104,12 @@ func TestAdviseCorpus(t *testing.T) {
 		{"C (gcc in image): iconv", filepath.Join(slimDir, "iconv"), "", nil},
 		{"busybox httpd (--http-probe)", filepath.Join(slimDir, "httpd"), "", []slim.Probe{{HTTPPort: 8080, HTTPPath: "/index.html"}}},
 		{"nginx (--http-probe)", filepath.Join(slimDir, "nginx"), "", []slim.Probe{{HTTPPort: 8081, HTTPPath: "/"}}},
+	}
+	if withNode {
+		cases = append(cases, struct {
+			name, context, dockerfile string
+			probes                    []slim.Probe
+		}{"Node.js app + npm dependency", nodeContext, "", nil})
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-30s %12s %12s %9s %s\n", "case", "original", "advised", "reduction", "verified")
