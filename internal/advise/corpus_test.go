@@ -23,7 +23,9 @@ var corpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python
 	// coreutils' own libraries: the skeleton stage runs mkdir, chmod and ln in the builder
 	"libselinux1", "libpcre2-8-0", "libacl1", "libattr1",
 	// the nginx case's server
-	"nginx", "nginx-common"}
+	"nginx", "nginx-common",
+	// the TLS client case's: the system CA bundle, and what python3's stdlib links
+	"openssl", "ca-certificates", "libbz2-1.0", "liblzma5"}
 
 // TestAdviseCorpus runs Advise on examples/hello-c's Dockerfile.naive and on
 // the single-stage Dockerfiles of test/slim/, and prints the table: original
@@ -75,10 +77,22 @@ func TestAdviseCorpus(t *testing.T) {
 	// The Node.js case's own base (node is big: the other cases do not carry
 	// it) and its context with node_modules installed by npm.
 	fatBase("slimbuild-corpus/node", "nodejs", "libstdc++6", "libgcc-s1")
-	nodeContext := t.TempDir()
-	for _, f := range []string{"Dockerfile", "package.json", "main.js"} {
-		slimtest.CopyFile(t, filepath.Join("..", "..", "test", "slim", "node", f), filepath.Join(nodeContext, f), 0o644)
+	// contextOf copies the named files of test/slim/dir to a new context.
+	contextOf := func(dir string, files ...string) string {
+		c := t.TempDir()
+		for _, f := range files {
+			slimtest.CopyFile(t, filepath.Join("..", "..", "test", "slim", dir, f), filepath.Join(c, f), 0o644)
+		}
+		return c
 	}
+	goContext := contextOf("goapp", "Dockerfile", "words.txt")
+	slimtest.CopyFile(t, slimtest.GoBuild(t, filepath.Join("..", "..", "test", "slim", "goapp")), filepath.Join(goContext, "goapp"), 0o755)
+	tlsContext := contextOf("tls", "Dockerfile", "main.py")
+	pki := slimtest.NewTestPKI(t)
+	slimtest.WriteFile(t, tlsContext, "test-ca.crt", pki.CA, 0o644)
+	slimtest.WriteFile(t, tlsContext, "server.crt", pki.ServerCert, 0o644)
+	slimtest.WriteFile(t, tlsContext, "server.key", pki.ServerKey, 0o600)
+	nodeContext := contextOf("node", "Dockerfile", "package.json", "main.js")
 	npm := exec.Command("npm", "install", "--no-audit", "--no-fund", "--omit=dev", "--no-package-lock")
 	npm.Dir = nodeContext
 	withNode := true
@@ -104,6 +118,8 @@ func TestAdviseCorpus(t *testing.T) {
 		{"C (gcc in image): iconv", filepath.Join(slimDir, "iconv"), "", nil},
 		{"busybox httpd (--http-probe)", filepath.Join(slimDir, "httpd"), "", []slim.Probe{{HTTPPort: 8080, HTTPPath: "/index.html"}}},
 		{"nginx (--http-probe)", filepath.Join(slimDir, "nginx"), "", []slim.Probe{{HTTPPort: 8081, HTTPPath: "/"}}},
+		{"TLS client (system CA store)", tlsContext, "", nil},
+		{"Go binary (cgo off, os/user)", goContext, "", nil},
 	}
 	if withNode {
 		cases = append(cases, struct {

@@ -1,21 +1,11 @@
 package slim
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io/fs"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
 )
@@ -26,78 +16,15 @@ import (
 // which is the only trust the TLS client case has.
 func corpusTLS(t *testing.T, root string) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "slimbuild corpus test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pemOf := func(typ string, der []byte) string {
-		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-	}
-	slimtest.WriteFile(t, root, "/app/tls/server.crt", pemOf("CERTIFICATE", srvDER), 0o644)
-	slimtest.WriteFile(t, root, "/app/tls/server.key", pemOf("PRIVATE KEY", keyDER), 0o600)
+	pki := slimtest.NewTestPKI(t)
+	slimtest.WriteFile(t, root, "/app/tls/server.crt", pki.ServerCert, 0o644)
+	slimtest.WriteFile(t, root, "/app/tls/server.key", pki.ServerKey, 0o600)
 	bundle := filepath.Join(root, "etc", "ssl", "certs", "ca-certificates.crt")
 	old, err := os.ReadFile(bundle)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	slimtest.WriteFile(t, root, "/etc/ssl/certs/ca-certificates.crt", string(old)+pemOf("CERTIFICATE", caDER), 0o644)
-}
-
-// corpusGoBinary builds the Go module in dir with the host's go, cgo off, and
-// returns the binary's path.
-func corpusGoBinary(t *testing.T, dir string) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out := filepath.Join(t.TempDir(), "goapp")
-	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", dir, err, b)
-	}
-	return out
+	slimtest.WriteFile(t, root, "/etc/ssl/certs/ca-certificates.crt", string(old)+pki.CA, 0o644)
 }
 
 // corpusNodeApp installs the npm dependencies of the app in src (npm install,

@@ -36,7 +36,7 @@ func TestCorpus(t *testing.T) {
 		t.Skip("needs root for runc, overlayfs and fanotify")
 	}
 	src := filepath.Join("..", "..", "test", "slim")
-	goBinary := corpusGoBinary(t, filepath.Join(src, "goapp"))
+	goBinary := slimtest.GoBuild(t, filepath.Join(src, "goapp"))
 	nodeApp := t.TempDir()
 	withNode := corpusNodeApp(t, filepath.Join(src, "node"), nodeApp)
 	// fatRoot makes a fat filesystem: corpusPackages and pkgs, and every app.
