@@ -17,6 +17,12 @@ have skopeo || need+=(skopeo)
 have xz || need+=(xz-utils)
 have bzip2 || need+=(bzip2)
 have zstd || need+=(zstd)
+# The slim corpus' server, Node.js app and TLS client (dpkg -L reads their files).
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+have node || need+=(nodejs)
+have npm || need+=(npm)
+have openssl || need+=(openssl)
+dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}" >&2
 	if [ "$(id -u)" != 0 ]; then

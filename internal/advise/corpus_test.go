@@ -21,7 +21,11 @@ import (
 var corpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python3.11-minimal", "libpython3.11-minimal",
 	"libpython3.11-stdlib", "python3-minimal", "zlib1g", "libexpat1", "busybox-static", "base-files", "netbase", "libssl3", "libcrypt1",
 	// coreutils' own libraries: the skeleton stage runs mkdir, chmod and ln in the builder
-	"libselinux1", "libpcre2-8-0", "libacl1", "libattr1"}
+	"libselinux1", "libpcre2-8-0", "libacl1", "libattr1",
+	// the nginx case's server
+	"nginx", "nginx-common",
+	// the TLS client case's: the system CA bundle, and what python3's stdlib links
+	"openssl", "ca-certificates", "libbz2-1.0", "liblzma5"}
 
 // TestAdviseCorpus runs Advise on examples/hello-c's Dockerfile.naive and on
 // the single-stage Dockerfiles of test/slim/, and prints the table: original
@@ -45,26 +49,59 @@ func TestAdviseCorpus(t *testing.T) {
 	if _, err := image.Import(ctx, st, filepath.Join(bases, "builder.tar.gz"), "slimbuild/builder:bookworm"); err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
-	for _, pkg := range corpusPackages {
-		out, err := exec.Command("dpkg", "-L", pkg).Output()
-		if err != nil {
-			t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
-		}
-		for _, p := range strings.Split(string(out), "\n") {
-			if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
-				continue
+	// fatBase imports a fat filesystem of corpusPackages and pkgs as ref.
+	fatBase := func(ref string, pkgs ...string) {
+		root := t.TempDir()
+		for _, pkg := range append(append([]string(nil), corpusPackages...), pkgs...) {
+			out, err := exec.Command("dpkg", "-L", pkg).Output()
+			if err != nil {
+				t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
 			}
-			slimtest.HostCopy(t, root, p)
+			for _, p := range strings.Split(string(out), "\n") {
+				if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
+					continue
+				}
+				slimtest.HostCopy(t, root, p)
+			}
+		}
+		slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
+		if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+		if _, err := image.Import(ctx, st, root, ref); err != nil {
+			t.Fatal(err)
 		}
 	}
-	slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
-		t.Fatal(err)
+	fatBase("slimbuild-corpus/base")
+	// The Node.js case's own base (node is big: the other cases do not carry
+	// it) and its context with node_modules installed by npm.
+	fatBase("slimbuild-corpus/node", "nodejs", "libstdc++6", "libgcc-s1")
+	// contextOf copies the named files of test/slim/dir to a new context.
+	contextOf := func(dir string, files ...string) string {
+		c := t.TempDir()
+		for _, f := range files {
+			slimtest.CopyFile(t, filepath.Join("..", "..", "test", "slim", dir, f), filepath.Join(c, f), 0o644)
+		}
+		return c
 	}
-	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
-	if _, err := image.Import(ctx, st, root, "slimbuild-corpus/base"); err != nil {
-		t.Fatal(err)
+	goContext := contextOf("goapp", "Dockerfile", "words.txt")
+	slimtest.CopyFile(t, slimtest.GoBuild(t, filepath.Join("..", "..", "test", "slim", "goapp")), filepath.Join(goContext, "goapp"), 0o755)
+	tlsContext := contextOf("tls", "Dockerfile", "main.py")
+	pki := slimtest.NewTestPKI(t)
+	slimtest.WriteFile(t, tlsContext, "test-ca.crt", pki.CA, 0o644)
+	slimtest.WriteFile(t, tlsContext, "server.crt", pki.ServerCert, 0o644)
+	slimtest.WriteFile(t, tlsContext, "server.key", pki.ServerKey, 0o600)
+	nodeContext := contextOf("node", "Dockerfile", "package.json", "main.js")
+	npm := exec.Command("npm", "install", "--no-audit", "--no-fund", "--omit=dev", "--no-package-lock")
+	npm.Dir = nodeContext
+	withNode := true
+	if b, err := npm.CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("npm install in %s: %v\n%s", nodeContext, err, b)
+		}
+		t.Logf("the Node.js case is left out: npm install failed (is the npm registry reachable?): %v\n%s", err, b)
+		withNode = false
 	}
 
 	slimDir := filepath.Join("..", "..", "test", "slim")
@@ -80,6 +117,15 @@ func TestAdviseCorpus(t *testing.T) {
 		{"C (gcc in image): NSS", filepath.Join(slimDir, "nss"), "", nil},
 		{"C (gcc in image): iconv", filepath.Join(slimDir, "iconv"), "", nil},
 		{"busybox httpd (--http-probe)", filepath.Join(slimDir, "httpd"), "", []slim.Probe{{HTTPPort: 8080, HTTPPath: "/index.html"}}},
+		{"nginx (--http-probe)", filepath.Join(slimDir, "nginx"), "", []slim.Probe{{HTTPPort: 8081, HTTPPath: "/"}}},
+		{"TLS client (system CA store)", tlsContext, "", nil},
+		{"Go binary (cgo off, os/user)", goContext, "", nil},
+	}
+	if withNode {
+		cases = append(cases, struct {
+			name, context, dockerfile string
+			probes                    []slim.Probe
+		}{"Node.js app + npm dependency", nodeContext, "", nil})
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-30s %12s %12s %9s %s\n", "case", "original", "advised", "reduction", "verified")
@@ -96,6 +142,10 @@ func TestAdviseCorpus(t *testing.T) {
 			t.Errorf("%s: %v\n%s", tc.name, err, df)
 			fmt.Fprintf(&table, "%-30s failed: %s\n", tc.name, strings.SplitN(err.Error(), "\n", 2)[0])
 			continue
+		}
+		if len(tc.probes) == 0 && res.ExitCode != 0 {
+			// Both images failing alike verifies, but the case is meant to work.
+			t.Errorf("%s: the entrypoint exited %d in both images", tc.name, res.ExitCode)
 		}
 		reductions = append(reductions, res.ReductionPercent())
 		fmt.Fprintf(&table, "%-30s %12d %12d %8.1f%% %v\n", tc.name, res.OriginalBytes, res.AdvisedBytes, res.ReductionPercent(), res.Verified)

@@ -1,6 +1,7 @@
 // Package slimtest makes root filesystems from the host's own binaries for the
 // tests of slim and of the slim command: a program compiled with the host's gcc,
-// and the libraries and loader ldd reports for it, at the host's paths.
+// and the libraries and loader ldd reports for it, at the host's paths; a Go
+// binary built with the host's go; a test CA and server certificate.
 package slimtest
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -140,4 +142,22 @@ func WriteFile(t *testing.T, root, p, content string, perm os.FileMode) {
 	if err := os.WriteFile(dst, []byte(content), perm); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// GoBuild builds the Go module in dir (its own go.mod, no dependencies) with
+// the host's go, cgo off, and returns the binary's path.
+func GoBuild(t *testing.T, dir string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(dir))
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", dir, err, b)
+	}
+	return out
 }

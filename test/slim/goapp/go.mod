@@ -1,0 +1,3 @@
+module example.com/corpus/goapp
+
+go 1.21
