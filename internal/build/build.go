@@ -29,8 +29,8 @@ type Options struct {
 	// DockerfileName, when set, names the Dockerfile in errors instead of its path
 	// (for one read from standard input into a temporary file).
 	DockerfileName string
-	Target     string
-	BuildArgs  map[string]string
+	Target         string
+	BuildArgs      map[string]string
 	// Tags are the names the result is stored under.
 	Tags []string
 	// Network is the default network of RUN steps (the zero value is a private
