@@ -50,6 +50,9 @@ type Options struct {
 	// (see epoch.go). If nil, the build arg SOURCE_DATE_EPOCH, or a global ARG
 	// default for it, is used when there is one.
 	SourceDateEpoch *time.Time
+	// AllowInsecure lets RUN --security=insecure run its step privileged
+	// (`--allow security.insecure`); without it such a RUN is an error.
+	AllowInsecure bool
 	// CacheFrom are shared caches consulted, in order, when the store's cache misses.
 	// A hit there downloads nothing until a later step or the final image needs
 	// the layer's bytes.

@@ -21,6 +21,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -36,7 +37,9 @@ type copyRequest struct {
 	parents  bool
 	add      bool
 	unpack   bool
-	checksum string
+	// unpackURL is ADD --unpack=true: URL sources are unpacked too.
+	unpackURL bool
+	checksum  string
 	// link is COPY --link: the layer is made as if on an empty root, so it does
 	// not depend on the stage it lands on (existing directories, symlinks).
 	link bool
@@ -50,6 +53,103 @@ type srcItem struct {
 	url  string      // for ADD URL: where it was downloaded from
 	data *string     // heredoc content
 	name string      // heredoc or URL file name
+	// filter, for a directory, selects what under it is copied (COPY --exclude,
+	// --parents); nil copies everything.
+	filter *copyFilter
+}
+
+// copyFilter selects the paths under a directory source that a COPY copies
+// (relative to it, slash-separated), as BuildKit's copy does: include is the
+// --parents pattern below the pivot (a path is kept when it or a parent
+// matches), exclude the --exclude patterns (a path is dropped when it or a
+// parent matches, "!" exceptions bringing paths back). A directory that is not
+// kept itself is made when something under it is, with its source's metadata.
+type copyFilter struct {
+	include, exclude *patternmatcher.PatternMatcher
+}
+
+func (f *copyFilter) keep(rel string) bool {
+	if f == nil || rel == "" {
+		return true
+	}
+	if f.include != nil {
+		if ok, err := f.include.MatchesOrParentMatches(rel); err != nil || !ok {
+			return false
+		}
+	}
+	if f.exclude != nil {
+		if ok, err := f.exclude.MatchesOrParentMatches(rel); err != nil || ok {
+			return false
+		}
+	}
+	return true
+}
+
+// prune reports whether a directory that is not kept can be skipped whole.
+func (f *copyFilter) prune(rel string) bool {
+	if f == nil || f.include != nil || f.exclude == nil || f.exclude.Exclusions() {
+		return false
+	}
+	return !f.keep(rel)
+}
+
+// simple is true when the filter only drops whole subtrees (no lazy parents).
+func (f *copyFilter) simple() bool {
+	return f == nil || (f.include == nil && (f.exclude == nil || !f.exclude.Exclusions()))
+}
+
+// withExclude returns the filter with --exclude's matcher added.
+func (f *copyFilter) withExclude(m *patternmatcher.PatternMatcher) *copyFilter {
+	if m == nil {
+		return f
+	}
+	out := &copyFilter{exclude: m}
+	if f != nil {
+		out.include = f.include
+	}
+	return out
+}
+
+// parentSources resolves COPY --parents sources under root. Each names a pivot
+// directory before "/./" (the root without one) and a pattern after it; the
+// pivot's contents that the pattern matches are copied with their directories
+// relative to the pivot. A pattern without wildcards must exist.
+func parentSources(root string, patterns []string, bctx *buildContext) ([]srcItem, error) {
+	var items []srcItem
+	for _, p := range patterns {
+		pivot, pattern, ok := strings.Cut(filepath.ToSlash(p), "/./")
+		if !ok {
+			pivot, pattern = ".", filepath.ToSlash(p)
+		}
+		pattern = strings.TrimPrefix(path.Clean("/"+pattern), "/")
+		pivots, err := matchSources(root, []string{pivot}, bctx)
+		if err != nil {
+			return nil, err
+		}
+		var include *patternmatcher.PatternMatcher
+		if pattern != "" {
+			if include, err = patternmatcher.New([]string{pattern}); err != nil {
+				return nil, fmt.Errorf("COPY --parents %s: %w", p, err)
+			}
+		}
+		for _, it := range pivots {
+			if !it.fi.IsDir() {
+				return nil, fmt.Errorf("COPY --parents %s: %s is not a directory", p, pivot)
+			}
+			if !hasWildcard(pattern) && pattern != "" {
+				hp, err := inRoot(root, path.Join("/", it.rel, pattern))
+				if err != nil {
+					return nil, err
+				}
+				if _, err := os.Lstat(hp); err != nil {
+					return nil, fmt.Errorf("COPY source %q not found", p)
+				}
+			}
+			it.filter = &copyFilter{include: include}
+			items = append(items, it)
+		}
+	}
+	return items, nil
 }
 
 // source is where COPY --from or RUN --mount from= reads: a stage's or an image's layers.
@@ -286,11 +386,29 @@ func parseChmod(s string) (fs.FileMode, bool, error) {
 }
 
 func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req copyRequest) error {
-	if req.parents {
-		return b.fail(st, errors.New("COPY --parents is not supported"))
-	}
+	var exclude *patternmatcher.PatternMatcher
 	if len(req.excludes) > 0 {
-		return b.fail(st, errors.New("COPY --exclude is not supported"))
+		m, err := patternmatcher.New(req.excludes)
+		if err != nil {
+			return b.fail(st, fmt.Errorf("--exclude: %w", err))
+		}
+		exclude = m
+	}
+	// sourcesIn matches the source paths under root (a context or a --from view).
+	sourcesIn := func(root string, paths []string, bctx *buildContext) ([]srcItem, error) {
+		var items []srcItem
+		var err error
+		if req.parents {
+			items, err = parentSources(root, paths, bctx)
+		} else {
+			items, err = matchSources(root, paths, bctx)
+		}
+		for i := range items {
+			if items[i].fi.IsDir() {
+				items[i].filter = items[i].filter.withExclude(exclude)
+			}
+		}
+		return items, err
 	}
 	if req.link && req.add {
 		return b.fail(st, errors.New("ADD --link is not supported; use COPY --link, or ADD without --link"))
@@ -309,7 +427,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if err := checkChecksum(req); err != nil {
 		return b.fail(st, err)
 	}
-	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.link}
+	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.unpackURL, req.link, req.parents, req.excludes}
 
 	var items []srcItem
 	var from *source
@@ -350,7 +468,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			local = append(local, p)
 		}
 		if len(local) > 0 {
-			ctxItems, err := matchSources(b.bctx.dir, local, b.bctx)
+			ctxItems, err := sourcesIn(b.bctx.dir, local, b.bctx)
 			if err != nil {
 				return b.fail(st, err)
 			}
@@ -378,7 +496,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				return err
 			}
 			defer view.release()
-			matched, err := matchSources(view.rootfs, req.sources.SourcePaths, nil)
+			matched, err := sourcesIn(view.rootfs, req.sources.SourcePaths, nil)
 			if err != nil {
 				return fmt.Errorf("--from=%s: %w", req.from, err)
 			}
@@ -427,7 +545,8 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			}
 		}
 		for _, it := range all {
-			if err := c.copyItem(it, dest, destIsDir, req.add && req.unpack && it.url == "" && it.data == nil); err != nil {
+			unpack := req.add && it.data == nil && ((it.url == "" && req.unpack) || (it.url != "" && req.unpackURL))
+			if err := c.copyItem(it, dest, destIsDir, unpack); err != nil {
 				return err
 			}
 		}
@@ -444,6 +563,8 @@ type copier struct {
 	resetOwner bool // context files belong to 0:0 unless --chown
 	bctx       *buildContext
 	buf        []byte
+	// done holds the directories this copy has made or merged (host paths).
+	done map[string]bool
 }
 
 func (c *copier) ids(fi fs.FileInfo) (int, int) {
@@ -559,6 +680,17 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 				return nil
 			}
 			target := filepath.Join(top, filepath.FromSlash(rel))
+			if it.filter != nil {
+				if !it.filter.keep(rel) {
+					if fi.IsDir() && it.filter.prune(rel) {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if err := c.ensureParents(top, it.host, rel); err != nil {
+					return err
+				}
+			}
 			if c.bctx != nil && c.bctx.ignore != nil && c.bctx.ignore.Exclusions() {
 				// An excluded directory is walked for its exceptions but not
 				// copied itself: make it when something under it is.
@@ -594,8 +726,9 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 	return c.copyEntry(it.host, filepath.Join(parent, path.Base(target)), it.fi)
 }
 
-// ensureParents creates the missing directories between top and rel's parent,
-// with the metadata of the matching source directories under src.
+// ensureParents copies the directories between top and rel's parent that this
+// copy has not handled yet from the matching source directories under src (see
+// copyEntry for one that exists).
 func (c *copier) ensureParents(top, src, rel string) error {
 	dir := path.Dir(rel)
 	if dir == "." {
@@ -605,17 +738,17 @@ func (c *copier) ensureParents(top, src, rel string) error {
 	for _, part := range strings.Split(dir, "/") {
 		cur = path.Join(cur, part)
 		target := filepath.Join(top, filepath.FromSlash(cur))
-		if _, err := os.Lstat(target); err == nil {
+		if c.done[target] {
 			continue
 		}
 		fi, err := os.Lstat(filepath.Join(src, filepath.FromSlash(cur)))
 		if err != nil {
 			return err
 		}
-		if err := os.Mkdir(target, 0o755); err != nil {
-			return err
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", cur)
 		}
-		if err := c.applyMeta(target, fi, true); err != nil {
+		if err := c.copyEntry(filepath.Join(src, filepath.FromSlash(cur)), target, fi); err != nil {
 			return err
 		}
 	}
@@ -635,7 +768,17 @@ func (c *copier) copyEntry(src, target string, fi fs.FileInfo) error {
 	}
 	switch {
 	case mode.IsDir():
-		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if c.done == nil {
+			c.done = map[string]bool{}
+		}
+		c.done[target] = true
+		err := os.Mkdir(target, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			// A directory that exists takes the source's mode (not --chmod's)
+			// and keeps its owner, as BuildKit's copy merges directories.
+			return os.Chmod(target, mode.Perm()|(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)))
+		}
+		if err != nil {
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:

@@ -85,6 +85,17 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 			return b.fail(st, fmt.Errorf("RUN --network: %w", err))
 		}
 	}
+	privileged := false
+	switch sec := instructions.GetSecurity(c); sec {
+	case "", instructions.SecuritySandbox:
+	case instructions.SecurityInsecure:
+		if !b.opts.AllowInsecure {
+			return b.fail(st, errors.New("RUN --security=insecure is not allowed: it runs the step privileged (all capabilities, no seccomp); allow it with --allow security.insecure"))
+		}
+		privileged = true
+	default:
+		return b.fail(st, fmt.Errorf("RUN --security=%s is not supported", sec))
+	}
 	env := s.runEnv()
 	keyEnv := env
 	// Proxy build args reach RUN without an ARG, and stay out of the cache key.
@@ -113,9 +124,9 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	if script != nil {
 		scriptData = script.Data
 	}
-	key := keyOf("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network.String(), mountKeys)
+	key := keyOf("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network.String(), mountKeys, privileged)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
-		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts})
+		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts, privileged: privileged})
 	})
 }
 
@@ -258,6 +269,8 @@ type execRequest struct {
 	wd      string
 	network runtime.Network
 	mounts  []*instructions.Mount
+	// privileged is RUN --security=insecure (allowed by Options.AllowInsecure).
+	privileged bool
 }
 
 // execute runs a RUN command in runc on ws.
@@ -332,7 +345,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 		b.emit(Event{Kind: StepLog, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: line})
 	}}
 	code, err := b.runContainer(ctx, ws, s.cfg.Config.User, runtime.Process{
-		Args: req.args, Env: req.env, Cwd: req.wd, Network: req.network, Mounts: extra,
+		Args: req.args, Env: req.env, Cwd: req.wd, Network: req.network, Mounts: extra, Privileged: req.privileged,
 	}, runtime.Stdio{Stdout: out, Stderr: out})
 	out.Flush()
 	if err != nil {

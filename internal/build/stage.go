@@ -291,7 +291,9 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 		}
 		return b.copyStep(ctx, s, st, copyRequest{
 			sources: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, add: true, unpack: unpack,
-			excludes: c.ExcludePatterns, checksum: c.Checksum, link: c.Link,
+			// A downloaded archive is unpacked only when asked (BuildKit 0.34).
+			unpackURL: c.Unpack != nil && *c.Unpack,
+			excludes:  c.ExcludePatterns, checksum: c.Checksum, link: c.Link,
 		})
 	default:
 		return b.fail(st, fmt.Errorf("instruction %s is not supported", strings.ToUpper(st.cmd.Name())))

@@ -20,6 +20,9 @@ type Process struct {
 	NetNS string
 	// Mounts are extra mounts (bind hosts/resolv.conf/hostname, cache and secret mounts, ...).
 	Mounts []specs.Mount
+	// Privileged is RUN --security=insecure: every capability, no seccomp
+	// filter, no masked or read-only paths, writable sysfs and cgroupfs.
+	Privileged bool
 }
 
 // User is a resolved USER instruction.
