@@ -687,14 +687,14 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 					}
 					return nil
 				}
-				if err := c.ensureParents(top, it.host, rel); err != nil {
+				if err := c.ensureParents(top, it.host, rel, true); err != nil {
 					return err
 				}
 			}
 			if c.bctx != nil && c.bctx.ignore != nil && c.bctx.ignore.Exclusions() {
 				// An excluded directory is walked for its exceptions but not
 				// copied itself: make it when something under it is.
-				if err := c.ensureParents(top, it.host, rel); err != nil {
+				if err := c.ensureParents(top, it.host, rel, false); err != nil {
 					return err
 				}
 			}
@@ -727,12 +727,18 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 }
 
 // ensureParents copies the directories between top and rel's parent that this
-// copy has not handled yet from the matching source directories under src (see
-// copyEntry for one that exists).
-func (c *copier) ensureParents(top, src, rel string) error {
+// copy has not handled yet from the matching source directories under src.
+// Directories that COPY --exclude or --parents left out (filtered) are made
+// as BuildKit makes them when something under them is copied: one that exists
+// takes the source's mode and keeps its owner; a new one gets the source's
+// metadata (or --chown's, --chmod's).
+func (c *copier) ensureParents(top, src, rel string, filtered bool) error {
 	dir := path.Dir(rel)
 	if dir == "." {
 		return nil
+	}
+	if c.done == nil {
+		c.done = map[string]bool{}
 	}
 	cur := ""
 	for _, part := range strings.Split(dir, "/") {
@@ -741,14 +747,23 @@ func (c *copier) ensureParents(top, src, rel string) error {
 		if c.done[target] {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(src, filepath.FromSlash(cur)))
+		host := filepath.Join(src, filepath.FromSlash(cur))
+		fi, err := os.Lstat(host)
 		if err != nil {
 			return err
 		}
 		if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", cur)
 		}
-		if err := c.copyEntry(filepath.Join(src, filepath.FromSlash(cur)), target, fi); err != nil {
+		if old, err := os.Lstat(target); err == nil && old.IsDir() && filtered {
+			c.done[target] = true
+			mode := fi.Mode()
+			if err := os.Chmod(target, mode.Perm()|(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.copyEntry(host, target, fi); err != nil {
 			return err
 		}
 	}
@@ -772,13 +787,7 @@ func (c *copier) copyEntry(src, target string, fi fs.FileInfo) error {
 			c.done = map[string]bool{}
 		}
 		c.done[target] = true
-		err := os.Mkdir(target, 0o755)
-		if errors.Is(err, fs.ErrExist) {
-			// A directory that exists takes the source's mode (not --chmod's)
-			// and keeps its owner, as BuildKit's copy merges directories.
-			return os.Chmod(target, mode.Perm()|(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)))
-		}
-		if err != nil {
+		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:
@@ -860,7 +869,11 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	top, err := c.mkdirAll(dest)
+	// --chmod does not apply to what an archive holds, nor to the directory
+	// it is unpacked into (BuildKit); --chown does.
+	plain := *c
+	plain.hasChmod = false
+	top, err := plain.mkdirAll(dest)
 	if err != nil {
 		return true, err
 	}
@@ -921,11 +934,7 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 			return true, err
 		}
 		if hdr.Typeflag != tar.TypeSymlink {
-			if c.hasChmod {
-				mode = c.chmod
-			} else {
-				mode |= tarSpecial(hdr.Mode)
-			}
+			mode |= tarSpecial(hdr.Mode)
 			if err := os.Chmod(target, mode); err != nil {
 				return true, err
 			}

@@ -102,6 +102,7 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	if stg.BaseStage < 0 {
 		// A stage built FROM another stage keeps that stage's ARGs, as in BuildKit.
 		s.args = map[string]string{}
+		s.argWins = nil
 	}
 	s.shell = nil
 	if len(s.cfg.Config.Shell) > 0 {
@@ -192,6 +193,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
 			s.cfg.Config.Env = setEnv(s.cfg.Config.Env, kv.Key, kv.Value)
+			delete(s.argWins, kv.Key)
 		}
 		meta()
 	case *instructions.LabelCommand:
@@ -209,6 +211,10 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 		global := b.plan.GlobalArgs()
 		for _, kv := range c.Args {
 			b.consume(kv.Key)
+			if s.argWins == nil {
+				s.argWins = map[string]bool{}
+			}
+			s.argWins[kv.Key] = true
 			if v, ok := b.plan.BuildArgs[kv.Key]; ok {
 				s.args[kv.Key] = v
 			} else if kv.Value != nil {
@@ -217,6 +223,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 				s.args[kv.Key] = v
 			} else {
 				delete(s.args, kv.Key)
+				delete(s.argWins, kv.Key)
 			}
 		}
 		meta()
