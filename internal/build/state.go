@@ -29,10 +29,10 @@ func withDefaultPath(env []string) []string {
 
 // stageState is a stage's state between instructions.
 type stageState struct {
-	layers  []v1.Layer
-	cfg     v1.ConfigFile
-	key     string            // identity of the filesystem state (a cache chain key)
-	args    map[string]string // ARGs declared in the stage, with their values
+	layers []v1.Layer
+	cfg    v1.ConfigFile
+	key    string            // identity of the filesystem state (a cache chain key)
+	args   map[string]string // ARGs declared in the stage, with their values
 	// argWins holds the ARGs given a value after the last ENV of the same name:
 	// BuildKit's build environment is one list where the later one wins, while
 	// the image's Env keeps the ENV value.
