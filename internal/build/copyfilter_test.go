@@ -85,3 +85,17 @@ func TestCopyExcludeCacheKey(t *testing.T) {
 		t.Error("a changed --exclude pattern was served from the cache")
 	}
 }
+
+// TestIdenticalLayersThenRun: two steps that make identical layers (the same
+// COPY twice) share one layer directory; the RUN after them still mounts
+// (overlayfs refuses a lowerdir listed twice) and sees the files.
+func TestIdenticalLayersThenRun(t *testing.T) {
+	st := newStore(t)
+	res := mustBuild(t, st, map[string]string{
+		"Dockerfile": "FROM busybox\nCOPY f /x/\nCOPY f /x/\nRUN cat /x/f > /seen\n",
+		"f":          "same\n",
+	}, build.Options{Network: "none"})
+	if got := fileData(t, fsOf(t, res.Image), "seen"); got != "same\n" {
+		t.Errorf("RUN saw %q", got)
+	}
+}
