@@ -102,8 +102,9 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	if stg.BaseStage < 0 {
 		// A stage built FROM another stage keeps that stage's ARGs, as in BuildKit.
 		s.args = map[string]string{}
-		s.argWins = nil
 	}
+	// A stage starts from its base's Env: inherited ARGs no longer shadow it.
+	s.argWins = nil
 	s.shell = nil
 	if len(s.cfg.Config.Shell) > 0 {
 		s.shell = append([]string(nil), s.cfg.Config.Shell...)

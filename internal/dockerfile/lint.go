@@ -246,8 +246,10 @@ var (
 	allowedWord = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
 )
 
-// lintCommands runs the per-instruction checks over one stage.
-func lintCommands(lint *linter.Linter, st *Stage) {
+// lintCommands runs the per-instruction checks over one stage. (A base image's
+// SHELL is not known here: JSONArgsRecommended counts only the SHELL of the
+// stage and of the stages it is built from.)
+func lintCommands(lint *linter.Linter, p *Plan, st *Stage) {
 	var cmd, entrypoint, healthcheck []parser.Range
 	once := func(prev *[]parser.Range, c instructions.Command) {
 		if *prev != nil {
@@ -261,7 +263,14 @@ func lintCommands(lint *linter.Linter, st *Stage) {
 			lint.Run(&linter.RuleSecretsUsedInArgOrEnv, loc, linter.RuleSecretsUsedInArgOrEnv.Format(instr, key))
 		}
 	}
-	shell := false // a SHELL instruction was seen in this stage
+	shell := false // a SHELL instruction was seen in this stage or its parents
+	for b := st.BaseStage; b >= 0 && !shell; b = p.Stages[b].BaseStage {
+		for _, c := range p.Stages[b].Commands {
+			if _, ok := c.(*instructions.ShellCommand); ok {
+				shell = true
+			}
+		}
+	}
 	for _, c := range st.Commands {
 		l := lint.WithMergedConfigFromComments(commentsOf(c))
 		switch c := c.(type) {

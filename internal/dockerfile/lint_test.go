@@ -22,6 +22,7 @@ func TestBuildChecks(t *testing.T) {
 		{name: "json args for cmd and entrypoint", src: "FROM busybox\nENTRYPOINT echo hi\nCMD echo hi\n",
 			want: []string{"2 JSONArgsRecommended", "3 JSONArgsRecommended"}},
 		{name: "shell form after SHELL is fine", src: "FROM busybox\nSHELL [\"/bin/sh\", \"-c\"]\nCMD echo hi\n"},
+		{name: "SHELL of the parent stage counts", src: "FROM busybox AS a\nSHELL [\"/bin/sh\", \"-c\"]\nFROM a\nCMD echo hi\n"},
 		{name: "undefined arg in from", src: "ARG VERSION=1\nFROM busybox${VERSON}\n", want: []string{"2 UndefinedArgInFrom"}},
 		{name: "platform args are defined", src: "FROM --platform=$BUILDPLATFORM busybox\n"},
 		{name: "redundant target platform", src: "FROM --platform=$TARGETPLATFORM busybox\n", want: []string{"1 RedundantTargetPlatform"}},

@@ -228,7 +228,7 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 		}
 	}
 	for _, i := range linted {
-		lintCommands(lint.WithMergedConfigFromComments(stages[i].Comments), p.Stages[i])
+		lintCommands(lint.WithMergedConfigFromComments(stages[i].Comments), p, p.Stages[i])
 	}
 	host := PlatformArgs()["TARGETPLATFORM"]
 	for _, i := range needed {
