@@ -25,6 +25,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -410,9 +411,6 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		}
 		return items, err
 	}
-	if req.link && req.add {
-		return b.fail(st, errors.New("ADD --link is not supported; use COPY --link, or ADD without --link"))
-	}
 	chmod, hasChmod, err := parseChmod(req.chmod)
 	if err != nil {
 		return b.fail(st, err)
@@ -516,6 +514,17 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		if fromContext {
 			c.bctx = b.bctx
 		}
+		unpackOf := func(it srcItem) bool {
+			return req.add && it.data == nil && ((it.url == "" && req.unpack) || (it.url != "" && req.unpackURL))
+		}
+		if req.add && req.link {
+			info, err := b.linkedAdd(c, all, dest, destIsDir, unpackOf)
+			if err != nil {
+				return err
+			}
+			ws.layer, ws.direct = info, true
+			return nil
+		}
 		if !req.add {
 			view := ws.rootfs
 			if req.link {
@@ -533,7 +542,13 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				return err
 			}
 			if !ok && req.link {
-				return errors.New("COPY --link is only supported for files and directories from the context or another stage (not heredocs, or with .dockerignore exceptions)")
+				// Heredocs, filters that make parents lazily: copied onto an empty root.
+				info, err := b.linkedAdd(c, all, dest, destIsDir, unpackOf)
+				if err != nil {
+					return err
+				}
+				ws.layer, ws.direct = info, true
+				return nil
 			}
 			if ok {
 				info, err := b.writeDirect(plan, own, fromContext, chmod, hasChmod)
@@ -545,13 +560,56 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			}
 		}
 		for _, it := range all {
-			unpack := req.add && it.data == nil && ((it.url == "" && req.unpack) || (it.url != "" && req.unpackURL))
-			if err := c.copyItem(it, dest, destIsDir, unpack); err != nil {
+			if err := c.copyItem(it, dest, destIsDir, unpackOf(it)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// linkedAdd is ADD --link, and COPY --link where the layer cannot be planned
+// directly: the sources are copied (archives unpacked for ADD) onto an empty
+// root in the build's temp dir, and that tree is the layer, so that it does not
+// depend on the stage it lands on.
+func (b *builder) linkedAdd(c *copier, items []srcItem, dest string, destIsDir bool, unpack func(srcItem) bool) (*store.LayerInfo, error) {
+	tmp, err := b.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp(tmp, "add-link-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	lc := *c
+	lc.root, lc.done = scratch, nil
+	for _, it := range items {
+		if err := lc.copyItem(it, dest, destIsDir, unpack(it)); err != nil {
+			return nil, err
+		}
+	}
+	lw, err := b.st.NewLayerWriter(b.opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	tw := layer.NewWriter(lw)
+	if b.opts.SourceDateEpoch != nil {
+		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
+	}
+	if err := tw.Add(scratch, "", layer.AddOptions{}); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		return nil, fmt.Errorf("storing layer: %w", err)
+	}
+	return &info, nil
 }
 
 // copier writes sources into a mounted root.
