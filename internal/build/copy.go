@@ -26,6 +26,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
+	mode "github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 )
 
@@ -365,6 +366,23 @@ func resolveChown(rootfs, chown string) (owner, error) {
 	return o, nil
 }
 
+// parseChmodArg reads --chmod: an octal mode, or a symbolic one (u+x,go-w,
+// a=rX...) applied to each file's own mode, as BuildKit 0.34 accepts.
+func parseChmodArg(s string) (fs.FileMode, bool, *mode.Set, error) {
+	m, ok, err := parseChmod(s)
+	if err == nil {
+		return m, ok, nil, nil
+	}
+	if _, nerr := strconv.ParseUint(s, 10, 64); nerr == nil || strings.Trim(s, "01234567") == "" {
+		return 0, false, nil, err
+	}
+	set, serr := mode.Parse(s)
+	if serr != nil {
+		return 0, false, nil, fmt.Errorf("--chmod=%s: neither an octal mode nor a symbolic one: %w", s, serr)
+	}
+	return 0, false, &set, nil
+}
+
 func parseChmod(s string) (fs.FileMode, bool, error) {
 	if s == "" {
 		return 0, false, nil
@@ -411,7 +429,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		}
 		return items, err
 	}
-	chmod, hasChmod, err := parseChmod(req.chmod)
+	chmod, hasChmod, chmodSet, err := parseChmodArg(req.chmod)
 	if err != nil {
 		return b.fail(st, err)
 	}
@@ -510,7 +528,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		if err != nil {
 			return err
 		}
-		c := &copier{root: ws.rootfs, own: own, chmod: chmod, hasChmod: hasChmod, resetOwner: fromContext, bctx: nil}
+		c := &copier{root: ws.rootfs, own: own, chmod: chmod, hasChmod: hasChmod, chmodSet: chmodSet, resetOwner: fromContext, bctx: nil}
 		if fromContext {
 			c.bctx = b.bctx
 		}
@@ -540,6 +558,9 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			plan, ok, err := planDirect(view, all, dest, destIsDir, own, chmod, hasChmod, c.bctx)
 			if err != nil {
 				return err
+			}
+			if chmodSet != nil {
+				ok = false // a symbolic --chmod depends on each file's mode: copied, not planned
 			}
 			if !ok && req.link {
 				// Heredocs, filters that make parents lazily: copied onto an empty root.
@@ -618,6 +639,9 @@ type copier struct {
 	own        owner
 	chmod      fs.FileMode
 	hasChmod   bool
+	// chmodSet is a symbolic --chmod, applied to each copied file's mode
+	// (directories made for the destination stay 0755).
+	chmodSet *mode.Set
 	resetOwner bool // context files belong to 0:0 unless --chown
 	bctx       *buildContext
 	buf        []byte
@@ -707,6 +731,8 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		mode := fs.FileMode(0o644)
 		if c.hasChmod {
 			mode = c.chmod
+		} else if c.chmodSet != nil {
+			mode = c.chmodSet.Apply(mode)
 		}
 		if err := os.WriteFile(hp, []byte(*it.data), mode.Perm()); err != nil {
 			return err
@@ -901,6 +927,9 @@ func (c *copier) applyMeta(target string, fi fs.FileInfo, isDir bool) error {
 		perm := mode.Perm() | (mode & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
 		if c.hasChmod {
 			perm = c.chmod
+		} else if c.chmodSet != nil {
+			m := c.chmodSet.Apply(mode)
+			perm = m.Perm() | (m & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
 		}
 		if err := os.Chmod(target, perm); err != nil {
 			return err
