@@ -635,13 +635,13 @@ func (b *builder) linkedAdd(c *copier, items []srcItem, dest string, destIsDir b
 
 // copier writes sources into a mounted root.
 type copier struct {
-	root       string
-	own        owner
-	chmod      fs.FileMode
-	hasChmod   bool
+	root     string
+	own      owner
+	chmod    fs.FileMode
+	hasChmod bool
 	// chmodSet is a symbolic --chmod, applied to each copied file's mode
 	// (directories made for the destination stay 0755).
-	chmodSet *mode.Set
+	chmodSet   *mode.Set
 	resetOwner bool // context files belong to 0:0 unless --chown
 	bctx       *buildContext
 	buf        []byte
