@@ -208,6 +208,12 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range plan.Warnings {
+		opts.Progress(Event{Kind: Info, Text: "warning: " + w.String(), Time: time.Now()})
+	}
+	if err := plan.LintError(); err != nil {
+		return nil, err
+	}
 	if opts.SourceDateEpoch == nil {
 		if opts.SourceDateEpoch, err = epochFromPlan(plan); err != nil {
 			return nil, fmt.Errorf("%s: %w", plan.File, err)
@@ -218,6 +224,32 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		return nil, err
 	}
 	return &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}}, nil
+}
+
+// Check runs only the Dockerfile's build checks over every stage, as
+// `docker buildx build --check` does: the warnings, and an error when the file
+// does not parse or sets # check=error=true and something was reported.
+func Check(opts Options) ([]dockerfile.Warning, error) {
+	if opts.ContextDir == "" {
+		opts.ContextDir = "."
+	}
+	abs, err := filepath.Abs(opts.ContextDir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dockerfile == "" {
+		opts.Dockerfile = filepath.Join(abs, "Dockerfile")
+	}
+	f, err := os.Open(opts.Dockerfile)
+	if err != nil {
+		return nil, fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	defer f.Close()
+	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == ""})
+	if err != nil {
+		return nil, err
+	}
+	return plan.Warnings, plan.LintError()
 }
 
 func displayName(dockerfile, contextDir string) string {

@@ -203,6 +203,16 @@ func (c *buildContext) hashItems(h io.Writer, items []srcItem) error {
 	for _, it := range items {
 		var refs []fileRef
 		err := walkEntries(it, c, func(rel, host string, d fs.DirEntry) error {
+			// What COPY --exclude or --parents leaves out is not part of the key;
+			// directories stay, as they may be made for what is under them.
+			if d != nil && !it.filter.keep(rel) {
+				if d.IsDir() && it.filter.prune(rel) {
+					return fs.SkipDir
+				}
+				if !d.IsDir() {
+					return nil
+				}
+			}
 			refs = append(refs, fileRef{rel: rel, host: host, d: d})
 			return nil
 		})

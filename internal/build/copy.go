@@ -21,9 +21,12 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/store"
+	mode "github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +39,9 @@ type copyRequest struct {
 	parents  bool
 	add      bool
 	unpack   bool
-	checksum string
+	// unpackURL is ADD --unpack=true: URL sources are unpacked too.
+	unpackURL bool
+	checksum  string
 	// link is COPY --link: the layer is made as if on an empty root, so it does
 	// not depend on the stage it lands on (existing directories, symlinks).
 	link bool
@@ -50,6 +55,103 @@ type srcItem struct {
 	url  string      // for ADD URL: where it was downloaded from
 	data *string     // heredoc content
 	name string      // heredoc or URL file name
+	// filter, for a directory, selects what under it is copied (COPY --exclude,
+	// --parents); nil copies everything.
+	filter *copyFilter
+}
+
+// copyFilter selects the paths under a directory source that a COPY copies
+// (relative to it, slash-separated), as BuildKit's copy does: include is the
+// --parents pattern below the pivot (a path is kept when it or a parent
+// matches), exclude the --exclude patterns (a path is dropped when it or a
+// parent matches, "!" exceptions bringing paths back). A directory that is not
+// kept itself is made when something under it is, with its source's metadata.
+type copyFilter struct {
+	include, exclude *patternmatcher.PatternMatcher
+}
+
+func (f *copyFilter) keep(rel string) bool {
+	if f == nil || rel == "" {
+		return true
+	}
+	if f.include != nil {
+		if ok, err := f.include.MatchesOrParentMatches(rel); err != nil || !ok {
+			return false
+		}
+	}
+	if f.exclude != nil {
+		if ok, err := f.exclude.MatchesOrParentMatches(rel); err != nil || ok {
+			return false
+		}
+	}
+	return true
+}
+
+// prune reports whether a directory that is not kept can be skipped whole.
+func (f *copyFilter) prune(rel string) bool {
+	if f == nil || f.include != nil || f.exclude == nil || f.exclude.Exclusions() {
+		return false
+	}
+	return !f.keep(rel)
+}
+
+// simple is true when the filter only drops whole subtrees (no lazy parents).
+func (f *copyFilter) simple() bool {
+	return f == nil || (f.include == nil && (f.exclude == nil || !f.exclude.Exclusions()))
+}
+
+// withExclude returns the filter with --exclude's matcher added.
+func (f *copyFilter) withExclude(m *patternmatcher.PatternMatcher) *copyFilter {
+	if m == nil {
+		return f
+	}
+	out := &copyFilter{exclude: m}
+	if f != nil {
+		out.include = f.include
+	}
+	return out
+}
+
+// parentSources resolves COPY --parents sources under root. Each names a pivot
+// directory before "/./" (the root without one) and a pattern after it; the
+// pivot's contents that the pattern matches are copied with their directories
+// relative to the pivot. A pattern without wildcards must exist.
+func parentSources(root string, patterns []string, bctx *buildContext) ([]srcItem, error) {
+	var items []srcItem
+	for _, p := range patterns {
+		pivot, pattern, ok := strings.Cut(filepath.ToSlash(p), "/./")
+		if !ok {
+			pivot, pattern = ".", filepath.ToSlash(p)
+		}
+		pattern = strings.TrimPrefix(path.Clean("/"+pattern), "/")
+		pivots, err := matchSources(root, []string{pivot}, bctx)
+		if err != nil {
+			return nil, err
+		}
+		var include *patternmatcher.PatternMatcher
+		if pattern != "" {
+			if include, err = patternmatcher.New([]string{pattern}); err != nil {
+				return nil, fmt.Errorf("COPY --parents %s: %w", p, err)
+			}
+		}
+		for _, it := range pivots {
+			if !it.fi.IsDir() {
+				return nil, fmt.Errorf("COPY --parents %s: %s is not a directory", p, pivot)
+			}
+			if !hasWildcard(pattern) && pattern != "" {
+				hp, err := inRoot(root, path.Join("/", it.rel, pattern))
+				if err != nil {
+					return nil, err
+				}
+				if _, err := os.Lstat(hp); err != nil {
+					return nil, fmt.Errorf("COPY source %q not found", p)
+				}
+			}
+			it.filter = &copyFilter{include: include}
+			items = append(items, it)
+		}
+	}
+	return items, nil
 }
 
 // source is where COPY --from or RUN --mount from= reads: a stage's or an image's layers.
@@ -264,6 +366,23 @@ func resolveChown(rootfs, chown string) (owner, error) {
 	return o, nil
 }
 
+// parseChmodArg reads --chmod: an octal mode, or a symbolic one (u+x,go-w,
+// a=rX...) applied to each file's own mode, as BuildKit 0.34 accepts.
+func parseChmodArg(s string) (fs.FileMode, bool, *mode.Set, error) {
+	m, ok, err := parseChmod(s)
+	if err == nil {
+		return m, ok, nil, nil
+	}
+	if _, nerr := strconv.ParseUint(s, 10, 64); nerr == nil || strings.Trim(s, "01234567") == "" {
+		return 0, false, nil, err
+	}
+	set, serr := mode.Parse(s)
+	if serr != nil {
+		return 0, false, nil, fmt.Errorf("--chmod=%s: neither an octal mode nor a symbolic one: %w", s, serr)
+	}
+	return 0, false, &set, nil
+}
+
 func parseChmod(s string) (fs.FileMode, bool, error) {
 	if s == "" {
 		return 0, false, nil
@@ -286,16 +405,31 @@ func parseChmod(s string) (fs.FileMode, bool, error) {
 }
 
 func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req copyRequest) error {
-	if req.parents {
-		return b.fail(st, errors.New("COPY --parents is not supported"))
-	}
+	var exclude *patternmatcher.PatternMatcher
 	if len(req.excludes) > 0 {
-		return b.fail(st, errors.New("COPY --exclude is not supported"))
+		m, err := patternmatcher.New(req.excludes)
+		if err != nil {
+			return b.fail(st, fmt.Errorf("--exclude: %w", err))
+		}
+		exclude = m
 	}
-	if req.link && req.add {
-		return b.fail(st, errors.New("ADD --link is not supported; use COPY --link, or ADD without --link"))
+	// sourcesIn matches the source paths under root (a context or a --from view).
+	sourcesIn := func(root string, paths []string, bctx *buildContext) ([]srcItem, error) {
+		var items []srcItem
+		var err error
+		if req.parents {
+			items, err = parentSources(root, paths, bctx)
+		} else {
+			items, err = matchSources(root, paths, bctx)
+		}
+		for i := range items {
+			if items[i].fi.IsDir() {
+				items[i].filter = items[i].filter.withExclude(exclude)
+			}
+		}
+		return items, err
 	}
-	chmod, hasChmod, err := parseChmod(req.chmod)
+	chmod, hasChmod, chmodSet, err := parseChmodArg(req.chmod)
 	if err != nil {
 		return b.fail(st, err)
 	}
@@ -309,7 +443,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if err := checkChecksum(req); err != nil {
 		return b.fail(st, err)
 	}
-	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.link}
+	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.unpackURL, req.link, req.parents, req.excludes}
 
 	var items []srcItem
 	var from *source
@@ -350,7 +484,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			local = append(local, p)
 		}
 		if len(local) > 0 {
-			ctxItems, err := matchSources(b.bctx.dir, local, b.bctx)
+			ctxItems, err := sourcesIn(b.bctx.dir, local, b.bctx)
 			if err != nil {
 				return b.fail(st, err)
 			}
@@ -378,7 +512,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				return err
 			}
 			defer view.release()
-			matched, err := matchSources(view.rootfs, req.sources.SourcePaths, nil)
+			matched, err := sourcesIn(view.rootfs, req.sources.SourcePaths, nil)
 			if err != nil {
 				return fmt.Errorf("--from=%s: %w", req.from, err)
 			}
@@ -394,9 +528,20 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		if err != nil {
 			return err
 		}
-		c := &copier{root: ws.rootfs, own: own, chmod: chmod, hasChmod: hasChmod, resetOwner: fromContext, bctx: nil}
+		c := &copier{root: ws.rootfs, own: own, chmod: chmod, hasChmod: hasChmod, chmodSet: chmodSet, resetOwner: fromContext, bctx: nil}
 		if fromContext {
 			c.bctx = b.bctx
+		}
+		unpackOf := func(it srcItem) bool {
+			return req.add && it.data == nil && ((it.url == "" && req.unpack) || (it.url != "" && req.unpackURL))
+		}
+		if req.add && req.link {
+			info, err := b.linkedAdd(c, all, dest, destIsDir, unpackOf)
+			if err != nil {
+				return err
+			}
+			ws.layer, ws.direct = info, true
+			return nil
 		}
 		if !req.add {
 			view := ws.rootfs
@@ -414,8 +559,17 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			if err != nil {
 				return err
 			}
+			if chmodSet != nil {
+				ok = false // a symbolic --chmod depends on each file's mode: copied, not planned
+			}
 			if !ok && req.link {
-				return errors.New("COPY --link is only supported for files and directories from the context or another stage (not heredocs, or with .dockerignore exceptions)")
+				// Heredocs, filters that make parents lazily: copied onto an empty root.
+				info, err := b.linkedAdd(c, all, dest, destIsDir, unpackOf)
+				if err != nil {
+					return err
+				}
+				ws.layer, ws.direct = info, true
+				return nil
 			}
 			if ok {
 				info, err := b.writeDirect(plan, own, fromContext, chmod, hasChmod)
@@ -427,7 +581,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			}
 		}
 		for _, it := range all {
-			if err := c.copyItem(it, dest, destIsDir, req.add && req.unpack && it.url == "" && it.data == nil); err != nil {
+			if err := c.copyItem(it, dest, destIsDir, unpackOf(it)); err != nil {
 				return err
 			}
 		}
@@ -435,15 +589,64 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	})
 }
 
+// linkedAdd is ADD --link, and COPY --link where the layer cannot be planned
+// directly: the sources are copied (archives unpacked for ADD) onto an empty
+// root in the build's temp dir, and that tree is the layer, so that it does not
+// depend on the stage it lands on.
+func (b *builder) linkedAdd(c *copier, items []srcItem, dest string, destIsDir bool, unpack func(srcItem) bool) (*store.LayerInfo, error) {
+	tmp, err := b.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp(tmp, "add-link-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	lc := *c
+	lc.root, lc.done = scratch, nil
+	for _, it := range items {
+		if err := lc.copyItem(it, dest, destIsDir, unpack(it)); err != nil {
+			return nil, err
+		}
+	}
+	lw, err := b.st.NewLayerWriter(b.opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	tw := layer.NewWriter(lw)
+	if b.opts.SourceDateEpoch != nil {
+		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
+	}
+	if err := tw.Add(scratch, "", layer.AddOptions{}); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		return nil, fmt.Errorf("storing layer: %w", err)
+	}
+	return &info, nil
+}
+
 // copier writes sources into a mounted root.
 type copier struct {
-	root       string
-	own        owner
-	chmod      fs.FileMode
-	hasChmod   bool
+	root     string
+	own      owner
+	chmod    fs.FileMode
+	hasChmod bool
+	// chmodSet is a symbolic --chmod, applied to each copied file's mode
+	// (directories made for the destination stay 0755).
+	chmodSet   *mode.Set
 	resetOwner bool // context files belong to 0:0 unless --chown
 	bctx       *buildContext
 	buf        []byte
+	// done holds the directories this copy has made or merged (host paths).
+	done map[string]bool
 }
 
 func (c *copier) ids(fi fs.FileInfo) (int, int) {
@@ -528,6 +731,8 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		mode := fs.FileMode(0o644)
 		if c.hasChmod {
 			mode = c.chmod
+		} else if c.chmodSet != nil {
+			mode = c.chmodSet.Apply(mode)
 		}
 		if err := os.WriteFile(hp, []byte(*it.data), mode.Perm()); err != nil {
 			return err
@@ -559,10 +764,21 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 				return nil
 			}
 			target := filepath.Join(top, filepath.FromSlash(rel))
+			if it.filter != nil {
+				if !it.filter.keep(rel) {
+					if fi.IsDir() && it.filter.prune(rel) {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if err := c.ensureParents(top, it.host, rel, true); err != nil {
+					return err
+				}
+			}
 			if c.bctx != nil && c.bctx.ignore != nil && c.bctx.ignore.Exclusions() {
 				// An excluded directory is walked for its exceptions but not
 				// copied itself: make it when something under it is.
-				if err := c.ensureParents(top, it.host, rel); err != nil {
+				if err := c.ensureParents(top, it.host, rel, false); err != nil {
 					return err
 				}
 			}
@@ -594,28 +810,44 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 	return c.copyEntry(it.host, filepath.Join(parent, path.Base(target)), it.fi)
 }
 
-// ensureParents creates the missing directories between top and rel's parent,
-// with the metadata of the matching source directories under src.
-func (c *copier) ensureParents(top, src, rel string) error {
+// ensureParents copies the directories between top and rel's parent that this
+// copy has not handled yet from the matching source directories under src.
+// Directories that COPY --exclude or --parents left out (filtered) are made
+// as BuildKit makes them when something under them is copied: one that exists
+// takes the source's mode and keeps its owner; a new one gets the source's
+// metadata (or --chown's, --chmod's).
+func (c *copier) ensureParents(top, src, rel string, filtered bool) error {
 	dir := path.Dir(rel)
 	if dir == "." {
 		return nil
+	}
+	if c.done == nil {
+		c.done = map[string]bool{}
 	}
 	cur := ""
 	for _, part := range strings.Split(dir, "/") {
 		cur = path.Join(cur, part)
 		target := filepath.Join(top, filepath.FromSlash(cur))
-		if _, err := os.Lstat(target); err == nil {
+		if c.done[target] {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(src, filepath.FromSlash(cur)))
+		host := filepath.Join(src, filepath.FromSlash(cur))
+		fi, err := os.Lstat(host)
 		if err != nil {
 			return err
 		}
-		if err := os.Mkdir(target, 0o755); err != nil {
-			return err
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", cur)
 		}
-		if err := c.applyMeta(target, fi, true); err != nil {
+		if old, err := os.Lstat(target); err == nil && old.IsDir() && filtered {
+			c.done[target] = true
+			mode := fi.Mode()
+			if err := os.Chmod(target, mode.Perm()|(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.copyEntry(host, target, fi); err != nil {
 			return err
 		}
 	}
@@ -635,6 +867,10 @@ func (c *copier) copyEntry(src, target string, fi fs.FileInfo) error {
 	}
 	switch {
 	case mode.IsDir():
+		if c.done == nil {
+			c.done = map[string]bool{}
+		}
+		c.done[target] = true
 		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
@@ -691,6 +927,9 @@ func (c *copier) applyMeta(target string, fi fs.FileInfo, isDir bool) error {
 		perm := mode.Perm() | (mode & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
 		if c.hasChmod {
 			perm = c.chmod
+		} else if c.chmodSet != nil {
+			m := c.chmodSet.Apply(mode)
+			perm = m.Perm() | (m & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
 		}
 		if err := os.Chmod(target, perm); err != nil {
 			return err
@@ -717,7 +956,11 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	top, err := c.mkdirAll(dest)
+	// --chmod does not apply to what an archive holds, nor to the directory
+	// it is unpacked into (BuildKit); --chown does.
+	plain := *c
+	plain.hasChmod = false
+	top, err := plain.mkdirAll(dest)
 	if err != nil {
 		return true, err
 	}
@@ -778,11 +1021,7 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 			return true, err
 		}
 		if hdr.Typeflag != tar.TypeSymlink {
-			if c.hasChmod {
-				mode = c.chmod
-			} else {
-				mode |= tarSpecial(hdr.Mode)
-			}
+			mode |= tarSpecial(hdr.Mode)
 			if err := os.Chmod(target, mode); err != nil {
 				return true, err
 			}

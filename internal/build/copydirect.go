@@ -105,6 +105,9 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 		if it.data != nil || it.url != "" {
 			return nil, false, nil
 		}
+		if !it.filter.simple() {
+			return nil, false, nil
+		}
 		var skip func(string) bool
 		if bctx != nil && bctx.ignore != nil {
 			if bctx.ignore.Exclusions() {
@@ -112,6 +115,10 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 			}
 			base := it.rel
 			skip = func(rel string) bool { return bctx.excluded(path.Join(base, rel)) }
+		}
+		if f := it.filter; f != nil {
+			prev := skip
+			skip = func(rel string) bool { return (prev != nil && prev(rel)) || !f.keep(rel) }
 		}
 		target := dest
 		if !it.fi.IsDir() {

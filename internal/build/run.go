@@ -88,6 +88,17 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 			return b.fail(st, fmt.Errorf("RUN --network=host needs the network.host entitlement: build with --allow network.host"))
 		}
 	}
+	privileged := false
+	switch sec := instructions.GetSecurity(c); sec {
+	case "", instructions.SecuritySandbox:
+	case instructions.SecurityInsecure:
+		if !b.opts.allows(EntitlementSecurityInsecure) {
+			return b.fail(st, errors.New("RUN --security=insecure is not allowed: it runs the step privileged (all capabilities, no seccomp); allow it with --allow security.insecure"))
+		}
+		privileged = true
+	default:
+		return b.fail(st, fmt.Errorf("RUN --security=%s is not supported", sec))
+	}
 	env := s.runEnv()
 	keyEnv := env
 	// Proxy build args reach RUN without an ARG, and stay out of the cache key.
@@ -122,8 +133,11 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 		// BuildKit); builds without them keep their keys.
 		key = keyOf(key, rk)
 	}
+	if privileged {
+		key = keyOf(key, "security=insecure")
+	}
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
-		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts})
+		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts, privileged: privileged})
 	})
 }
 
@@ -283,6 +297,8 @@ type execRequest struct {
 	wd      string
 	network runtime.Network
 	mounts  []*instructions.Mount
+	// privileged is RUN --security=insecure (allowed by the security.insecure entitlement).
+	privileged bool
 }
 
 // execute runs a RUN command in runc on ws.
@@ -359,6 +375,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	code, err := b.runContainer(ctx, ws, s.cfg.Config.User, runtime.Process{
 		Args: req.args, Env: req.env, Cwd: req.wd, Network: req.network, Mounts: extra,
 		ExtraHosts: b.opts.ExtraHosts, Rlimits: b.opts.Ulimits, ShmSize: b.opts.ShmSize,
+		Privileged: req.privileged,
 	}, runtime.Stdio{Stdout: out, Stderr: out})
 	out.Flush()
 	if err != nil {

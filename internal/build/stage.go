@@ -103,6 +103,8 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		// A stage built FROM another stage keeps that stage's ARGs, as in BuildKit.
 		s.args = map[string]string{}
 	}
+	// A stage starts from its base's Env: inherited ARGs no longer shadow it.
+	s.argWins = nil
 	s.shell = nil
 	if len(s.cfg.Config.Shell) > 0 {
 		s.shell = append([]string(nil), s.cfg.Config.Shell...)
@@ -196,6 +198,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
 			s.cfg.Config.Env = setEnv(s.cfg.Config.Env, kv.Key, kv.Value)
+			delete(s.argWins, kv.Key)
 		}
 		meta()
 	case *instructions.LabelCommand:
@@ -213,6 +216,10 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 		global := b.plan.GlobalArgs()
 		for _, kv := range c.Args {
 			b.consume(kv.Key)
+			if s.argWins == nil {
+				s.argWins = map[string]bool{}
+			}
+			s.argWins[kv.Key] = true
 			if v, ok := b.plan.BuildArgs[kv.Key]; ok {
 				s.args[kv.Key] = v
 			} else if kv.Value != nil {
@@ -221,6 +228,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 				s.args[kv.Key] = v
 			} else {
 				delete(s.args, kv.Key)
+				delete(s.argWins, kv.Key)
 			}
 		}
 		meta()
@@ -295,7 +303,9 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 		}
 		return b.copyStep(ctx, s, st, copyRequest{
 			sources: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, add: true, unpack: unpack,
-			excludes: c.ExcludePatterns, checksum: c.Checksum, link: c.Link,
+			// A downloaded archive is unpacked only when asked (BuildKit 0.34).
+			unpackURL: c.Unpack != nil && *c.Unpack,
+			excludes:  c.ExcludePatterns, checksum: c.Checksum, link: c.Link,
 		})
 	default:
 		return b.fail(st, fmt.Errorf("instruction %s is not supported", strings.ToUpper(st.cmd.Name())))

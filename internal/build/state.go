@@ -29,10 +29,14 @@ func withDefaultPath(env []string) []string {
 
 // stageState is a stage's state between instructions.
 type stageState struct {
-	layers  []v1.Layer
-	cfg     v1.ConfigFile
-	key     string            // identity of the filesystem state (a cache chain key)
-	args    map[string]string // ARGs declared in the stage, with their values
+	layers []v1.Layer
+	cfg    v1.ConfigFile
+	key    string            // identity of the filesystem state (a cache chain key)
+	args   map[string]string // ARGs declared in the stage, with their values
+	// argWins holds the ARGs given a value after the last ENV of the same name:
+	// BuildKit's build environment is one list where the later one wins, while
+	// the image's Env keeps the ENV value.
+	argWins map[string]bool
 	shell   []string
 	cmdSet  bool
 	created time.Time
@@ -45,6 +49,10 @@ func (s *stageState) clone() *stageState {
 	c.args = map[string]string{}
 	for k, v := range s.args {
 		c.args[k] = v
+	}
+	c.argWins = map[string]bool{}
+	for k := range s.argWins {
+		c.argWins[k] = true
 	}
 	c.shell = append([]string(nil), s.shell...)
 	c.cfg = *s.cfg.DeepCopy()
@@ -72,26 +80,31 @@ func setEnv(env []string, k, v string) []string {
 	return append(env, k+"="+v)
 }
 
-// expandEnv is what instruction arguments are expanded with: the stage's ARGs,
-// overridden by its ENV.
+// expandEnv is what instruction arguments are expanded with: the stage's ARGs
+// and its ENV, the one set last winning.
 func (s *stageState) expandEnv() map[string]string {
 	m := map[string]string{}
 	for k, v := range s.args {
 		m[k] = v
 	}
 	for k, v := range envMap(s.cfg.Config.Env) {
-		m[k] = v
+		if !s.argWins[k] {
+			m[k] = v
+		}
 	}
 	return m
 }
 
-// runEnv is the environment of a RUN: Env, plus ARGs that Env does not set.
+// runEnv is the environment of a RUN: Env, plus the ARGs, which replace an Env
+// value only when set after it.
 func (s *stageState) runEnv() []string {
 	env := append([]string(nil), s.cfg.Config.Env...)
 	have := envMap(env)
 	for _, k := range sortedKeys(s.args) {
 		if _, ok := have[k]; !ok {
 			env = append(env, k+"="+s.args[k])
+		} else if s.argWins[k] {
+			env = setEnv(env, k, s.args[k])
 		}
 	}
 	return env

@@ -31,6 +31,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		newRegistry                         func(io.Writer) *image.Registry
 		bx                                  buildxFlags
 	)
+	var checkOnly bool
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH | -",
 		Short: "Build an image from a Dockerfile",
@@ -55,6 +56,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("--build-arg %q: the argument needs a name (NAME=VALUE)", kv)
 				}
 				opts.BuildArgs[k] = v
+			}
+			if checkOnly {
+				return runChecks(cmd.ErrOrStderr(), opts)
 			}
 			var err error
 			if opts.SourceDateEpoch, err = sourceDateEpochOf(cmd, sourceDateEpoch, opts.BuildArgs); err != nil {
@@ -190,11 +194,36 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like slimbuild slim): the -t names go to the slim image, the full one stays untagged")
 	f.StringArrayVar(&slimProbeCmds, "slim-probe-cmd", nil, "with --slim: as slim's --probe-cmd; repeatable")
 	f.StringArrayVar(&slimHTTPProbes, "slim-http-probe", nil, "with --slim: as slim's --http-probe; repeatable")
+	f.BoolVar(&checkOnly, "check", false, "run only the Dockerfile's build checks and print what they find (fails under # check=error=true)")
 	bx.add(f)
 	cmd.SetFlagErrorFunc(suggestFlag)
 	addGateFlags(cmd)
 	groupBuildFlags(cmd)
 	return cmd
+}
+
+// runChecks is build --check: the warnings of every stage (or of --target's),
+// a summary, and an error when # check=error=true and something was found.
+func runChecks(w io.Writer, opts build.Options) error {
+	warnings, err := build.Check(opts)
+	for _, x := range warnings {
+		fmt.Fprintln(w, "warning: "+x.String())
+	}
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, x := range warnings {
+		if x.Rule != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "check complete, no warnings found")
+	} else {
+		fmt.Fprintf(w, "check complete, %d warning(s) found\n", n)
+	}
+	return nil
 }
 
 // buildSlim slims a finished build, tags the verified slim image under tags and

@@ -5,5 +5,10 @@
 // Parsing is BuildKit's own (frontend/dockerfile/parser and instructions); this
 // package adds what a builder needs on top: global ARG expansion in FROM and
 // COPY --from, the stage graph, cycle and unknown-stage checks, and pruning to
-// the target. It is pure: no disk, no network. Every error names file:line.
+// the target; and BuildKit's build checks (lint.go): the rules of its linter
+// package under their names, reported as Plan.Warnings with file:line, with the
+// `# check=skip=…;error=true` directive honoured, and a notice when `# syntax=`
+// names a frontend other than docker/dockerfile (slimbuild parses every
+// Dockerfile with its built-in parser). It is pure: no disk, no network. Every
+// error names file:line.
 package dockerfile

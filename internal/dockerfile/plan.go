@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
@@ -20,6 +21,9 @@ type Options struct {
 	Target string
 	// BuildArgs are --build-arg values.
 	BuildArgs map[string]string
+	// AllStages runs the per-instruction build checks over every stage, not
+	// only the ones the target needs (what --check does).
+	AllStages bool
 }
 
 // Plan is a parsed Dockerfile with its stage graph.
@@ -38,6 +42,11 @@ type Plan struct {
 	// Needed lists the indexes of the stages the target needs, dependencies first,
 	// ending with the target.
 	Needed []int
+	// Warnings are what BuildKit's build checks report, and notices about
+	// directives slimbuild does not follow (see lint.go).
+	Warnings []Warning
+	// checkError is `# check=error=true`: warnings fail the build (LintError).
+	checkError bool
 }
 
 // Stage is one FROM block.
@@ -93,11 +102,24 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", file, err)
 	}
+	var warnings []Warning
+	if n := syntaxNotice(file, src); n != nil {
+		warnings = append(warnings, *n)
+	}
+	lint, err := newLinter(file, src, &warnings)
+	if err != nil {
+		return nil, err
+	}
 	res, err := parser.Parse(bytes.NewReader(src))
 	if err != nil {
 		return nil, locate(file, err)
 	}
-	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	for _, w := range res.Warnings {
+		if w.URL == linter.RuleNoEmptyContinuation.URL && w.Location != nil {
+			lint.Run(&linter.RuleNoEmptyContinuation, []parser.Range{*w.Location}, linter.RuleNoEmptyContinuation.Format())
+		}
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, lint)
 	if err != nil {
 		return nil, locate(file, err)
 	}
@@ -105,10 +127,13 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 		return nil, &Error{File: file, Err: errors.New("no FROM instruction: a Dockerfile needs at least one stage")}
 	}
 	p := &Plan{File: file, Escape: res.EscapeToken, BuildArgs: opts.BuildArgs}
+	p.checkError = lint.ReturnAsError
+	defer func() { p.Warnings = warnings }()
 	if p.BuildArgs == nil {
 		p.BuildArgs = map[string]string{}
 	}
 	lex := shell.NewLex(res.EscapeToken)
+	lintStages(lint, lex, stages, metaArgs)
 
 	// Global ARGs: each value is expanded with the ones before it, and --build-arg wins.
 	global := PlatformArgs()
@@ -195,6 +220,16 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p.Needed = needed
+	linted := needed
+	if opts.AllStages {
+		linted = make([]int, len(p.Stages))
+		for i := range linted {
+			linted[i] = i
+		}
+	}
+	for _, i := range linted {
+		lintCommands(lint.WithMergedConfigFromComments(stages[i].Comments), p, p.Stages[i])
+	}
 	host := PlatformArgs()["TARGETPLATFORM"]
 	for _, i := range needed {
 		if s := p.Stages[i]; s.Platform != "" && s.Platform != host {

@@ -28,6 +28,9 @@ type Process struct {
 	Rlimits []specs.POSIXRlimit
 	// ShmSize is the size of /dev/shm in bytes (docker's --shm-size); 0 is 64MiB.
 	ShmSize int64
+	// Privileged is RUN --security=insecure: every capability, no seccomp
+	// filter, no masked or read-only paths, writable sysfs and cgroupfs.
+	Privileged bool
 }
 
 // Host is one /etc/hosts entry.

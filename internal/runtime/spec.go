@@ -8,6 +8,7 @@ import (
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // defaultCapabilities is docker's and BuildKit's default capability set.
@@ -115,7 +116,51 @@ func Spec(rootfs string, p Process) (*specs.Spec, error) {
 		return nil, fmt.Errorf("seccomp profile: %w", err)
 	}
 	s.Linux.Seccomp = profile
+	if p.Privileged {
+		privileged(s)
+	}
 	return s, nil
+}
+
+// allCapabilities are the capabilities Linux 5.9 and later know, in bit order.
+var allCapabilities = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE",
+}
+
+// privileged lifts the sandbox as BuildKit's insecure mode does, except that
+// the host's devices stay out of /dev. The capabilities are all those in this
+// process's bounding set (the one thing Spec asks the kernel).
+func privileged(s *specs.Spec) {
+	var held []string
+	for bit, name := range allCapabilities {
+		if r, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(bit), 0, 0, 0); err == nil && r == 1 {
+			held = append(held, name)
+		}
+	}
+	caps := func() []string { return append([]string(nil), held...) }
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps(), Effective: caps(), Permitted: caps()}
+	s.Linux.Seccomp = nil
+	s.Linux.MaskedPaths = nil
+	s.Linux.ReadonlyPaths = nil
+	for i, m := range s.Mounts {
+		if m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" {
+			var opts []string
+			for _, o := range m.Options {
+				if o != "ro" {
+					opts = append(opts, o)
+				}
+			}
+			s.Mounts[i].Options = append(opts, "rw")
+		}
+	}
 }
 
 // defaultMounts are runc's and BuildKit's: sysfs is always a fresh one (root may mount

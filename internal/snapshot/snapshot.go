@@ -22,6 +22,7 @@ var portableOverlayOptions = []string{"index=off", "redirect_dir=off", "metacopy
 // Overlay describes a writable overlay of lowers (topmost first) with upper and work dirs.
 // With no lowers it is a bind mount of upper.
 func Overlay(lowers []string, upper, work string) []Mount {
+	lowers = distinct(lowers)
 	if len(lowers) == 0 {
 		return []Mount{{Type: "bind", Source: upper, Options: []string{"rbind", "rw"}}}
 	}
@@ -37,6 +38,7 @@ func Overlay(lowers []string, upper, work string) []Mount {
 // ReadOnly describes a read-only view of lowers (topmost first): a read-only bind for one,
 // a read-only overlay for several.
 func ReadOnly(lowers []string) []Mount {
+	lowers = distinct(lowers)
 	switch len(lowers) {
 	case 0:
 		return nil
@@ -44,6 +46,22 @@ func ReadOnly(lowers []string) []Mount {
 		return []Mount{{Type: "bind", Source: lowers[0], Options: []string{"rbind", "ro"}}}
 	}
 	return []Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + strings.Join(lowers, ":")}}}
+}
+
+// distinct drops the lower occurrences of a directory listed twice (two
+// identical layers, such as the same COPY done twice): overlayfs refuses a
+// repeated lowerdir (ELOOP), and the upper occurrence alone gives the same view,
+// since it sets again every path the lower one set.
+func distinct(lowers []string) []string {
+	seen := make(map[string]bool, len(lowers))
+	out := make([]string, 0, len(lowers))
+	for _, l := range lowers {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // ErrNoLayers is returned by MountAll for an empty mount list.

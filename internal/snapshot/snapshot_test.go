@@ -61,6 +61,16 @@ func TestReadOnly(t *testing.T) {
 			lowers: []string{"/s/2", "/s/1"},
 			want:   []Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=/s/2:/s/1"}}},
 		},
+		{
+			name:   "a repeated lower is listed once, where it is topmost",
+			lowers: []string{"/s/1", "/s/2", "/s/1", "/s/0"},
+			want:   []Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=/s/1:/s/2:/s/0"}}},
+		},
+		{
+			name:   "one lower repeated is a bind",
+			lowers: []string{"/s/1", "/s/1"},
+			want:   []Mount{{Type: "bind", Source: "/s/1", Options: []string{"rbind", "ro"}}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
