@@ -18,14 +18,11 @@ import (
 )
 
 // corpusPackages make the fat base of the interpreted cases, as in slim's corpus.
-var corpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python3.11-minimal", "libpython3.11-minimal",
-	"libpython3.11-stdlib", "python3-minimal", "zlib1g", "libexpat1", "busybox-static", "base-files", "netbase", "libssl3", "libcrypt1",
+var corpusPackages = append(append([]string(nil), slimtest.CorpusPackages...),
 	// coreutils' own libraries: the skeleton stage runs mkdir, chmod and ln in the builder
 	"libselinux1", "libpcre2-8-0", "libacl1", "libattr1",
 	// the nginx case's server
-	"nginx", "nginx-common",
-	// the TLS client case's: the system CA bundle, and what python3's stdlib links
-	"openssl", "ca-certificates", "libbz2-1.0", "liblzma5"}
+	"nginx", "nginx-common")
 
 // TestAdviseCorpus runs Advise on examples/hello-c's Dockerfile.naive and on
 // the single-stage Dockerfiles of test/slim/, and prints the table: original
@@ -51,24 +48,7 @@ func TestAdviseCorpus(t *testing.T) {
 	}
 	// fatBase imports a fat filesystem of corpusPackages and pkgs as ref.
 	fatBase := func(ref string, pkgs ...string) {
-		root := t.TempDir()
-		for _, pkg := range append(append([]string(nil), corpusPackages...), pkgs...) {
-			out, err := exec.Command("dpkg", "-L", pkg).Output()
-			if err != nil {
-				t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
-			}
-			for _, p := range strings.Split(string(out), "\n") {
-				if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
-					continue
-				}
-				slimtest.HostCopy(t, root, p)
-			}
-		}
-		slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
-		if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+		root := slimtest.PackageRoot(t, append(append([]string(nil), corpusPackages...), pkgs...)...)
 		if _, err := image.Import(ctx, st, root, ref); err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"fmt"
+	"github.com/agext/levenshtein"
 	"regexp"
 	"sort"
 	"strings"
@@ -180,31 +181,11 @@ func undefinedInFrom(l *linter.Linter, res shell.ProcessWordResult, declared map
 // closest suggests a declared name that differs from k by case or one edit.
 func closest(k string, keys []string) string {
 	for _, c := range keys {
-		if strings.EqualFold(c, k) || editDistance(strings.ToLower(c), strings.ToLower(k)) <= 1 {
+		if strings.EqualFold(c, k) || levenshtein.Distance(strings.ToLower(c), strings.ToLower(k), nil) <= 1 {
 			return c
 		}
 	}
 	return ""
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // lintCasing reports instructions whose keyword is mixed case, or whose case

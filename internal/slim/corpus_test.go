@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,9 +17,7 @@ import (
 
 // corpusPackages are the Debian packages whose files, copied from the host,
 // make every corpus case's fat filesystem; a case adds its own (Case.pkgs).
-var corpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python3.11-minimal", "libpython3.11-minimal",
-	"libpython3.11-stdlib", "python3-minimal", "zlib1g", "libexpat1", "busybox-static", "base-files", "netbase", "libssl3", "libcrypt1",
-	"openssl", "ca-certificates", "libbz2-1.0", "liblzma5"}
+var corpusPackages = slimtest.CorpusPackages
 
 // TestCorpus slims fat images (Debian packages plus one app each, from
 // test/slim/) without --include, verifies each, and prints the table
@@ -41,24 +38,7 @@ func TestCorpus(t *testing.T) {
 	withNode := corpusNodeApp(t, filepath.Join(src, "node"), nodeApp)
 	// fatRoot makes a fat filesystem: corpusPackages and pkgs, and every app.
 	fatRoot := func(pkgs []string) string {
-		root := t.TempDir()
-		for _, pkg := range append(append([]string(nil), corpusPackages...), pkgs...) {
-			out, err := exec.Command("dpkg", "-L", pkg).Output()
-			if err != nil {
-				t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
-			}
-			for _, p := range strings.Split(string(out), "\n") {
-				if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
-					continue
-				}
-				slimtest.HostCopy(t, root, p)
-			}
-		}
-		slimtest.HostCopy(t, root, "/etc/nsswitch.conf")
-		if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+		root := slimtest.PackageRoot(t, append(append([]string(nil), corpusPackages...), pkgs...)...)
 		copyIn := func(from, to string, mode os.FileMode) {
 			slimtest.CopyFile(t, filepath.Join(src, from), filepath.Join(root, to), mode)
 		}

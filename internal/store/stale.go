@@ -56,7 +56,13 @@ func (s *Store) findStale(ctx context.Context) []staleItem {
 				msg: "runc container left by a killed process (" + status + ")", stateDir: stateDir, id: id.Name()})
 		}
 	}
-	for _, pid := range processesUnder(tmp) {
+	// A process of a killed build works in its entry in tmp/: with tmp/ empty there
+	// is none to look for, and a build's Open need not read every process's links.
+	var procs []int
+	if len(ents) > 0 {
+		procs = processesUnder(tmp)
+	}
+	for _, pid := range procs {
 		out = append(out, staleItem{kind: "process", path: "/proc/" + strconv.Itoa(pid), pid: pid,
 			msg: "process running inside the store"})
 	}

@@ -161,3 +161,38 @@ func GoBuild(t *testing.T, dir string) string {
 	}
 	return out
 }
+
+// CorpusPackages are the Debian packages every fat image of the slim and advise
+// corpora is made of (a case adds its own): a C library, shells and coreutils,
+// perl, python3 with its stdlib, busybox, TLS and the CA bundle.
+var CorpusPackages = []string{"libc6", "dash", "coreutils", "perl-base", "python3.11-minimal", "libpython3.11-minimal",
+	"libpython3.11-stdlib", "python3-minimal", "zlib1g", "libexpat1", "busybox-static", "base-files", "netbase", "libssl3", "libcrypt1",
+	"openssl", "ca-certificates", "libbz2-1.0", "liblzma5"}
+
+// PackageRoot makes a root filesystem from the files the host's Debian packages
+// pkgs installed (dpkg -L), copied at their paths, with the host's
+// nsswitch.conf and a /tmp of mode 1777.
+func PackageRoot(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, pkg := range pkgs {
+		out, err := exec.Command("dpkg", "-L", pkg).Output()
+		if err != nil {
+			t.Fatalf("dpkg -L %s: %v (the corpus is made of the host's Debian packages)", pkg, err)
+		}
+		for _, p := range strings.Split(string(out), "\n") {
+			if fi, err := os.Lstat(p); err != nil || fi.IsDir() || !strings.HasPrefix(p, "/") {
+				continue
+			}
+			HostCopy(t, root, p)
+		}
+	}
+	HostCopy(t, root, "/etc/nsswitch.conf")
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
