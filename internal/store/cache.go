@@ -97,7 +97,7 @@ func (s *Store) PutCache(key string, val []byte) error {
 	}
 	p := s.cachePath(key)
 	if _, err := os.Stat(filepath.Dir(p)); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), privateMode); err != nil {
 			return fmt.Errorf("writing cache key %s: %w", key, err)
 		}
 		if err := SyncDir(s.path("cache")); err != nil {
@@ -122,14 +122,28 @@ func (s *Store) DeleteCache(key string) error {
 }
 
 // ClearCache removes every build cache entry. Run GC afterwards to free what they kept.
+// The shard directories stay: a build running beside it may be putting an entry
+// into one (PutCache makes a shard once and then renames into it).
 func (s *Store) ClearCache() error {
-	ents, err := os.ReadDir(s.path("cache"))
+	shards, err := os.ReadDir(s.path("cache"))
 	if err != nil {
 		return fmt.Errorf("clearing build cache: %w", err)
 	}
-	for _, e := range ents {
-		if err := os.RemoveAll(s.path("cache", e.Name())); err != nil {
+	for _, sh := range shards {
+		if !sh.IsDir() {
+			if err := os.Remove(s.path("cache", sh.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("clearing build cache: %w", err)
+			}
+			continue
+		}
+		ents, err := os.ReadDir(s.path("cache", sh.Name()))
+		if err != nil {
 			return fmt.Errorf("clearing build cache: %w", err)
+		}
+		for _, e := range ents {
+			if err := os.RemoveAll(s.path("cache", sh.Name(), e.Name())); err != nil {
+				return fmt.Errorf("clearing build cache: %w", err)
+			}
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,4 +43,32 @@ func TestStatCache(t *testing.T) {
 			t.Errorf("StatCache(%q) = %v, want a name error", bad, err)
 		}
 	}
+}
+
+// TestClearCacheBesidePuts: prune --all clears the cache while builds put entries;
+// a put must never find its shard directory gone between making it and renaming
+// into it.
+func TestClearCacheBesidePuts(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 300; i++ {
+			if err := s.ClearCache(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 600; i++ {
+		key := fmt.Sprintf("%064x", i*7919)
+		if err := s.PutCache(key, []byte(`{}`)); err != nil {
+			t.Fatalf("PutCache beside ClearCache: %v", err)
+		}
+	}
+	<-done
 }
