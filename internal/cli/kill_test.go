@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,40 +14,9 @@ import (
 // network helper), and the next command leaves no runc state or temporary dir.
 func TestKilledBuildLeavesNoContainer(t *testing.T) {
 	root := tinyBase(t)
-	bin := filepath.Join(t.TempDir(), "slimbuild")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/slimbuild").CombinedOutput(); err != nil {
-		t.Fatalf("building slimbuild: %v\n%s", err, out)
-	}
-	ctx := t.TempDir()
 	// A duration no other process sleeps names the container's process.
 	marker := "sleep\x00" + strconv.Itoa(100000+os.Getpid())
-	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox\nRUN echo started; exec busybox sleep "+strconv.Itoa(100000+os.Getpid())+"\n"), 0o644)
-
-	cmd := exec.Command(bin, "--root", root, "build", "--progress", "plain", ctx)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	started := false
-	for sc.Scan() {
-		if strings.HasSuffix(sc.Text(), " started") {
-			started = true
-			break
-		}
-	}
-	if !started {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal("the RUN step never printed its output")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	cmd := startedBuild(t, root, "FROM busybox\nRUN echo started; exec busybox sleep "+strconv.Itoa(100000+os.Getpid())+"\n")
 	// "started" is printed just before the shell execs the sleep: wait for it.
 	for wait := time.Now().Add(20 * time.Second); len(matching(marker)) == 0 && time.Now().Before(wait); {
 		time.Sleep(20 * time.Millisecond)

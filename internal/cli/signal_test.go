@@ -17,44 +17,14 @@ import (
 // status is non-zero.
 func TestInterruptDuringRun(t *testing.T) {
 	root := tinyBase(t)
-	bin := filepath.Join(t.TempDir(), "slimbuild")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/slimbuild").CombinedOutput(); err != nil {
-		t.Fatalf("building slimbuild: %v\n%s", err, out)
-	}
-	ctx := t.TempDir()
-	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox\nRUN echo started; busybox sleep 30\n"), 0o644)
-
-	cmd := exec.Command(bin, "--root", root, "build", "--progress", "plain", ctx)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait for the RUN's own output: the container is running.
-	sc := bufio.NewScanner(stderr)
-	started := false
-	for sc.Scan() {
-		if strings.HasSuffix(sc.Text(), " started") {
-			started = true
-			break
-		}
-	}
-	if !started {
-		cmd.Wait()
-		t.Fatal("the RUN step never printed its output")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	cmd := startedBuild(t, root, "FROM busybox\nRUN echo started; busybox sleep 30\n")
 	sent := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(20 * time.Second):
@@ -77,4 +47,45 @@ func TestInterruptDuringRun(t *testing.T) {
 	if out, _ := exec.Command("pgrep", "-f", "busybox sleep 30").Output(); len(out) > 0 {
 		t.Errorf("the container's process survived: pids %s", out)
 	}
+}
+
+// startedBuild builds the real binary, starts `build --progress plain` of a
+// Dockerfile whose RUN prints "started" first, and returns once that line is
+// out (the container runs); the rest of stderr is drained.
+func startedBuild(t *testing.T, root, dockerfile string) *exec.Cmd {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "slimbuild")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/slimbuild").CombinedOutput(); err != nil {
+		t.Fatalf("building slimbuild: %v\n%s", err, out)
+	}
+	ctx := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--root", root, "build", "--progress", "plain", ctx)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	started := false
+	for sc.Scan() {
+		if strings.HasSuffix(sc.Text(), " started") {
+			started = true
+			break
+		}
+	}
+	if !started {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the RUN step never printed its output")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	return cmd
 }
