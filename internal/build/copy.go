@@ -610,27 +610,9 @@ func (b *builder) linkedAdd(c *copier, items []srcItem, dest string, destIsDir b
 			return nil, err
 		}
 	}
-	lw, err := b.st.NewLayerWriter(b.opts.Compression)
-	if err != nil {
-		return nil, err
-	}
-	tw := layer.NewWriter(lw)
-	if b.opts.SourceDateEpoch != nil {
-		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
-	}
-	if err := tw.Add(scratch, "", layer.AddOptions{}); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	if err := tw.Close(); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	info, err := lw.Commit()
-	if err != nil {
-		return nil, fmt.Errorf("storing layer: %w", err)
-	}
-	return &info, nil
+	return b.writeLayer(func(tw *layer.Writer) error {
+		return tw.Add(scratch, "", layer.AddOptions{})
+	})
 }
 
 // copier writes sources into a mounted root.

@@ -185,14 +185,6 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 
 // writeDirect streams the plan into a new layer blob.
 func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod fs.FileMode, hasChmod bool) (*store.LayerInfo, error) {
-	lw, err := b.st.NewLayerWriter(b.opts.Compression)
-	if err != nil {
-		return nil, err
-	}
-	tw := layer.NewWriter(lw)
-	if b.opts.SourceDateEpoch != nil {
-		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
-	}
 	opts := layer.AddOptions{}
 	switch {
 	case own.set:
@@ -204,19 +196,38 @@ func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod f
 		perm := modeBits(chmod)
 		opts.Perm = &perm
 	}
-	for _, s := range p.steps {
-		if s.mkdir != nil {
-			err = tw.Mkdir(s.mkdir.name, s.mkdir.perm, s.mkdir.owner, s.mkdir.mtime)
-		} else {
+	return b.writeLayer(func(tw *layer.Writer) error {
+		for _, s := range p.steps {
+			if s.mkdir != nil {
+				if err := tw.Mkdir(s.mkdir.name, s.mkdir.perm, s.mkdir.owner, s.mkdir.mtime); err != nil {
+					return err
+				}
+				continue
+			}
 			o := opts
-			o.Skip = s.skip
-			o.ContentsOnly = s.contents
-			err = tw.Add(s.src, s.dest, o)
+			o.Skip, o.ContentsOnly = s.skip, s.contents
+			if err := tw.Add(s.src, s.dest, o); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			lw.Abort()
-			return nil, fmt.Errorf("writing layer: %w", err)
-		}
+		return nil
+	})
+}
+
+// writeLayer streams a new layer blob that fill writes, with the build's
+// compression and source date epoch; nothing stays in the store if fill fails.
+func (b *builder) writeLayer(fill func(tw *layer.Writer) error) (*store.LayerInfo, error) {
+	lw, err := b.st.NewLayerWriter(b.opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	tw := layer.NewWriter(lw)
+	if b.opts.SourceDateEpoch != nil {
+		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
+	}
+	if err := fill(tw); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
 	}
 	if err := tw.Close(); err != nil {
 		lw.Abort()

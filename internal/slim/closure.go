@@ -510,12 +510,7 @@ func (w *walker) findLibrary(lib string, dirs []string, class elf.Class, machine
 // compatible reports whether the ELF object at p (resolved) matches class and
 // machine; the loader skips libraries that do not.
 func (w *walker) compatible(p string, class elf.Class, machine elf.Machine) bool {
-	f, err := os.Open(w.host(p))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	ef, err := elf.NewFile(f)
+	ef, err := elf.Open(w.host(p))
 	if err != nil {
 		return false
 	}

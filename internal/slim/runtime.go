@@ -212,12 +212,7 @@ func (w *walker) elfIdent(p string) (elf.Class, elf.Machine, bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	f, err := os.Open(w.host(final))
-	if err != nil {
-		return 0, 0, false
-	}
-	defer f.Close()
-	ef, err := elf.NewFile(f)
+	ef, err := elf.Open(w.host(final))
 	if err != nil {
 		return 0, 0, false
 	}
@@ -228,12 +223,7 @@ func (w *walker) elfIdent(p string) (elf.Class, elf.Machine, bool) {
 // importsSymbol reports whether the ELF object at p (resolved) imports sym
 // from a shared library.
 func (w *walker) importsSymbol(p, sym string) bool {
-	f, err := os.Open(w.host(p))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	ef, err := elf.NewFile(f)
+	ef, err := elf.Open(w.host(p))
 	if err != nil {
 		return false
 	}
