@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -117,6 +118,9 @@ func (b *builder) assemble(s *stageState) (v1.Hash, v1.Image, error) {
 	if err := fetchLayers(s.layers); err != nil {
 		return v1.Hash{}, nil, err
 	}
+	if err := b.materializeAll(s.layers); err != nil {
+		return v1.Hash{}, nil, err
+	}
 	if len(b.opts.Labels) > 0 {
 		// The command line's labels come after the Dockerfile's, as in buildx.
 		final := s.clone()
@@ -154,4 +158,107 @@ func (b *builder) assemble(s *stageState) (v1.Hash, v1.Image, error) {
 		return v1.Hash{}, nil, err
 	}
 	return d, img, nil
+}
+
+// lazyImage is an image made the first time one of its methods is called.
+type lazyImage struct {
+	make func() (v1.Image, error)
+	once sync.Once
+	img  v1.Image
+	err  error
+}
+
+var _ v1.Image = (*lazyImage)(nil)
+
+func (i *lazyImage) get() (v1.Image, error) {
+	i.once.Do(func() { i.img, i.err = i.make() })
+	return i.img, i.err
+}
+
+func (i *lazyImage) Layers() ([]v1.Layer, error) {
+	img, err := i.get()
+	if err != nil {
+		return nil, err
+	}
+	return img.Layers()
+}
+
+func (i *lazyImage) MediaType() (types.MediaType, error) {
+	img, err := i.get()
+	if err != nil {
+		return "", err
+	}
+	return img.MediaType()
+}
+
+func (i *lazyImage) Size() (int64, error) {
+	img, err := i.get()
+	if err != nil {
+		return 0, err
+	}
+	return img.Size()
+}
+
+func (i *lazyImage) ConfigName() (v1.Hash, error) {
+	img, err := i.get()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return img.ConfigName()
+}
+
+func (i *lazyImage) ConfigFile() (*v1.ConfigFile, error) {
+	img, err := i.get()
+	if err != nil {
+		return nil, err
+	}
+	return img.ConfigFile()
+}
+
+func (i *lazyImage) RawConfigFile() ([]byte, error) {
+	img, err := i.get()
+	if err != nil {
+		return nil, err
+	}
+	return img.RawConfigFile()
+}
+
+func (i *lazyImage) Digest() (v1.Hash, error) {
+	img, err := i.get()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return img.Digest()
+}
+
+func (i *lazyImage) Manifest() (*v1.Manifest, error) {
+	img, err := i.get()
+	if err != nil {
+		return nil, err
+	}
+	return img.Manifest()
+}
+
+func (i *lazyImage) RawManifest() ([]byte, error) {
+	img, err := i.get()
+	if err != nil {
+		return nil, err
+	}
+	return img.RawManifest()
+}
+
+func (i *lazyImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	img, err := i.get()
+	if err != nil {
+		return nil, err
+	}
+	return img.LayerByDigest(h)
+}
+
+func (i *lazyImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	img, err := i.get()
+	if err != nil {
+		return nil, err
+	}
+	return img.LayerByDiffID(h)
 }

@@ -159,6 +159,11 @@ type builder struct {
 	consumed map[string]bool
 	// stepLog lists the filesystem steps done, for cache export.
 	stepLog []CacheStep
+	// blobs holds, per snapshot (hex), the making of its blob in this build.
+	blobs map[string]*blob
+	// ships holds the stages whose layers end up in the image: the target and
+	// the stages it is built FROM.
+	ships map[int]bool
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
@@ -223,7 +228,11 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}}, nil
+	ships := map[int]bool{}
+	for i := plan.Target; i >= 0; i = plan.Stages[i].BaseStage {
+		ships[i] = true
+	}
+	return &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}, ships: ships}, nil
 }
 
 // Check runs only the Dockerfile's build checks over every stage, as
@@ -374,11 +383,12 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		sr := StageResult{Name: b.plan.Stages[i].ID(), Index: i, Target: i == b.plan.Target}
 		if i == b.plan.Target {
 			sr.Image = img
-		} else if sImg, err := b.stageImage(b.results[i]); err == nil {
-			sr.Image = sImg
-			sr.Remote = remoteOnly(b.results[i].layers)
 		} else {
-			return nil, err
+			// Made on first use: a stage's image needs its layers' blobs, and a
+			// stage that does not ship has none until something asks.
+			s := b.results[i]
+			sr.Image = &lazyImage{make: func() (v1.Image, error) { return b.stageImage(s) }}
+			sr.Remote = remoteOnly(s.layers)
 		}
 		res.Stages = append(res.Stages, sr)
 	}

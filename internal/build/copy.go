@@ -25,7 +25,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/runtime"
-	"github.com/slimbuild/slimbuild/internal/store"
 	mode "github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 )
@@ -535,15 +534,13 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		unpackOf := func(it srcItem) bool {
 			return req.add && it.data == nil && ((it.url == "" && req.unpack) || (it.url != "" && req.unpackURL))
 		}
-		if req.add && req.link {
-			info, err := b.linkedAdd(c, all, dest, destIsDir, unpackOf)
-			if err != nil {
-				return err
-			}
-			ws.layer, ws.direct = info, true
-			return nil
+		ships := b.ships[st.stage.Index]
+		if req.link && (req.add || !ships) {
+			return b.linkedAdd(ws, c, all, dest, destIsDir, unpackOf, ships)
 		}
-		if !req.add {
+		// A stage that ships streams its COPY straight into the layer blob it
+		// needs; one that does not copies into its snapshot and makes no blob.
+		if !req.add && ships {
 			view := ws.rootfs
 			if req.link {
 				empty, err := b.tempDir()
@@ -564,12 +561,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			}
 			if !ok && req.link {
 				// Heredocs, filters that make parents lazily: copied onto an empty root.
-				info, err := b.linkedAdd(c, all, dest, destIsDir, unpackOf)
-				if err != nil {
-					return err
-				}
-				ws.layer, ws.direct = info, true
-				return nil
+				return b.linkedAdd(ws, c, all, dest, destIsDir, unpackOf, ships)
 			}
 			if ok {
 				info, err := b.writeDirect(plan, own, fromContext, chmod, hasChmod)
@@ -593,26 +585,46 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 // directly: the sources are copied (archives unpacked for ADD) onto an empty
 // root in the build's temp dir, and that tree is the layer, so that it does not
 // depend on the stage it lands on.
-func (b *builder) linkedAdd(c *copier, items []srcItem, dest string, destIsDir bool, unpack func(srcItem) bool) (*store.LayerInfo, error) {
+//
+// The tree becomes ws's layer: a blob when the stage ships, else a snapshot.
+func (b *builder) linkedAdd(ws *workspace, c *copier, items []srcItem, dest string, destIsDir bool, unpack func(srcItem) bool, ships bool) error {
 	tmp, err := b.tempDir()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	scratch, err := os.MkdirTemp(tmp, "add-link-")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(scratch)
 	lc := *c
 	lc.root, lc.done = scratch, nil
 	for _, it := range items {
 		if err := lc.copyItem(it, dest, destIsDir, unpack(it)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return b.writeLayer(func(tw *layer.Writer) error {
+	ws.direct = true
+	if !ships {
+		if err := layer.CheckNames(scratch); err != nil {
+			return err
+		}
+		if e := b.opts.SourceDateEpoch; e != nil {
+			if err := layer.ClampTimes(scratch, *e); err != nil {
+				return err
+			}
+		}
+		id, err := b.st.CommitSnapshot(scratch)
+		if err != nil {
+			return err
+		}
+		ws.snapshot = &id
+		return nil
+	}
+	ws.layer, err = b.writeLayer(func(tw *layer.Writer) error {
 		return tw.Add(scratch, "", layer.AddOptions{})
 	})
+	return err
 }
 
 // copier writes sources into a mounted root.

@@ -23,8 +23,9 @@ type workspace struct {
 	mounted bool
 	// direct is set when the step wrote its layer itself (layer, nil for none)
 	// instead of leaving its changes in upper.
-	direct bool
-	layer  *store.LayerInfo
+	direct   bool
+	layer    *store.LayerInfo
+	snapshot *v1.Hash // set with direct when the step committed a tree of its own
 }
 
 // mountWorkspace mounts a writable overlay of layers with a fresh upper directory.
@@ -32,11 +33,20 @@ func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNeedRoot
 	}
-	lowers, err := b.st.LayerDirs(layers)
+	lowers, err := b.layerDirs(layers)
 	if err != nil {
 		return nil, err
 	}
-	return b.mountOverlay(lowers)
+	ws, err := b.mountOverlay(lowers)
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		// Another process promoted a snapshot between the lookup and the mount:
+		// its tree is now under the layer's diffID.
+		if lowers, err = b.layerDirs(layers); err != nil {
+			return nil, err
+		}
+		ws, err = b.mountOverlay(lowers)
+	}
+	return ws, err
 }
 
 // mountDirView mounts a writable, throwaway overlay over a host directory.
@@ -93,43 +103,38 @@ func (ws *workspace) release() {
 	}
 }
 
-// commit turns the upper directory into a stored layer; nil when the step changed nothing.
-func (b *builder) commit(ws *workspace) (*store.LayerInfo, error) {
+// commit turns what the step changed into the content of its cache record: the
+// upper directory committed as a snapshot (its blob is made on demand, see
+// snaplayer.go), or the layer the step wrote itself. The record is empty when the
+// step changed nothing.
+func (b *builder) commit(ws *workspace) (record, error) {
 	if err := ws.unmount(); err != nil {
-		return nil, err
+		return record{}, err
 	}
 	if ws.direct {
-		return ws.layer, nil
+		return record{Layer: ws.layer, Snapshot: ws.snapshot}, nil
 	}
 	entries, err := os.ReadDir(ws.upper)
 	if err != nil {
-		return nil, err
+		return record{}, err
 	}
 	if len(entries) == 0 {
-		return nil, nil
+		return record{}, nil
 	}
-	lw, err := b.st.NewLayerWriter(b.opts.Compression)
-	if err != nil {
-		return nil, err
-	}
-	if err := layer.Write(lw, ws.upper, layer.WriteOptions{SourceDateEpoch: b.opts.SourceDateEpoch}); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	info, err := lw.Commit()
-	if err != nil {
-		return nil, fmt.Errorf("storing layer: %w", err)
+	if err := layer.CheckNames(ws.upper); err != nil {
+		return record{}, err
 	}
 	if e := b.opts.SourceDateEpoch; e != nil {
-		// The unpacked layer is to match its blob, whose times are clamped.
+		// The tree is to match its blob, whenever that is made: times clamped.
 		if err := layer.ClampTimes(ws.upper, *e); err != nil {
-			return nil, err
+			return record{}, err
 		}
 	}
-	if _, err := b.st.AdoptLayerDir(info.DiffID, ws.upper); err != nil {
-		return nil, fmt.Errorf("keeping unpacked layer: %w", err)
+	id, err := b.st.CommitSnapshot(ws.upper)
+	if err != nil {
+		return record{}, err
 	}
-	return &info, nil
+	return record{Snapshot: &id}, nil
 }
 
 // fsStep runs fn on a writable overlay of s, commits what it changed and records
@@ -165,15 +170,14 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 		}
 		return b.fail(st, err)
 	}
-	info, err := b.commit(ws)
+	rec, err := b.commit(ws)
 	if err != nil {
 		return b.fail(st, err)
 	}
-	created := time.Now().UTC().Truncate(time.Second)
+	rec.Created = time.Now().UTC().Truncate(time.Second)
 	if e := b.opts.SourceDateEpoch; e != nil {
-		created = *e // the key holds the epoch, so the record can too
+		rec.Created = *e // the key holds the epoch, so the record can too
 	}
-	rec := record{Layer: info, Created: created}
 	if err := b.cachePut(key, rec); err != nil {
 		return b.fail(st, fmt.Errorf("saving cache record: %w", err))
 	}
@@ -189,7 +193,10 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 // applyRecord moves s to the state a filesystem step produced.
 func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) error {
 	var l v1.Layer
-	if rec.Layer != nil {
+	switch {
+	case rec.Snapshot != nil:
+		l = &snapLayer{b: b, key: key, rec: *rec}
+	case rec.Layer != nil:
 		var err error
 		if l, err = b.st.Layer(*rec.Layer); err != nil {
 			return err
@@ -200,12 +207,12 @@ func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) 
 }
 
 // applyLayer moves s to the state a filesystem step produced, with l as the
-// content of rec's layer.
+// content of rec's layer (nil for none). The config's diffIDs are filled when
+// the image is assembled, from the layers.
 func (b *builder) applyLayer(s *stageState, st *step, key string, rec *record, l v1.Layer) {
-	if rec.Layer != nil {
+	if l != nil {
 		s.layers = append(s.layers, l)
 		s.cfg.RootFS.Type = "layers"
-		s.cfg.RootFS.DiffIDs = append(s.cfg.RootFS.DiffIDs, rec.Layer.DiffID)
 		t := rec.Created
 		s.addHistory(historyText(st.cmd, s), &t)
 	} else {
@@ -216,7 +223,7 @@ func (b *builder) applyLayer(s *stageState, st *step, key string, rec *record, l
 
 // lastLayer is the layer rec added to s, nil when it added none.
 func lastLayer(s *stageState, rec *record) v1.Layer {
-	if rec.Layer == nil || len(s.layers) == 0 {
+	if (rec.Layer == nil && rec.Snapshot == nil) || len(s.layers) == 0 {
 		return nil
 	}
 	return s.layers[len(s.layers)-1]

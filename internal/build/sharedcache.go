@@ -25,7 +25,6 @@ type CacheSource interface {
 // CacheStep is one filesystem step of a build, as a cache export needs it.
 type CacheStep struct {
 	Key     string
-	Layer   *store.LayerInfo // nil: the step changed nothing
 	Created time.Time
 	// Blob is the layer's content: the store's blob, or the shared cache's when the
 	// step came from there and nothing needed its bytes.
@@ -34,6 +33,21 @@ type CacheStep struct {
 	// stage is the target or one the target is built FROM.
 	Stage int
 	Final bool
+
+	layer *store.LayerInfo // as the record had it: nil for a snapshot without a blob
+}
+
+// LayerInfo is the step's layer blob, made now when the step left only a
+// snapshot; nil when the step changed nothing.
+func (s CacheStep) LayerInfo() (*store.LayerInfo, error) {
+	if sl, ok := s.Blob.(*snapLayer); ok {
+		bl, err := sl.materialize()
+		if err != nil {
+			return nil, err
+		}
+		return &bl.info, nil
+	}
+	return s.layer, nil
 }
 
 // sharedGet looks key up in the shared caches, in order.
@@ -74,20 +88,16 @@ func (b *builder) sharedGet(key string) (*record, v1.Layer, bool) {
 func (b *builder) logStep(st *step, key string, rec *record, l v1.Layer) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.stepLog = append(b.stepLog, CacheStep{Key: key, Layer: rec.Layer, Created: rec.Created, Blob: l, Stage: st.stage.Index})
+	b.stepLog = append(b.stepLog, CacheStep{Key: key, layer: rec.Layer, Created: rec.Created, Blob: l, Stage: st.stage.Index})
 }
 
 // cacheSteps is the step log with Final set, in the order the steps ran.
 func (b *builder) cacheSteps() []CacheStep {
-	final := map[int]bool{}
-	for i := b.plan.Target; i >= 0; i = b.plan.Stages[i].BaseStage {
-		final[i] = true
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]CacheStep, len(b.stepLog))
 	for i, s := range b.stepLog {
-		s.Final = final[s.Stage]
+		s.Final = b.ships[s.Stage]
 		if ll, ok := s.Blob.(*lazyLayer); ok {
 			s.Blob = ll.export()
 		}

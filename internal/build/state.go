@@ -192,10 +192,37 @@ func encodeKeyPart(w *bufio.Writer, v reflect.Value) {
 	}
 }
 
-// record is what the cache holds for a filesystem step.
+// record is what the cache holds for a filesystem step: the snapshot its changes
+// were committed as, and the layer blob once one was made (see snaplayer.go). A
+// step that wrote its layer blob directly (a COPY streamed into a tar) has a
+// Layer and no Snapshot; a step that changed nothing has neither.
 type record struct {
-	Layer   *store.LayerInfo `json:"layer,omitempty"`
-	Created time.Time        `json:"created"`
+	Snapshot *v1.Hash         `json:"snapshot,omitempty"`
+	Layer    *store.LayerInfo `json:"layer,omitempty"`
+	Created  time.Time        `json:"created"`
+}
+
+func decodeRecord(data []byte, r *record) error { return json.Unmarshal(data, r) }
+
+// usable reports whether what r names is still in the store, in a form this build
+// can use: a snapshot's tree (its blob is made again on demand if it went), or a
+// directly written blob in the compression asked for.
+func (b *builder) usable(r *record) bool {
+	if r.Snapshot != nil {
+		if _, ok := b.st.SnapshotDir(*r.Snapshot); ok {
+			return true
+		}
+		if r.Layer == nil {
+			return false
+		}
+		_, ok := b.st.LayerDirPath(r.Layer.DiffID)
+		return ok || b.st.HasBlob(r.Layer.Digest)
+	}
+	if r.Layer == nil {
+		return true
+	}
+	want, err := b.opts.Compression.MediaType()
+	return err == nil && r.Layer.MediaType == want && b.st.HasBlob(r.Layer.Digest)
 }
 
 func (b *builder) cacheGet(key string) (*record, bool) {
@@ -207,10 +234,7 @@ func (b *builder) cacheGet(key string) (*record, bool) {
 		return nil, false
 	}
 	var r record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, false
-	}
-	if r.Layer != nil && !b.st.HasBlob(r.Layer.Digest) {
+	if err := decodeRecord(data, &r); err != nil || !b.usable(&r) {
 		return nil, false
 	}
 	return &r, true

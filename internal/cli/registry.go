@@ -174,7 +174,11 @@ func exportCache(ctx context.Context, reg *image.Registry, spec cacheSpec, res *
 		if spec.Mode == "min" && !s.Final {
 			continue
 		}
-		steps = append(steps, regcache.Step{Key: s.Key, Layer: s.Layer, Created: s.Created, Blob: s.Blob})
+		info, err := s.LayerInfo()
+		if err != nil {
+			return "", fmt.Errorf("--cache-to %s: %w", spec.Ref, err)
+		}
+		steps = append(steps, regcache.Step{Key: s.Key, Layer: info, Created: s.Created, Blob: s.Blob})
 	}
 	d, err := regcache.Export(ctx, reg, spec.Ref, steps)
 	if err != nil {

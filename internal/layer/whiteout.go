@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -130,4 +131,24 @@ func getXattr(p, name string, buf *[]byte) (string, error) {
 			return "", fmt.Errorf("reading xattr %s: %w", name, err)
 		}
 	}
+}
+
+// CheckNames walks the tree at root (an overlay upper or layer directory; links
+// are not followed) and refuses, as Writer would, the first file whose name is
+// reserved for whiteouts. A step's tree is checked when it is committed, so the
+// error is the step's even when its blob is made much later, or never.
+func CheckNames(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		return checkName(filepath.ToSlash(rel))
+	})
 }

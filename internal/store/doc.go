@@ -13,6 +13,10 @@
 //	ROOT/blobs/sha256/HEX      layer, config and manifest blobs
 //	ROOT/layers/HEX/           a layer unpacked in overlay lower format; HEX is the
 //	                           layer's diffID (sha256 of the uncompressed tar)
+//	ROOT/snapshots/HEX/        a build step's committed tree that has no blob yet, in
+//	                           overlay lower format; HEX names the commit, not the
+//	                           content. Moved to layers/DIFFID once its blob is made
+//	                           (see snapshot.go): blobs are made on demand
 //	ROOT/cache/KK/KEY          build cache values (KEY is lowercase hex, KK its first two characters)
 //	ROOT/tmp/                  temporary files and directories (same filesystem as the rest)
 //	ROOT/lock                  flock guarding index.json rewrites

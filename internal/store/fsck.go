@@ -340,10 +340,33 @@ func (c *checker) checkCache(rep *FsckReport) error {
 			return fmt.Errorf("checking cache key %s: %w", e.Key, err)
 		}
 		var rec struct {
-			Layer *LayerInfo `json:"layer"`
+			Layer    *LayerInfo `json:"layer"`
+			Snapshot *v1.Hash   `json:"snapshot"`
 		}
-		if json.Unmarshal(b, &rec) != nil || rec.Layer == nil {
+		if json.Unmarshal(b, &rec) != nil || (rec.Layer == nil && rec.Snapshot == nil) {
 			continue
+		}
+		if rec.Snapshot != nil {
+			// A snapshot's blob is made on demand; its tree must be somewhere.
+			_, inSnapshots := c.s.SnapshotDir(*rec.Snapshot)
+			promoted := false
+			if rec.Layer != nil {
+				_, promoted = c.s.LayerDirPath(rec.Layer.DiffID)
+			}
+			if inSnapshots || promoted {
+				if rec.Layer != nil && c.blobErr(rec.Layer.Digest) == nil && validHash(rec.Layer.DiffID) {
+					c.diffBlobs[rec.Layer.DiffID] = *rec.Layer
+				}
+				continue
+			}
+			if rec.Layer == nil {
+				p := Problem{Kind: ProblemCache, Path: e.Key, Msg: fmt.Sprintf("snapshot %s is missing", rec.Snapshot.Hex)}
+				if c.opts.Repair && c.s.DeleteCache(e.Key) == nil {
+					p.Repaired = true
+				}
+				c.add(p)
+				continue
+			}
 		}
 		if err := c.blobErr(rec.Layer.Digest); err != nil {
 			p := Problem{Kind: ProblemCache, Path: e.Key, Msg: fmt.Sprintf("layer blob %s: %v", rec.Layer.Digest, err)}

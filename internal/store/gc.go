@@ -26,7 +26,7 @@ type GCOptions struct {
 // GCStats reports what GC removed (or would remove, with DryRun).
 type GCStats struct {
 	Blobs     int   // blob files
-	LayerDirs int   // unpacked layer directories
+	LayerDirs int   // unpacked layer directories and snapshots
 	Bytes     int64 // apparent size of the removed blobs, layer dirs and temps
 }
 
@@ -35,7 +35,7 @@ type Usage struct {
 	Images           int   // names in index.json
 	Blobs            int   // files under blobs/
 	BlobBytes        int64 //
-	LayerDirs        int   // unpacked layers under layers/
+	LayerDirs        int   // unpacked layers under layers/ and snapshots under snapshots/
 	LayerDirBytes    int64 //
 	CacheEntries     int   // build cache values
 	CacheBytes       int64 //
@@ -190,20 +190,22 @@ func (s *Store) GC(opts GCOptions) (GCStats, error) {
 			}
 		}
 	}
-	dirs, err := os.ReadDir(s.path("layers"))
-	if err != nil {
-		return st, fmt.Errorf("garbage collecting %q: %w", s.root, err)
-	}
-	for _, e := range dirs {
-		if ms.dirs[e.Name()] {
-			continue
+	for _, home := range []string{"layers", "snapshots"} {
+		dirs, err := os.ReadDir(s.path(home))
+		if err != nil {
+			return st, fmt.Errorf("garbage collecting %q: %w", s.root, err)
 		}
-		p := s.path("layers", e.Name())
-		st.LayerDirs++
-		st.Bytes += duBytes(p)
-		if !opts.DryRun {
-			if err := os.RemoveAll(p); err != nil {
-				return st, fmt.Errorf("garbage collecting %q: %w", s.root, err)
+		for _, e := range dirs {
+			if ms.dirs[e.Name()] {
+				continue
+			}
+			p := s.path(home, e.Name())
+			st.LayerDirs++
+			st.Bytes += duBytes(p)
+			if !opts.DryRun {
+				if err := os.RemoveAll(p); err != nil {
+					return st, fmt.Errorf("garbage collecting %q: %w", s.root, err)
+				}
 			}
 		}
 	}
@@ -276,16 +278,18 @@ func (s *Store) DiskUsage() (Usage, error) {
 			u.ReclaimableBytes += fi.Size()
 		}
 	}
-	dirs, err := os.ReadDir(s.path("layers"))
-	if err != nil {
-		return u, fmt.Errorf("measuring store %q: %w", s.root, err)
-	}
-	for _, e := range dirs {
-		n := duBytes(s.path("layers", e.Name()))
-		u.LayerDirs++
-		u.LayerDirBytes += n
-		if !ms.dirs[e.Name()] {
-			u.ReclaimableBytes += n
+	for _, home := range []string{"layers", "snapshots"} {
+		dirs, err := os.ReadDir(s.path(home))
+		if err != nil {
+			return u, fmt.Errorf("measuring store %q: %w", s.root, err)
+		}
+		for _, e := range dirs {
+			n := duBytes(s.path(home, e.Name()))
+			u.LayerDirs++
+			u.LayerDirBytes += n
+			if !ms.dirs[e.Name()] {
+				u.ReclaimableBytes += n
+			}
 		}
 	}
 	err = s.walkCache(func(_ string, _ []byte, size int64) {

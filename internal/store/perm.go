@@ -18,7 +18,7 @@ import (
 const privateMode fs.FileMode = 0o700
 
 // storeDirs are the directories Open creates.
-var storeDirs = []string{"blobs", "blobs/sha256", "layers", "cache", "tmp"}
+var storeDirs = []string{"blobs", "blobs/sha256", "layers", "snapshots", "cache", "tmp"}
 
 // makePrivate creates the store's directories and makes the root and the
 // directories below it privateMode, correcting stores made by earlier versions
