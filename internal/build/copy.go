@@ -510,8 +510,8 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			if err != nil {
 				return err
 			}
-			defer view.release()
-			matched, err := sourcesIn(view.rootfs, req.sources.SourcePaths, nil)
+			defer view.Remove()
+			matched, err := sourcesIn(view.Root(), req.sources.SourcePaths, nil)
 			if err != nil {
 				return fmt.Errorf("--from=%s: %w", req.from, err)
 			}
@@ -523,11 +523,11 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		if len(all) > 1 && !destIsDir {
 			return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name()))
 		}
-		own, err := resolveChown(ws.rootfs, req.chown)
+		own, err := resolveChown(ws.Root(), req.chown)
 		if err != nil {
 			return err
 		}
-		c := &copier{root: ws.rootfs, own: own, chmod: chmod, hasChmod: hasChmod, chmodSet: chmodSet, resetOwner: fromContext, bctx: nil}
+		c := &copier{root: ws.Root(), own: own, chmod: chmod, hasChmod: hasChmod, chmodSet: chmodSet, resetOwner: fromContext, bctx: nil}
 		if fromContext {
 			c.bctx = b.bctx
 		}
@@ -541,7 +541,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		// A stage that ships streams its COPY straight into the layer blob it
 		// needs; one that does not copies into its snapshot and makes no blob.
 		if !req.add && ships {
-			view := ws.rootfs
+			view := ws.Root()
 			if req.link {
 				empty, err := b.tempDir()
 				if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -15,92 +14,60 @@ import (
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
-// workspace is a mounted overlay for one filesystem step.
+// workspace is the mounted snapshot of one filesystem step, and what the step
+// produced when it wrote its layer itself.
 type workspace struct {
-	dir     string // holds upper, work and rootfs
-	upper   string
-	rootfs  string
-	mounted bool
+	*snapshot.Active
 	// direct is set when the step wrote its layer itself (layer, nil for none)
-	// instead of leaving its changes in upper.
+	// or committed a tree of its own (snapshot) instead of leaving its changes
+	// in the upper directory.
 	direct   bool
 	layer    *store.LayerInfo
-	snapshot *v1.Hash // set with direct when the step committed a tree of its own
+	snapshot *v1.Hash
 }
 
-// mountWorkspace mounts a writable overlay of layers with a fresh upper directory.
-func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
+// snapshotter makes the build's snapshots in its temp dir under the store.
+func (b *builder) snapshotter() (snapshot.Snapshotter, error) {
 	if os.Geteuid() != 0 {
-		return nil, ErrNeedRoot
+		return snapshot.Snapshotter{}, ErrNeedRoot
 	}
+	tmp, err := b.tempDir()
+	return snapshot.Snapshotter{Dir: tmp}, err
+}
+
+// mountWorkspace prepares a writable snapshot over layers.
+func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
 	lowers, err := b.layerDirs(layers)
 	if err != nil {
 		return nil, err
 	}
-	ws, err := b.mountOverlay(lowers)
+	ws, err := b.prepare(lowers)
 	if err != nil && errors.Is(err, os.ErrNotExist) {
 		// Another process promoted a snapshot between the lookup and the mount:
 		// its tree is now under the layer's diffID.
 		if lowers, err = b.layerDirs(layers); err != nil {
 			return nil, err
 		}
-		ws, err = b.mountOverlay(lowers)
+		ws, err = b.prepare(lowers)
 	}
 	return ws, err
 }
 
-// mountDirView mounts a writable, throwaway overlay over a host directory.
+// mountDirView prepares a writable, throwaway snapshot over a host directory.
 func (b *builder) mountDirView(dir string) (*workspace, error) {
-	return b.mountOverlay([]string{dir})
+	return b.prepare([]string{dir})
 }
 
-// mountOverlay mounts lowers (topmost first) with a fresh upper directory, all
-// under a new directory in the build's temp dir.
-func (b *builder) mountOverlay(lowers []string) (*workspace, error) {
-	if os.Geteuid() != 0 {
-		return nil, ErrNeedRoot
-	}
-	tmp, err := b.tempDir()
+func (b *builder) prepare(lowers []string) (*workspace, error) {
+	sn, err := b.snapshotter()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(tmp, "step-")
+	a, err := sn.Prepare(lowers)
 	if err != nil {
 		return nil, err
 	}
-	ws := &workspace{dir: dir, upper: filepath.Join(dir, "upper"), rootfs: filepath.Join(dir, "rootfs")}
-	work := filepath.Join(dir, "work")
-	for _, d := range []string{ws.upper, work, ws.rootfs} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-	}
-	if err := snapshot.MountAll(snapshot.Overlay(lowers, ws.upper, work), ws.rootfs); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("mounting overlay (is overlayfs available? try \"modprobe overlay\"): %w", err)
-	}
-	ws.mounted = true
-	return ws, nil
-}
-
-// unmount releases the overlay; safe to call twice.
-func (ws *workspace) unmount() error {
-	if !ws.mounted {
-		return nil
-	}
-	if err := snapshot.Unmount(ws.rootfs); err != nil {
-		return fmt.Errorf("unmounting %s: %w", ws.rootfs, err)
-	}
-	ws.mounted = false
-	return nil
-}
-
-// release unmounts and removes everything the workspace still holds.
-func (ws *workspace) release() {
-	if ws.unmount() == nil {
-		os.RemoveAll(ws.dir)
-	}
+	return &workspace{Active: a}, nil
 }
 
 // commit turns what the step changed into the content of its cache record: the
@@ -108,33 +75,26 @@ func (ws *workspace) release() {
 // snaplayer.go), or the layer the step wrote itself. The record is empty when the
 // step changed nothing.
 func (b *builder) commit(ws *workspace) (record, error) {
-	if err := ws.unmount(); err != nil {
-		return record{}, err
-	}
 	if ws.direct {
+		ws.Remove()
 		return record{Layer: ws.layer, Snapshot: ws.snapshot}, nil
 	}
-	entries, err := os.ReadDir(ws.upper)
-	if err != nil {
-		return record{}, err
-	}
-	if len(entries) == 0 {
-		return record{}, nil
-	}
-	if err := layer.CheckNames(ws.upper); err != nil {
-		return record{}, err
-	}
-	if e := b.opts.SourceDateEpoch; e != nil {
-		// The tree is to match its blob, whenever that is made: times clamped.
-		if err := layer.ClampTimes(ws.upper, *e); err != nil {
-			return record{}, err
+	var rec record
+	_, err := ws.Commit(func(upper string) error {
+		if err := layer.CheckNames(upper); err != nil {
+			return err
 		}
-	}
-	id, err := b.st.CommitSnapshot(ws.upper)
-	if err != nil {
-		return record{}, err
-	}
-	return record{Snapshot: &id}, nil
+		if e := b.opts.SourceDateEpoch; e != nil {
+			// The tree is to match its blob, whenever that is made: times clamped.
+			if err := layer.ClampTimes(upper, *e); err != nil {
+				return err
+			}
+		}
+		id, err := b.st.CommitSnapshot(upper)
+		rec.Snapshot = &id
+		return err
+	})
+	return rec, err
 }
 
 // fsStep runs fn on a writable overlay of s, commits what it changed and records
@@ -162,7 +122,7 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 	if err != nil {
 		return b.fail(st, err)
 	}
-	defer ws.release()
+	defer ws.Remove()
 	if err := fn(ws); err != nil {
 		var stepErr *StepError
 		if errors.As(err, &stepErr) || errors.Is(err, context.Canceled) {

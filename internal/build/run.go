@@ -303,14 +303,14 @@ type execRequest struct {
 
 // execute runs a RUN command in runc on ws.
 func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *workspace, req execRequest) error {
-	cwd, err := inRoot(ws.rootfs, req.wd)
+	cwd, err := inRoot(ws.Root(), req.wd)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
 		return fmt.Errorf("creating working directory %s: %w", req.wd, err)
 	}
-	files := filepath.Join(ws.dir, "files")
+	files := filepath.Join(ws.Dir(), "files")
 	if err := os.Mkdir(files, 0o755); err != nil {
 		return err
 	}
@@ -357,7 +357,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 			if _, ok := before[p]; ok {
 				continue
 			}
-			hp, err := inRoot(ws.rootfs, p)
+			hp, err := inRoot(ws.Root(), p)
 			if err != nil {
 				return err
 			}
@@ -387,23 +387,23 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	if code != 0 {
 		return &StepError{File: b.plan.File, Line: st.line(), Stage: st.stage.ID(), Command: st.text, ExitCode: code, Tail: out.Tail()}
 	}
-	if err := ws.unmount(); err != nil {
+	if err := ws.Unmount(); err != nil {
 		return err
 	}
-	removeMountPoints(ws.upper, targets, before)
+	removeMountPoints(ws.Upper(), targets, before)
 	return nil
 }
 
 // runContainer runs p in runc on ws's root as user (resolved in that root) and
 // returns the exit status; runtime.RunContainer does the work.
 func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, p runtime.Process, stdio runtime.Stdio) (int, error) {
-	dir := filepath.Join(ws.dir, "container")
+	dir := filepath.Join(ws.Dir(), "container")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return 0, err
 	}
 	runner := &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
 	return runner.RunContainer(ctx, runtime.Container{
-		ID: "slimbuild-" + randomID(), Rootfs: ws.rootfs, Dir: dir, User: user, Process: p, Stdio: stdio,
+		ID: "slimbuild-" + randomID(), Rootfs: ws.Root(), Dir: dir, User: user, Process: p, Stdio: stdio,
 		BeforeStart: b.beforeStart,
 	})
 }
@@ -527,7 +527,7 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 			if err != nil {
 				return nil, nil, err
 			}
-			return []specs.Mount{{Destination: target, Type: "bind", Source: view.rootfs, Options: opts}}, view.release, nil
+			return []specs.Mount{{Destination: target, Type: "bind", Source: view.Root(), Options: opts}}, view.Remove, nil
 		}
 		src, err := b.fromSource(m.From)
 		if err != nil {
@@ -537,11 +537,11 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 		if err != nil {
 			return nil, nil, err
 		}
-		p, err := inRoot(view.rootfs, m.Source)
+		p, err := inRoot(view.Root(), m.Source)
 		if err != nil {
-			return nil, view.release, err
+			return nil, view.Remove, err
 		}
-		return []specs.Mount{{Destination: target, Type: "bind", Source: p, Options: opts}}, view.release, nil
+		return []specs.Mount{{Destination: target, Type: "bind", Source: p, Options: opts}}, view.Remove, nil
 	}
 	return nil, nil, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 }

@@ -50,7 +50,7 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, opts RunOptions) (i
 	if err != nil {
 		return 0, err
 	}
-	defer ws.release()
+	defer ws.Remove()
 	wd := cf.Config.WorkingDir
 	if wd == "" {
 		wd = "/"

@@ -16,13 +16,13 @@ func (b *builder) workdir(ctx context.Context, s *stageState, st *step, c *instr
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		var uid, gid int
 		if s.cfg.Config.User != "" {
-			u, err := runtime.ResolveUser(ws.rootfs, s.cfg.Config.User)
+			u, err := runtime.ResolveUser(ws.Root(), s.cfg.Config.User)
 			if err != nil {
 				return err
 			}
 			uid, gid = int(u.UID), int(u.GID)
 		}
-		_, err := mkdirAllOwned(ws.rootfs, wd, uid, gid)
+		_, err := mkdirAllOwned(ws.Root(), wd, uid, gid)
 		return err
 	})
 }

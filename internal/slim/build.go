@@ -165,22 +165,18 @@ func Build(ctx context.Context, st *store.Store, img v1.Image, opts BuildOptions
 	if err != nil {
 		return v1.Hash{}, nil, nil, err
 	}
-	rootfs := filepath.Join(tmp, "rootfs")
-	if err := os.Mkdir(rootfs, 0o755); err != nil {
-		os.RemoveAll(tmp)
-		return v1.Hash{}, nil, nil, fmt.Errorf("making rootfs directory: %w", err)
-	}
 	// A read-only view of the store's unpacked layers is the final filesystem,
 	// without writing it out again.
-	if err := mountView(st, img, rootfs); err != nil {
+	view, err := viewImage(st, img, tmp)
+	if err != nil {
 		os.RemoveAll(tmp)
 		return v1.Hash{}, nil, nil, fmt.Errorf("mounting image filesystem: %w", err)
 	}
 	defer func() {
-		if snapshot.Unmount(rootfs) == nil {
-			os.RemoveAll(tmp)
-		}
+		view.Remove()
+		os.Remove(tmp)
 	}()
+	rootfs := view.Root()
 	probes := opts.Probes
 	if len(probes) == 0 {
 		probes = []Probe{{Args: opts.VerifyArgs}}
@@ -466,18 +462,16 @@ func verify(ctx context.Context, st *store.Store, slim v1.Image, d v1.Hash, prob
 	return originals[0].ExitCode, nil
 }
 
-// mountView mounts img's layers, unpacked in the store, read-only at dir.
-func mountView(st *store.Store, img v1.Image, dir string) error {
+// viewImage mounts img's layers, unpacked in the store, read-only in a new
+// snapshot under dir.
+func viewImage(st *store.Store, img v1.Image, dir string) (*snapshot.Active, error) {
 	layers, err := img.Layers()
 	if err != nil {
-		return err
-	}
-	if len(layers) == 0 {
-		return nil // scratch: the empty directory is the filesystem
+		return nil, err
 	}
 	lowers, err := st.LayerDirs(layers)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return snapshot.MountAll(snapshot.ReadOnly(lowers), dir)
+	return snapshot.Snapshotter{Dir: dir}.View(lowers)
 }

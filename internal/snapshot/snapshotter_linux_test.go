@@ -1,0 +1,79 @@
+package snapshot
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestSnapshotterLifecycle(t *testing.T) {
+	requireOverlay(t)
+	base := scratch(t)
+	lower := filepath.Join(base, "lower")
+	mkdirs(t, lower)
+	writeFile(t, filepath.Join(lower, "base"), "from the parent\n")
+	sn := Snapshotter{Dir: filepath.Join(base, "active")}
+	mkdirs(t, sn.Dir)
+
+	// Prepare: writable over the parent; Commit hands over only the changes.
+	a, err := sn.Prepare([]string{lower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(a.Root(), "base")); got != "from the parent\n" {
+		t.Errorf("prepared root has base = %q", got)
+	}
+	writeFile(t, filepath.Join(a.Root(), "new"), "made by the step\n")
+	kept := filepath.Join(base, "committed")
+	changed, err := a.Commit(func(upper string) error { return os.Rename(upper, kept) })
+	if err != nil || !changed {
+		t.Fatalf("Commit = %v, %v", changed, err)
+	}
+	if got := readFile(t, filepath.Join(kept, "new")); got != "made by the step\n" {
+		t.Errorf("committed tree has new = %q", got)
+	}
+	assertMissing(t, filepath.Join(kept, "base"))
+	assertMissing(t, filepath.Join(lower, "new"))
+	if ents, _ := os.ReadDir(sn.Dir); len(ents) != 0 {
+		t.Errorf("Commit left %d entries in the snapshotter's dir", len(ents))
+	}
+
+	// A step that changes nothing commits nothing.
+	a, err = sn.Prepare([]string{kept, lower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	if changed, err := a.Commit(func(string) error { called = true; return nil }); changed || called || err != nil {
+		t.Errorf("Commit of an unchanged snapshot = %v (keep called %v), %v", changed, called, err)
+	}
+
+	// View: read-only, nothing to commit.
+	v, err := sn.View([]string{kept, lower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v.Root(), "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Errorf("write into a view: %v, want EROFS", err)
+	}
+	if _, err := v.Commit(func(string) error { return nil }); !errors.Is(err, ErrView) {
+		t.Errorf("Commit of a view: %v, want ErrView", err)
+	}
+	v.Remove()
+
+	// A view of nothing is the empty (scratch) filesystem.
+	v, err = sn.View(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(v.Root()); err != nil || len(ents) != 0 {
+		t.Errorf("view of no parents: %d entries, %v", len(ents), err)
+	}
+	v.Remove()
+	if ents, _ := os.ReadDir(sn.Dir); len(ents) != 0 {
+		t.Errorf("Remove left %d entries in the snapshotter's dir", len(ents))
+	}
+}
