@@ -14,7 +14,6 @@ import (
 	"mvdan.cc/sh/v3/shell"
 )
 
-func init() { register(newAdviseCmd) }
 
 func newAdviseCmd(g *Globals) *cobra.Command {
 	var (

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newBuildCmd) }
 
 func newBuildCmd(g *Globals) *cobra.Command {
 	var (

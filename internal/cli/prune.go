@@ -9,10 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newPruneCmd)
-	register(newDfCmd)
-}
 
 func newPruneCmd(g *Globals) *cobra.Command {
 	var all bool

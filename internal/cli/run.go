@@ -9,9 +9,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
-	register(newRunCmd)
-}
 
 // exitError carries a process exit code through cobra to main.
 type exitError struct {

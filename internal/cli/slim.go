@@ -13,9 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newSlimCmd)
-}
 
 func newSlimCmd(g *Globals) *cobra.Command {
 	var (
