@@ -14,7 +14,6 @@ import (
 	"mvdan.cc/sh/v3/shell"
 )
 
-
 func newAdviseCmd(g *Globals) *cobra.Command {
 	var (
 		file, write, base, progress string

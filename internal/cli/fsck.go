@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func newFsckCmd(g *Globals) *cobra.Command {
 	var repair bool
 	cmd := &cobra.Command{

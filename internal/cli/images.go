@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func newImagesCmd(g *Globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

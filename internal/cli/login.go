@@ -11,7 +11,6 @@ import (
 	"github.com/slimbuild/slimbuild/internal/image"
 )
 
-
 func newLoginCmd(g *Globals) *cobra.Command {
 	var (
 		user, password string

@@ -6,9 +6,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
-
 
 // exitError carries a process exit code through cobra to main.
 type exitError struct {
@@ -51,26 +49,3 @@ func newRunCmd(g *Globals) *cobra.Command {
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
-
-// networkFlag is a --network flag, checked when the command line is parsed.
-type networkFlag struct{ n *runtime.Network }
-
-var _ pflag.Value = networkFlag{}
-
-func (f networkFlag) String() string {
-	if f.n == nil || *f.n == runtime.NetworkPrivate {
-		return "default"
-	}
-	return f.n.String()
-}
-
-func (f networkFlag) Set(s string) error {
-	n, err := runtime.ParseNetwork(s)
-	if err != nil {
-		return err
-	}
-	*f.n = n
-	return nil
-}
-
-func (networkFlag) Type() string { return "network" }

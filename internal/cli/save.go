@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func newSaveCmd(g *Globals) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{

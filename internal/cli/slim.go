@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func newSlimCmd(g *Globals) *cobra.Command {
 	var (
 		tag        string

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func newRmiCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rmi NAME...",
