@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -25,6 +26,9 @@ func newRunCmd(g *Globals) *cobra.Command {
 		Short: "Run a stored image with runc",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !rm {
+				return fmt.Errorf("--rm=false: slimbuild run keeps no container to inspect afterwards (its overlay, upper directory and runc state always go)")
+			}
 			st, img, err := g.storeAndImage(args[0])
 			if err != nil {
 				return err
@@ -45,7 +49,9 @@ func newRunCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().Var(networkFlag{&network}, "network", "network: default (private, outbound only), none or host")
-	cmd.Flags().BoolVar(&rm, "rm", true, "remove the container afterwards (always done)")
+	// docker's --rm, accepted so that docker run command lines work: the
+	// container is always removed, and --rm=false, which asks to keep it, is refused.
+	cmd.Flags().BoolVar(&rm, "rm", true, "remove the container when it exits (always: --rm=false is refused)")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
