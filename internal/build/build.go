@@ -204,7 +204,11 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if opts.DockerfileName != "" {
 		shown = opts.DockerfileName
 	}
-	plan, err := dockerfile.Parse(shown, f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
+	parsed, err := dockerfile.Parse(shown, f)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +249,11 @@ func Check(opts Options) ([]dockerfile.Warning, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	defer f.Close()
-	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == ""})
+	parsed, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == ""})
 	if err != nil {
 		return nil, err
 	}
