@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 
