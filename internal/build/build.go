@@ -433,10 +433,10 @@ func (b *builder) warnUnconsumed() {
 // negative Jobs, a build argument without a name. Build calls it first; the
 // CLI calls it before it opens the store.
 func (o *Options) Check() error {
-	switch o.Compression {
-	case "", store.Gzip, store.Zstd, store.None:
-	default:
-		return fmt.Errorf("unsupported compression %q: use gzip, zstd or none", o.Compression)
+	if o.Compression != "" {
+		if _, err := store.ParseCompression(string(o.Compression)); err != nil {
+			return err
+		}
 	}
 	if o.Jobs < 0 {
 		return fmt.Errorf("jobs must be 0 (as many as can run) or more, not %d", o.Jobs)
