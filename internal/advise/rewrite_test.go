@@ -57,7 +57,11 @@ CMD ["/usr/local/bin/hello"]
 // lastStage parses df with the project's planner and returns its last stage's commands.
 func lastStage(t *testing.T, df []byte) (*dockerfile.Plan, []instructions.Command) {
 	t.Helper()
-	p, err := dockerfile.Parse("Dockerfile", bytes.NewReader(df), dockerfile.Options{})
+	parsed, err := dockerfile.Parse("Dockerfile", bytes.NewReader(df))
+	if err != nil {
+		t.Fatalf("advised Dockerfile does not parse: %v\n%s", err, df)
+	}
+	p, err := parsed.Plan(dockerfile.Options{})
 	if err != nil {
 		t.Fatalf("advised Dockerfile does not parse: %v\n%s", err, df)
 	}

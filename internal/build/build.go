@@ -209,7 +209,11 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if opts.DockerfileName != "" {
 		shown = opts.DockerfileName
 	}
-	plan, err := dockerfile.Parse(shown, f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
+	parsed, err := dockerfile.Parse(shown, f)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +258,11 @@ func Check(opts Options) ([]dockerfile.Warning, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	defer f.Close()
-	plan, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == ""})
+	parsed, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == ""})
 	if err != nil {
 		return nil, err
 	}
@@ -435,10 +443,10 @@ func (b *builder) warnUnconsumed() {
 // negative Jobs, a build argument without a name. Build calls it first; the
 // CLI calls it before it opens the store.
 func (o *Options) Check() error {
-	switch o.Compression {
-	case "", store.Gzip, store.Zstd, store.None:
-	default:
-		return fmt.Errorf("unsupported compression %q: use gzip, zstd or none", o.Compression)
+	if o.Compression != "" {
+		if _, err := store.ParseCompression(string(o.Compression)); err != nil {
+			return err
+		}
 	}
 	if o.Jobs < 0 {
 		return fmt.Errorf("jobs must be 0 (as many as can run) or more, not %d", o.Jobs)

@@ -390,17 +390,7 @@ func parseChmod(s string) (fs.FileMode, bool, error) {
 	if err != nil || n > 0o7777 {
 		return 0, false, fmt.Errorf("--chmod=%s: only octal modes are supported", s)
 	}
-	m := fs.FileMode(n & 0o777)
-	if n&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m, true, nil
+	return layer.FileMode(int64(n)), true, nil
 }
 
 func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req copyRequest) error {
@@ -974,7 +964,7 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 		if old, lerr := os.Lstat(target); lerr == nil && !(old.IsDir() && hdr.Typeflag == tar.TypeDir) {
 			os.RemoveAll(target)
 		}
-		mode := fs.FileMode(hdr.Mode).Perm()
+		mode := layer.FileMode(hdr.Mode)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -1015,7 +1005,6 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 			return true, err
 		}
 		if hdr.Typeflag != tar.TypeSymlink {
-			mode |= tarSpecial(hdr.Mode)
 			if err := os.Chmod(target, mode); err != nil {
 				return true, err
 			}
@@ -1032,20 +1021,6 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 		unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return true, nil
-}
-
-func tarSpecial(m int64) fs.FileMode {
-	var out fs.FileMode
-	if m&0o4000 != 0 {
-		out |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		out |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		out |= fs.ModeSticky
-	}
-	return out
 }
 
 // checkChecksum applies BuildKit's rules to ADD --checksum: one source, an

@@ -68,7 +68,7 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 			seen[cur] = true
 			e := &dirEntry{name: cur, perm: 0o755, mtime: now}
 			if hasChmod {
-				e.perm = modeBits(chmod)
+				e.perm = layer.UnixMode(chmod)
 			}
 			if own.set {
 				e.owner = layer.Owner{UID: own.uid, GID: own.gid}
@@ -162,7 +162,7 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 			seen[rel] = true
 			top := &dirEntry{name: rel, perm: 0o755, mtime: now}
 			if hasChmod {
-				top.perm = modeBits(chmod)
+				top.perm = layer.UnixMode(chmod)
 			}
 			if own.set {
 				top.owner = layer.Owner{UID: own.uid, GID: own.gid}
@@ -193,7 +193,7 @@ func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod f
 		opts.Owner = &layer.Owner{}
 	}
 	if hasChmod {
-		perm := modeBits(chmod)
+		perm := layer.UnixMode(chmod)
 		opts.Perm = &perm
 	}
 	return b.writeLayer(func(tw *layer.Writer) error {
@@ -238,19 +238,4 @@ func (b *builder) writeLayer(fill func(tw *layer.Writer) error) (*store.LayerInf
 		return nil, fmt.Errorf("storing layer: %w", err)
 	}
 	return &info, nil
-}
-
-// modeBits is m's Unix permission and special bits (07777).
-func modeBits(m fs.FileMode) uint32 {
-	perm := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		perm |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		perm |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		perm |= 0o1000
-	}
-	return perm
 }

@@ -65,7 +65,11 @@ func TestEpochFromPlan(t *testing.T) {
 		{name: "bad", dockerfile: "ARG SOURCE_DATE_EPOCH=yesterday\nFROM scratch\n", wantErr: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			plan, err := dockerfile.Parse("Dockerfile", strings.NewReader(c.dockerfile), dockerfile.Options{BuildArgs: c.buildArgs})
+			parsed, err := dockerfile.Parse("Dockerfile", strings.NewReader(c.dockerfile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := parsed.Plan(dockerfile.Options{BuildArgs: c.buildArgs})
 			if err != nil {
 				t.Fatal(err)
 			}

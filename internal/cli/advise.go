@@ -8,13 +8,12 @@ import (
 	"github.com/slimbuild/slimbuild/internal/advise"
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/spf13/cobra"
 	"mvdan.cc/sh/v3/shell"
 )
-
-func init() { register(newAdviseCmd) }
 
 func newAdviseCmd(g *Globals) *cobra.Command {
 	var (
@@ -93,7 +92,7 @@ exits non-zero.`,
 				return err
 			}
 			fmt.Fprintf(w, "advised: %s → %s of files (%.1f%% smaller); verified: both images exit %d with the same output\n",
-				humanBytes(res.OriginalBytes), humanBytes(res.AdvisedBytes), res.ReductionPercent(), res.ExitCode)
+				report.HumanSize(res.OriginalBytes), report.HumanSize(res.AdvisedBytes), res.ReductionPercent(), res.ExitCode)
 			return nil
 		},
 	}

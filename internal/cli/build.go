@@ -16,20 +16,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newBuildCmd) }
-
 func newBuildCmd(g *Globals) *cobra.Command {
 	var (
-		file, target, progress, compression string
-		sourceDateEpoch                     string
-		tags, buildArgs, secrets, outputs   []string
-		cacheTo, cacheFrom                  []string
-		slimProbeCmds, slimHTTPProbes       []string
-		network                             runtime.Network
-		noCache, push, slimIt               bool
-		jobs                                int
-		newRegistry                         func(io.Writer) *image.Registry
-		bx                                  buildxFlags
+		file, target, progress, sourceDateEpoch string
+		compression                             = store.Gzip
+		tags, buildArgs, secrets, outputs       []string
+		cacheTo, cacheFrom                      []string
+		slimProbeCmds, slimHTTPProbes           []string
+		network                                 runtime.Network
+		noCache, push, slimIt                   bool
+		jobs                                    int
+		newRegistry                             func(io.Writer) *image.Registry
+		bx                                      buildxFlags
 	)
 	var checkOnly bool
 	cmd := &cobra.Command{
@@ -39,7 +37,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := build.Options{
 				ContextDir: args[0], Dockerfile: file, Target: target, Tags: tags, Network: network,
-				NoCache: noCache, Jobs: jobs, Compression: store.Compression(compression),
+				NoCache: noCache, Jobs: jobs, Compression: compression,
 				BuildArgs: map[string]string{}, Secrets: map[string]string{},
 			}
 			for _, kv := range buildArgs {
@@ -72,6 +70,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				opts.Secrets[id] = src
 			}
 			if err := bx.check(cmd); err != nil {
+				return err
+			}
+			if err := checkGateFlags(cmd); err != nil {
 				return err
 			}
 			if err := bx.options(cmd, &opts); err != nil {
@@ -187,8 +188,8 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.StringArrayVar(&cacheFrom, "cache-from", nil, "use a shared build cache: type=registry,ref=REF (repeatable)")
 	newRegistry = addRegistryFlags(cmd)
 	f.BoolVar(&noCache, "no-cache", false, "do not use the build cache")
-	f.IntVar(&jobs, "jobs", 0, "how many stages may run at once (default: all that can)")
-	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
+	f.Var(countFlag{&jobs}, "jobs", "how many stages may run at once (default: all that can)")
+	f.Var(compressionFlag{&compression}, "compression", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
 	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
 	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like slimbuild slim): the -t names go to the slim image, the full one stays untagged")

@@ -29,7 +29,7 @@ type buildxFlags struct {
 
 	labels, annotations, addHosts []string
 	ulimits, noCacheFilter, allow []string
-	shmSize                       string
+	shmSize                       int64
 	pull, load                    bool
 }
 
@@ -44,7 +44,7 @@ func (x *buildxFlags) add(f *pflag.FlagSet) {
 	f.StringArrayVar(&x.annotations, "annotation", nil, "set an annotation of the image manifest: [manifest:]KEY=VALUE (repeatable)")
 	f.StringArrayVar(&x.addHosts, "add-host", nil, "add a line to RUN's /etc/hosts: HOST:IP or HOST=IP (repeatable)")
 	f.StringArrayVar(&x.ulimits, "ulimit", nil, "resource limit of RUN: NAME=SOFT[:HARD], NAME as docker's (nofile, nproc, core...) (repeatable)")
-	f.StringVar(&x.shmSize, "shm-size", "", "size of RUN's /dev/shm (e.g. 128m; default 64m)")
+	f.Var(sizeFlag{n: &x.shmSize, ram: true}, "shm-size", "size of RUN's /dev/shm (e.g. 128m; default 64m)")
 	f.BoolVar(&x.pull, "pull", false, "always pull the FROM images again, even when the store has them")
 	f.StringArrayVar(&x.noCacheFilter, "no-cache-filter", nil, "do not use the build cache for the steps of this stage (repeatable)")
 	f.StringSliceVar(&x.allow, "allow", nil, "grant an entitlement: network.host (RUN --network=host) or security.insecure")
@@ -80,13 +80,7 @@ func (x *buildxFlags) options(cmd *cobra.Command, opts *build.Options) error {
 		}
 		opts.Ulimits = append(opts.Ulimits, r)
 	}
-	if cmd.Flags().Changed("shm-size") {
-		n, err := units.RAMInBytes(x.shmSize)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("--shm-size %q: not a size greater than 0 (e.g. 128m)", x.shmSize)
-		}
-		opts.ShmSize = n
-	}
+	opts.ShmSize = x.shmSize
 	opts.Pull = x.pull
 	for _, s := range x.noCacheFilter {
 		if s == "" {

@@ -7,10 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newFsckCmd)
-}
-
 func newFsckCmd(g *Globals) *cobra.Command {
 	var repair bool
 	cmd := &cobra.Command{

@@ -11,10 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newImagesCmd)
-}
-
 func newImagesCmd(g *Globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

@@ -7,10 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newImportCmd)
-}
-
 func newImportCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "import SOURCE NAME",

@@ -11,11 +11,6 @@ import (
 	"github.com/slimbuild/slimbuild/internal/image"
 )
 
-func init() {
-	register(newLoginCmd)
-	register(newLogoutCmd)
-}
-
 func newLoginCmd(g *Globals) *cobra.Command {
 	var (
 		user, password string

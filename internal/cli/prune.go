@@ -9,72 +9,24 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newPruneCmd)
-	register(newDfCmd)
-}
-
 func newPruneCmd(g *Globals) *cobra.Command {
 	var all bool
-	var keep string
+	var keep int64
 	cmd := &cobra.Command{
-		Use:   "prune [--all] [--keep-storage SIZE]",
+		Use:   "prune [--all | --keep-storage SIZE]",
 		Short: "Remove blobs and unpacked layers nothing refers to (and, with --all, the build cache)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if all && keep > 0 {
+				return fmt.Errorf("--all and --keep-storage exclude each other: --all drops the whole build cache")
+			}
 			st, err := g.Store()
 			if err != nil {
 				return err
 			}
-			var limit int64 = -1
-			if keep != "" {
-				if limit, err = report.ParseSize(keep); err != nil {
-					return fmt.Errorf("--keep-storage: %w", err)
-				}
-			}
-			var stats store.GCStats
-			gc := func() error {
-				s, err := st.GC(store.GCOptions{})
-				stats.Blobs += s.Blobs
-				stats.LayerDirs += s.LayerDirs
-				stats.Bytes += s.Bytes
+			stats, err := st.Prune(store.PruneOptions{All: all, KeepStorage: keep})
+			if err != nil {
 				return err
-			}
-			if all {
-				if err := st.ClearCache(); err != nil {
-					return fmt.Errorf("clearing the build cache: %w", err)
-				}
-			}
-			if err := gc(); err != nil {
-				return err
-			}
-			if limit >= 0 && !all {
-				// Drop the least recently used cache entries, a tenth at a time,
-				// until the store fits or the cache is empty.
-				for {
-					u, err := st.DiskUsage()
-					if err != nil {
-						return err
-					}
-					if u.BlobBytes+u.LayerDirBytes+u.CacheBytes+u.TempBytes <= limit {
-						break
-					}
-					entries, err := st.CacheEntries()
-					if err != nil {
-						return err
-					}
-					if len(entries) == 0 {
-						break
-					}
-					for _, e := range entries[:max(1, len(entries)/10)] {
-						if err := st.DeleteCache(e.Key); err != nil {
-							return err
-						}
-					}
-					if err := gc(); err != nil {
-						return err
-					}
-				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d blobs and %d unpacked layers, %s reclaimed\n",
 				stats.Blobs, stats.LayerDirs, report.HumanSize(stats.Bytes))
@@ -82,7 +34,7 @@ func newPruneCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "also remove the whole build cache")
-	cmd.Flags().StringVar(&keep, "keep-storage", "", "drop the least recently used build cache until the store is at most SIZE")
+	cmd.Flags().Var(sizeFlag{n: &keep}, "keep-storage", "drop the least recently used build cache until the store is at most SIZE (e.g. 500MB, 2GiB)")
 	return cmd
 }
 

@@ -9,11 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newPullCmd)
-	register(newPushCmd)
-}
-
 func newPullCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "pull REF",

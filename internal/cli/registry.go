@@ -14,6 +14,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/regcache"
+	"github.com/slimbuild/slimbuild/internal/report"
 )
 
 // cacheSpec is a parsed --cache-to or --cache-from value.
@@ -144,7 +145,7 @@ func (m *pushMeter) update(complete, total int64) {
 	}
 	m.last = now
 	rate := float64(complete) / max(now.Sub(m.start).Seconds(), 0.001)
-	fmt.Fprintf(m.out, "pushing: %s of %s (%s/s)\n", humanBytes(complete), humanBytes(total), humanBytes(int64(rate)))
+	fmt.Fprintf(m.out, "pushing: %s of %s (%s/s)\n", report.HumanSize(complete), report.HumanSize(total), report.HumanSize(int64(rate)))
 }
 
 // openCaches reads each --cache-from cache; a ref that does not exist yet is an

@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newReportCmd) }
-
 func newReportCmd(g *Globals) *cobra.Command {
 	var compare, format, output string
 	var top int

@@ -43,7 +43,8 @@ func (g *Globals) Store() (*store.Store, error) {
 	return st, nil
 }
 
-// NewRoot returns the slimbuild command with every subcommand.
+// NewRoot returns the slimbuild command with every subcommand, each made by
+// its file's constructor: nothing is registered at package init.
 func NewRoot() *cobra.Command {
 	g := &Globals{}
 	root := &cobra.Command{
@@ -53,8 +54,12 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.Root, "root", DefaultRoot(), "directory holding all state (env SLIMBUILD_ROOT)")
-	for _, add := range commands {
-		c := add(g)
+	for _, c := range []*cobra.Command{
+		newBuildCmd(g), newRunCmd(g), newSlimCmd(g), newAdviseCmd(g), newReportCmd(g),
+		newImagesCmd(g), newTagCmd(g), newRmiCmd(g), newInspectCmd(g), newSaveCmd(g), newImportCmd(g),
+		newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g),
+		newPruneCmd(g), newDfCmd(g), newFsckCmd(g),
+	} {
 		if run := c.RunE; run != nil {
 			// Release the store (and its lock) when the command is done.
 			c.RunE = func(cmd *cobra.Command, args []string) error {
@@ -66,11 +71,6 @@ func NewRoot() *cobra.Command {
 	}
 	return root
 }
-
-// commands is filled by each command's file through register.
-var commands []func(*Globals) *cobra.Command
-
-func register(f func(*Globals) *cobra.Command) { commands = append(commands, f) }
 
 // storeAndImage opens the store and finds ref (a name or a digest) in it.
 func (g *Globals) storeAndImage(ref string) (*store.Store, v1.Image, error) {

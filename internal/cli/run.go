@@ -2,16 +2,12 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
-
-func init() {
-	register(newRunCmd)
-}
 
 // exitError carries a process exit code through cobra to main.
 type exitError struct {
@@ -30,6 +26,9 @@ func newRunCmd(g *Globals) *cobra.Command {
 		Short: "Run a stored image with runc",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !rm {
+				return fmt.Errorf("--rm=false: slimbuild run keeps no container to inspect afterwards (its overlay, upper directory and runc state always go)")
+			}
 			st, img, err := g.storeAndImage(args[0])
 			if err != nil {
 				return err
@@ -50,30 +49,9 @@ func newRunCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().Var(networkFlag{&network}, "network", "network: default (private, outbound only), none or host")
-	cmd.Flags().BoolVar(&rm, "rm", true, "remove the container afterwards (always done)")
+	// docker's --rm, accepted so that docker run command lines work: the
+	// container is always removed, and --rm=false, which asks to keep it, is refused.
+	cmd.Flags().BoolVar(&rm, "rm", true, "remove the container when it exits (always: --rm=false is refused)")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
-
-// networkFlag is a --network flag, checked when the command line is parsed.
-type networkFlag struct{ n *runtime.Network }
-
-var _ pflag.Value = networkFlag{}
-
-func (f networkFlag) String() string {
-	if f.n == nil || *f.n == runtime.NetworkPrivate {
-		return "default"
-	}
-	return f.n.String()
-}
-
-func (f networkFlag) Set(s string) error {
-	n, err := runtime.ParseNetwork(s)
-	if err != nil {
-		return err
-	}
-	*f.n = n
-	return nil
-}
-
-func (networkFlag) Type() string { return "network" }

@@ -9,11 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newSaveCmd)
-	register(newInspectCmd)
-}
-
 func newSaveCmd(g *Globals) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{

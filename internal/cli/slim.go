@@ -9,13 +9,10 @@ import (
 	"time"
 
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/spf13/cobra"
 )
-
-func init() {
-	register(newSlimCmd)
-}
 
 func newSlimCmd(g *Globals) *cobra.Command {
 	var (
@@ -100,7 +97,7 @@ func newSlimCmd(g *Globals) *cobra.Command {
 			}
 			fmt.Fprintf(w, "closure of %s: %d paths (%d with parents) of %d, %s → %s (%.1f%% smaller)\n",
 				rep.Closure.Entrypoint, len(rep.Closure.Entries), rep.FilesAfter, rep.FilesBefore,
-				humanBytes(rep.BytesBefore), humanBytes(rep.BytesAfter), rep.ReductionPercent())
+				report.HumanSize(rep.BytesBefore), report.HumanSize(rep.BytesAfter), rep.ReductionPercent())
 			if rep.Verified {
 				fmt.Fprintf(w, "verified: both images exit %d with the same output\n", rep.ExitCode)
 			}
@@ -153,18 +150,4 @@ func writeExplainFile(name string, rep *slim.Report) error {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	return nil
-}
-
-// humanBytes renders n in B, kB, MB, GB (powers of 1000).
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGT"[exp])
 }

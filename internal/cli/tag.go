@@ -9,11 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(newRmiCmd)
-	register(newTagCmd)
-}
-
 func newRmiCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rmi NAME...",

@@ -52,7 +52,7 @@ func TestBuildChecks(t *testing.T) {
 		{name: "upstream frontend is another one", src: "# syntax=docker/dockerfile-upstream:master\nFROM busybox\n", want: []string{"1 notice"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := Parse("Dockerfile", strings.NewReader(tc.src), tc.opts)
+			p, err := planOf(tc.src, tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestBuildChecks(t *testing.T) {
 }
 
 func TestCheckErrorDirective(t *testing.T) {
-	p, err := Parse("Dockerfile", strings.NewReader("# check=error=true\nFROM busybox as base\n"), Options{})
+	p, err := planOf("# check=error=true\nFROM busybox as base\n", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,14 +86,14 @@ func TestCheckErrorDirective(t *testing.T) {
 	if !errors.Is(err, ErrCheckFailed) || !strings.Contains(err.Error(), "FromAsCasing") || !strings.HasPrefix(err.Error(), "Dockerfile:") {
 		t.Fatalf("LintError = %v, want the failed rule named", err)
 	}
-	p, err = Parse("Dockerfile", strings.NewReader("# check=error=true\nFROM busybox AS base\n"), Options{})
+	p, err = planOf("# check=error=true\nFROM busybox AS base\n", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.LintError(); err != nil {
 		t.Fatalf("LintError on a clean file = %v", err)
 	}
-	if _, err := Parse("Dockerfile", strings.NewReader("# check=bogus=1\nFROM busybox\n"), Options{}); err == nil || !strings.Contains(err.Error(), "Dockerfile:1") {
+	if _, err := planOf("# check=bogus=1\nFROM busybox\n", Options{}); err == nil || !strings.Contains(err.Error(), "Dockerfile:1") {
 		t.Fatalf("bad # check= directive: err = %v, want an error at Dockerfile:1", err)
 	}
 }

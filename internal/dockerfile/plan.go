@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,7 +27,7 @@ type Options struct {
 	AllStages bool
 }
 
-// Plan is a parsed Dockerfile with its stage graph.
+// Plan is a File planned for one target: its stages resolved, with the stage graph.
 type Plan struct {
 	File   string
 	Escape rune
@@ -65,8 +66,6 @@ type Stage struct {
 	// Deps are the stages this one needs: its base stage and every COPY --from and
 	// RUN --mount from= that names a stage, in first-use order, without duplicates.
 	Deps []int
-	// Images are the images named by COPY --from or RUN --mount from= that are not stages.
-	Images []string
 }
 
 // ID is how progress names a stage: its name, or its index.
@@ -96,8 +95,25 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrUnknownTarget is returned (wrapped) when --target names no stage.
 var ErrUnknownTarget = errors.New("unknown target stage")
 
-// Parse reads a Dockerfile and plans the build of opts.Target.
-func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
+// File is a parsed Dockerfile, the first of the two steps: BuildKit's AST made
+// typed instructions (stages and the global ARGs before the first FROM), the
+// escape token and the findings of the checks that need no build options. It
+// is read-only once parsed: Plan may be called on it more than once.
+type File struct {
+	Name   string
+	Escape rune
+	// Stages are BuildKit's typed stages, in file order.
+	Stages []instructions.Stage
+	// MetaArgs are the ARG instructions before the first FROM, as written.
+	MetaArgs []instructions.ArgCommand
+
+	src      []byte    // for the # check= directive, read again by each Plan
+	warnings []Warning // what parsing found
+}
+
+// Parse reads the Dockerfile named file (the name is only shown in errors and
+// warnings) into typed instructions. Every error names file:line.
+func Parse(file string, r io.Reader) (*File, error) {
 	src, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", file, err)
@@ -126,14 +142,27 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 	if len(stages) == 0 {
 		return nil, &Error{File: file, Err: errors.New("no FROM instruction: a Dockerfile needs at least one stage")}
 	}
-	p := &Plan{File: file, Escape: res.EscapeToken, BuildArgs: opts.BuildArgs}
+	lintStages(lint, shell.NewLex(res.EscapeToken), stages, metaArgs)
+	return &File{Name: file, Escape: res.EscapeToken, Stages: stages, MetaArgs: metaArgs, src: src, warnings: warnings}, nil
+}
+
+// Plan is the second step: it expands the global ARGs (with opts.BuildArgs),
+// resolves each stage's base and dependencies, checks the stage graph and
+// orders what opts.Target needs. Every error names file:line.
+func (f *File) Plan(opts Options) (*Plan, error) {
+	file, stages, metaArgs := f.Name, f.Stages, f.MetaArgs
+	warnings := slices.Clone(f.warnings)
+	lint, err := newLinter(file, f.src, &warnings)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{File: file, Escape: f.Escape, BuildArgs: opts.BuildArgs}
 	p.checkError = lint.ReturnAsError
 	defer func() { p.Warnings = warnings }()
 	if p.BuildArgs == nil {
 		p.BuildArgs = map[string]string{}
 	}
-	lex := shell.NewLex(res.EscapeToken)
-	lintStages(lint, lex, stages, metaArgs)
+	lex := shell.NewLex(f.Escape)
 
 	// Global ARGs: each value is expanded with the ones before it, and --build-arg wins.
 	global := PlatformArgs()
@@ -200,8 +229,6 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 				}
 				if isStage {
 					s.Deps = appendUnique(s.Deps, dep)
-				} else if !contains(s.Images, ref) {
-					s.Images = append(s.Images, ref)
 				}
 			}
 		}
@@ -398,15 +425,6 @@ func appendUnique(xs []int, x int) []int {
 		}
 	}
 	return append(xs, x)
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // PlatformArgs are the ARGs BuildKit defines by itself: in the global scope, and in

@@ -74,7 +74,7 @@ RUN --mount=type=bind,from=two,target=/x true
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := Parse("Dockerfile", strings.NewReader(tc.src), tc.opts)
+			p, err := planOf(tc.src, tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,17 +97,70 @@ RUN --mount=type=bind,from=two,target=/x true
 	}
 }
 
-func TestPlanScratchAndImages(t *testing.T) {
-	p, err := Parse("Dockerfile", strings.NewReader("FROM scratch\nCOPY --from=busybox:1 /bin/busybox /\n"), Options{})
+// planOf parses src and plans it with opts, the two steps every caller takes.
+func planOf(src string, opts Options) (*Plan, error) {
+	f, err := Parse("Dockerfile", strings.NewReader(src))
+	if err != nil {
+		return nil, err
+	}
+	return f.Plan(opts)
+}
+
+func TestPlanScratch(t *testing.T) {
+	p, err := planOf("FROM scratch\nCOPY --from=busybox:1 /bin/busybox /\n", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := p.Stages[0]
-	if !s.Scratch || s.Base != "" || s.BaseStage != -1 {
+	if !s.Scratch || s.Base != "" || s.BaseStage != -1 || len(s.Deps) != 0 {
 		t.Errorf("scratch stage = %+v", s)
 	}
-	if diff := cmp.Diff([]string{"busybox:1"}, s.Images); diff != "" {
-		t.Errorf("images (-want +got):\n%s", diff)
+}
+
+// TestParseThenPlan: the parsed File is planned again with other options,
+// and each plan is its own: build args and targets do not leak from one to
+// the next, and parse-time warnings are in each plan once.
+func TestParseThenPlan(t *testing.T) {
+	src := "ARG BASE=busybox\nFROM ${BASE} AS a\nFROM a as b\nFROM scratch AS c\nCOPY --from=b /x /x\n"
+	f, err := Parse("Dockerfile", strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		opts       Options
+		wantBase   string
+		wantNeeded []int
+	}{
+		{"defaults", Options{}, "busybox", []int{0, 1, 2}},
+		{"build arg", Options{BuildArgs: map[string]string{"BASE": "alpine:3"}}, "alpine:3", []int{0, 1, 2}},
+		{"target", Options{Target: "a"}, "busybox", []int{0}},
+		{"defaults again", Options{}, "busybox", []int{0, 1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := f.Plan(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Stages[0].Base != tc.wantBase {
+				t.Errorf("base %q, want %q", p.Stages[0].Base, tc.wantBase)
+			}
+			if diff := cmp.Diff(tc.wantNeeded, p.Needed); diff != "" {
+				t.Errorf("needed (-want +got):\n%s", diff)
+			}
+			casing := 0
+			for _, w := range p.Warnings {
+				if w.Rule == "FromAsCasing" {
+					casing++
+				}
+			}
+			if casing != 1 {
+				t.Errorf("FromAsCasing reported %d times, want once: %v", casing, p.Warnings)
+			}
+		})
+	}
+	if f.MetaArgs[0].Args[0].Value == nil || *f.MetaArgs[0].Args[0].Value != "busybox" {
+		t.Errorf("planning changed the parsed global ARG: %+v", f.MetaArgs[0].Args[0])
 	}
 }
 
@@ -132,7 +185,7 @@ func TestPlanErrors(t *testing.T) {
 		{name: "foreign platform from arg", src: "ARG P=windows/arm\nFROM --platform=$P busybox AS a\nFROM a\n", want: "Dockerfile:2: FROM --platform=windows/arm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("Dockerfile", strings.NewReader(tc.src), tc.opts)
+			_, err := planOf(tc.src, tc.opts)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -155,7 +208,7 @@ func TestPlanHostPlatform(t *testing.T) {
 		"FROM --platform=" + PlatformArgs()["TARGETPLATFORM"] + " busybox\n",
 		"FROM --platform=linux/s390x busybox AS unused\nFROM busybox\n",
 	} {
-		if _, err := Parse("Dockerfile", strings.NewReader(src), Options{}); err != nil {
+		if _, err := planOf(src, Options{}); err != nil {
 			t.Errorf("%q: %v", src, err)
 		}
 	}
@@ -171,7 +224,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		p, err := Parse("Dockerfile", strings.NewReader(src), Options{})
+		p, err := planOf(src, Options{})
 		if err != nil {
 			return
 		}

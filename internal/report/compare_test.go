@@ -256,3 +256,24 @@ func TestParseGate(t *testing.T) {
 		t.Errorf("bad category: %v", err)
 	}
 }
+
+// TestParseRAMSize: docker's memory sizes are powers of 1024 whatever the unit's
+// spelling, with ParseSize's syntax and refusals.
+func TestParseRAMSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"128m", 128 << 20}, {"64M", 64 << 20}, {"1g", 1 << 30}, {"512k", 512 << 10}, {"2KB", 2048},
+		{"5MiB", 5 << 20}, {"1.5g", 3 << 29}, {"100", 100}, {"100b", 100}, {"1t", 1 << 40},
+	} {
+		if got, err := ParseRAMSize(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseRAMSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "big", "-1m", "5ib", "5i", "1.2.3m", "9999999999999t", "5 M B"} {
+		if got, err := ParseRAMSize(bad); err == nil {
+			t.Errorf("ParseRAMSize(%q) = %d, want an error", bad, got)
+		}
+	}
+}

@@ -7,33 +7,22 @@ import (
 	"strings"
 )
 
-// sizeUnits maps a lower-cased unit suffix to its multiplier. SI units (kB, MB, GB, TB) are
-// powers of 1000, IEC units (KiB, MiB, GiB, TiB) powers of 1024; a bare number is bytes.
-var sizeUnits = map[string]float64{
-	"":    1,
-	"b":   1,
-	"k":   1e3,
-	"kb":  1e3,
-	"m":   1e6,
-	"mb":  1e6,
-	"g":   1e9,
-	"gb":  1e9,
-	"t":   1e12,
-	"tb":  1e12,
-	"ki":  1 << 10,
-	"kib": 1 << 10,
-	"mi":  1 << 20,
-	"mib": 1 << 20,
-	"gi":  1 << 30,
-	"gib": 1 << 30,
-	"ti":  1 << 40,
-	"tib": 1 << 40,
-}
+// sizePrefixes are the unit prefixes a size may carry, lower-cased, with their
+// power: k is 1000 (or 1024), m 1000² (or 1024²), and so on.
+var sizePrefixes = map[string]int{"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 // ParseSize parses a size such as "1234", "100kB", "2.2MB" or "5MiB" into bytes. SI units
 // are powers of 1000 and IEC units (KiB, MiB, …) powers of 1024; units are case-insensitive
 // and may be separated from the number by spaces.
-func ParseSize(s string) (int64, error) {
+func ParseSize(s string) (int64, error) { return parseSize(s, 1000) }
+
+// ParseRAMSize parses a size as docker's memory flags do (--shm-size, --memory):
+// every unit is a power of 1024, "128m" and "128MiB" alike. The syntax is ParseSize's.
+func ParseRAMSize(s string) (int64, error) { return parseSize(s, 1024) }
+
+// parseSize is the one size parser: si is what k, m, g and t multiply by (1000,
+// or 1024 in docker's memory flags); an "i" (KiB, Mi) always means 1024.
+func parseSize(s string, si float64) (int64, error) {
 	t := strings.TrimSpace(s)
 	i := 0
 	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
@@ -43,15 +32,19 @@ func ParseSize(s string) (int64, error) {
 	if num == "" {
 		return 0, fmt.Errorf("parsing size %q: no number", s)
 	}
-	mult, ok := sizeUnits[unit]
-	if !ok {
+	prefix, base, iec := strings.TrimSuffix(unit, "b"), si, false
+	if p, ok := strings.CutSuffix(prefix, "i"); ok {
+		prefix, base, iec = p, 1024, true
+	}
+	pow, ok := sizePrefixes[prefix]
+	if !ok || iec && pow == 0 {
 		return 0, fmt.Errorf("parsing size %q: unknown unit %q (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)", s, t[i:])
 	}
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil {
 		return 0, fmt.Errorf("parsing size %q: %w", s, err)
 	}
-	v := math.Round(f * mult)
+	v := math.Round(f * math.Pow(base, float64(pow)))
 	if math.IsInf(v, 0) || math.IsNaN(v) || v >= math.MaxInt64 {
 		return 0, fmt.Errorf("parsing size %q: too large", s)
 	}

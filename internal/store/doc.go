@@ -84,6 +84,11 @@
 // directory. tmp/ is emptied only when no other process has the store open. Within one
 // process, the caller must not run GC concurrently with other use of the store (its
 // own lease is not consulted).
+//
+// Prune is the eviction policy of `slimbuild prune` on top of GC: with All it drops
+// the whole build cache; with KeepStorage it drops the least recently used cache
+// entries (a tenth at a time, GC after each round) until the store is at most that
+// size or the cache is empty. What names refer to is never dropped.
 
 // # Ownership
 //

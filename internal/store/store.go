@@ -32,6 +32,15 @@ const (
 	None Compression = "none"
 )
 
+// ParseCompression reads a --compression value: gzip, zstd or none.
+func ParseCompression(s string) (Compression, error) {
+	switch c := Compression(s); c {
+	case Gzip, Zstd, None:
+		return c, nil
+	}
+	return "", fmt.Errorf("unknown compression %q (want gzip, zstd or none)", s)
+}
+
 // MediaType is the OCI layer media type for blobs compressed with c.
 func (c Compression) MediaType() (types.MediaType, error) {
 	switch c {
