@@ -104,14 +104,15 @@ func decodeScan(b []byte) (*layerScan, error) {
 	if n > 0 {
 		ls.entries = make([]entry, 0, n)
 	}
-	prev := ""
+	var path []byte // the previous entry's path, then this one's
 	for i := 0; i < n && d.err == nil; i++ {
 		shared := d.int()
-		if shared > len(prev) {
+		if shared > len(path) {
 			d.err = errCorrupt
 			break
 		}
-		e := entry{path: prev[:shared] + d.string()}
+		path = append(path[:shared], d.bytes()...)
+		e := entry{path: string(path)}
 		e.kind, e.flags = d.byte(), d.byte()
 		e.mode = d.varint()
 		e.size = d.int64()
@@ -120,7 +121,6 @@ func decodeScan(b []byte) (*layerScan, error) {
 			d.err = errCorrupt
 		}
 		ls.entries = append(ls.entries, e)
-		prev = e.path
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errCorrupt
@@ -201,16 +201,19 @@ func (d *decoder) byte() byte {
 	return c
 }
 
-func (d *decoder) string() string {
+func (d *decoder) string() string { return string(d.bytes()) }
+
+// bytes reads a string without copying it.
+func (d *decoder) bytes() []byte {
 	n := d.int()
 	if d.err != nil {
-		return ""
+		return nil
 	}
 	if n > len(d.b) {
 		d.err = errCorrupt
-		return ""
+		return nil
 	}
-	s := string(d.b[:n])
+	s := d.b[:n]
 	d.b = d.b[n:]
 	return s
 }
