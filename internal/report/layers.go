@@ -13,6 +13,7 @@ import (
 // LayerSource is one layer whose files a report reads. ID names the layer's content: two
 // sources with the same ID must give the same tar (a diffID, or the identity of a snapshot).
 // Open returns the layer as an uncompressed tar; the report reads it to its end and closes it.
+// A source with an empty ID is read every time and never cached.
 type LayerSource struct {
 	ID   string
 	Open func() (io.ReadCloser, error)
