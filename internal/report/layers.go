@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -65,7 +66,9 @@ func ImageLayers(img v1.Image) ([]LayerSource, error) {
 // put in the cache. A cache entry that cannot be decoded is ignored and the layer read again.
 // The result equals what AnalyzeContext reports for the same image.
 func AnalyzeLayers(ctx context.Context, img v1.Image, layers []LayerSource, opts Options) (*Report, error) {
-	return newLayerReader(opts.Cache).analyze(ctx, img, layers, opts)
+	lr := newLayerReader(opts.Cache)
+	defer lr.puts.Wait()
+	return lr.analyze(ctx, img, layers, opts)
 }
 
 // A Build is a finished build as its summary sees it.
@@ -83,6 +86,7 @@ type Build struct {
 // read, or taken from the cache, once.
 func SummarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summary, error) {
 	lr := newLayerReader(opts.Cache)
+	defer lr.puts.Wait()
 	final, err := lr.analyze(ctx, b.Image, b.Layers, opts)
 	if err != nil {
 		return nil, Summary{}, fmt.Errorf("analysing the final image: %w", err)
@@ -103,6 +107,9 @@ func SummarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summar
 type layerReader struct {
 	cache Cache
 	seen  map[string]*layerScan
+	// puts are the cache writes under way: they overlap the merge, and the
+	// caller waits for them before it returns.
+	puts sync.WaitGroup
 }
 
 func newLayerReader(c Cache) *layerReader {
@@ -141,8 +148,11 @@ func (lr *layerReader) scan(i int, l LayerSource) (*layerScan, error) {
 	}
 	lr.seen[l.ID] = ls
 	if lr.cache != nil {
-		// A lost entry only costs a read next time.
-		_ = lr.cache.PutCache(key, encodeScan(ls))
+		lr.puts.Add(1)
+		go func() {
+			defer lr.puts.Done()
+			_ = lr.cache.PutCache(key, encodeScan(ls)) // a lost entry only costs a read next time
+		}()
 	}
 	return ls, nil
 }

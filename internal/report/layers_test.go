@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,14 +18,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 )
 
-// memCache is a Cache in memory.
+// memCache is a Cache in memory. Its methods may be called from several goroutines;
+// tests read the map directly only once the analysis has returned.
 type memCache map[string][]byte
+
+var memCacheMu sync.Mutex
 
 var _ Cache = memCache(nil)
 
 var errMiss = errors.New("not in the cache")
 
 func (c memCache) GetCache(key string) ([]byte, error) {
+	memCacheMu.Lock()
+	defer memCacheMu.Unlock()
 	if v, ok := c[key]; ok {
 		return append([]byte(nil), v...), nil
 	}
@@ -32,6 +38,8 @@ func (c memCache) GetCache(key string) ([]byte, error) {
 }
 
 func (c memCache) PutCache(key string, val []byte) error {
+	memCacheMu.Lock()
+	defer memCacheMu.Unlock()
 	c[key] = append([]byte(nil), val...)
 	return nil
 }
