@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -30,6 +31,7 @@ var _ v1.Layer = (*snapLayer)(nil)
 // blob is what making a snapshot's blob yields; one per snapshot and build.
 type blob struct {
 	once  sync.Once
+	done  atomic.Bool // the blob was made
 	info  store.LayerInfo
 	layer v1.Layer
 	err   error
@@ -103,6 +105,7 @@ func (l *snapLayer) materialize() (*blob, error) {
 			return
 		}
 		bl.layer, bl.err = l.b.st.Layer(bl.info)
+		bl.done.Store(bl.err == nil)
 	})
 	return bl, bl.err
 }
@@ -141,6 +144,9 @@ func (l *snapLayer) makeBlob() (store.LayerInfo, error) {
 	}
 	return info, nil
 }
+
+// made reports whether this build made the snapshot's blob.
+func (l *snapLayer) made() bool { return l.b.blobOf(l.id()).done.Load() }
 
 func (l *snapLayer) info() (store.LayerInfo, error) {
 	bl, err := l.materialize()

@@ -247,6 +247,3 @@ func (b *builder) cachePut(key string, r record) error {
 	}
 	return b.st.PutCache(key, data)
 }
-
-// KeyOf is the engine's key hash, for callers that cache things by image.
-func KeyOf(parts ...any) string { return keyOf(parts...) }

@@ -249,11 +249,11 @@ func buildSlim(cmd *cobra.Command, st *store.Store, res *build.Result, tags []st
 	if !quiet {
 		fmt.Fprintf(w, "built %s, slimmed to %s (verified: exit %d, same output); %s are the slim image, the full one stays untagged\n",
 			res.Digest, d, rep.ExitCode, strings.Join(tags, ", "))
-		a, err := cachedAnalysis(cmd.Context(), st, res.Image)
+		a, err := analyzeStored(cmd.Context(), st, res.Image)
 		if err != nil {
 			return nil, fmt.Errorf("analysing the built image: %w", err)
 		}
-		b, err := cachedAnalysis(cmd.Context(), st, img)
+		b, err := analyzeStored(cmd.Context(), st, img)
 		if err != nil {
 			return nil, fmt.Errorf("analysing the slim image: %w", err)
 		}

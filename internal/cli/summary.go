@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -13,6 +12,9 @@ import (
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
 )
+
+// The store keeps the report's per-layer analyses in its cache.
+var _ report.Cache = (*store.Store)(nil)
 
 // addGateFlags adds --max-size and --forbid to a command.
 func addGateFlags(cmd *cobra.Command) {
@@ -32,28 +34,28 @@ func afterBuild(cmd *cobra.Command, st *store.Store, res *build.Result, quiet bo
 	if quiet && !gated {
 		return nil
 	}
-	ctx := cmd.Context()
-	final, err := cachedAnalysis(ctx, st, res.Image)
+	b := report.Build{Image: res.Image}
+	remote := 0
+	for _, s := range res.Stages {
+		switch {
+		case s.Target:
+			b.Layers = layerSources(s.Layers)
+		case s.Remote:
+			remote++ // served lazily from a shared cache: not downloaded to be analysed
+		case !quiet:
+			b.Discarded = append(b.Discarded, layerSources(s.Layers))
+		}
+	}
+	if b.Layers == nil {
+		if b.Layers, err = imageLayers(st, res.Image); err != nil {
+			return fmt.Errorf("analysing the image: %w", err)
+		}
+	}
+	final, sum, err := report.SummarizeBuild(cmd.Context(), b, report.Options{Cache: st})
 	if err != nil {
-		return fmt.Errorf("analysing the image: %w", err)
+		return err
 	}
 	if !quiet {
-		var discarded []*report.Report
-		remote := 0
-		for _, s := range res.Stages {
-			if s.Remote {
-				remote++ // served lazily from a shared cache: not downloaded to be analysed
-			}
-			if s.Target || s.Remote {
-				continue
-			}
-			r, err := cachedAnalysis(ctx, st, s.Image)
-			if err != nil {
-				return fmt.Errorf("analysing stage %s: %w", s.Name, err)
-			}
-			discarded = append(discarded, r)
-		}
-		sum := report.Summarize(final, discarded)
 		fmt.Fprint(cmd.ErrOrStderr(), indent(sum.Text()))
 		if remote > 0 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "stages left in the registry cache (not downloaded, not analysed): %d\n", remote)
@@ -72,45 +74,36 @@ func indent(s string) string {
 	return s + "\n"
 }
 
-// cachedAnalysis analyses an image once per digest: the report is kept in the
-// store's cache, so rebuilding an unchanged image does not read its layers again.
-func cachedAnalysis(ctx context.Context, st *store.Store, img v1.Image) (*report.Report, error) {
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
+func layerSources(ls []build.LayerTree) []report.LayerSource {
+	out := make([]report.LayerSource, len(ls))
+	for i, l := range ls {
+		out[i] = report.LayerSource{ID: l.ID, Open: l.Open}
 	}
-	key := build.KeyOf("report/v1", d.String())
-	if data, err := st.GetCache(key); err == nil {
-		var r report.Report
-		if json.Unmarshal(data, &r) == nil {
-			return &r, nil
-		}
-	}
-	r, err := report.AnalyzeContext(ctx, treeImage{Image: img, st: st}, report.Options{})
-	if err != nil {
-		return nil, err
-	}
-	if data, err := json.Marshal(r); err == nil {
-		_ = st.PutCache(key, data)
-	}
-	return r, nil
+	return out
 }
 
-// treeImage reads layers from their unpacked directories where the store has them,
-// which spares inflating every blob after a build.
-type treeImage struct {
-	v1.Image
-	st *store.Store
-}
-
-func (i treeImage) Layers() ([]v1.Layer, error) {
-	ls, err := i.Image.Layers()
+// imageLayers describes img's layers for the report, read from their unpacked
+// directories where the store has them, which spares inflating every blob.
+func imageLayers(st *store.Store, img v1.Image) ([]report.LayerSource, error) {
+	ls, err := report.ImageLayers(img)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]v1.Layer, len(ls))
-	for k, l := range ls {
-		out[k] = i.st.TreeLayer(l)
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	for i, l := range layers {
+		ls[i].Open = st.TreeLayer(l).Uncompressed
+	}
+	return ls, nil
+}
+
+// analyzeStored analyses a stored image, reading only layers the cache lacks.
+func analyzeStored(ctx context.Context, st *store.Store, img v1.Image) (*report.Report, error) {
+	ls, err := imageLayers(st, img)
+	if err != nil {
+		return nil, err
+	}
+	return report.AnalyzeLayers(ctx, img, ls, report.Options{Cache: st})
 }

@@ -22,6 +22,10 @@ type Options struct {
 	// Progress, if set, is called after each layer is read with the number of layers done
 	// and the total. It is called from the goroutine running Analyze.
 	Progress func(done, total int)
+	// Cache, if set, keeps each layer's analysis under the layer's identity, so that
+	// AnalyzeLayers and SummarizeBuild read only layers they have not seen before.
+	// Analyze and AnalyzeContext do not use it.
+	Cache Cache
 }
 
 // Analyze reads img and reports its size and attack surface. Each layer's uncompressed
@@ -36,43 +40,14 @@ func AnalyzeContext(ctx context.Context, img v1.Image, opts Options) (*Report, e
 	if top == 0 {
 		top = DefaultTop
 	}
-	rawManifest, err := img.RawManifest()
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	rawConfig, err := img.RawConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("parsing config: %w", err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		return nil, fmt.Errorf("computing image digest: %w", err)
-	}
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("listing layers: %w", err)
 	}
-
-	r := &Report{
-		SchemaVersion: SchemaVersion,
-		Image:         opts.Name,
-		Digest:        digest.String(),
-		User:          cfg.Config.User,
-		ManifestSize:  int64(len(rawManifest)),
-		ConfigSize:    int64(len(rawConfig)),
-		Layers:        make([]Layer, len(layers)),
+	r, cfg, err := newReport(img, len(layers), opts)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.OS != "" {
-		r.Platform = cfg.OS + "/" + cfg.Architecture
-		if cfg.Variant != "" {
-			r.Platform += "/" + cfg.Variant
-		}
-	}
-	r.CompressedSize = r.ManifestSize + r.ConfigSize
 	createdBy := layerHistory(cfg.History, len(layers))
 
 	u := newUnionFS(len(layers), top)
@@ -95,6 +70,44 @@ func AnalyzeContext(ctx context.Context, img v1.Image, opts Options) (*Report, e
 	}
 	u.finish(r, cfg.Config.User, top)
 	return r, nil
+}
+
+// newReport starts the report of img, which has n layers: everything the manifest and
+// the config say.
+func newReport(img v1.Image, n int, opts Options) (*Report, *v1.ConfigFile, error) {
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	rawConfig, err := img.RawConfigFile()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing config: %w", err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("computing image digest: %w", err)
+	}
+	r := &Report{
+		SchemaVersion: SchemaVersion,
+		Image:         opts.Name,
+		Digest:        digest.String(),
+		User:          cfg.Config.User,
+		ManifestSize:  int64(len(rawManifest)),
+		ConfigSize:    int64(len(rawConfig)),
+		Layers:        make([]Layer, n),
+	}
+	if cfg.OS != "" {
+		r.Platform = cfg.OS + "/" + cfg.Architecture
+		if cfg.Variant != "" {
+			r.Platform += "/" + cfg.Variant
+		}
+	}
+	r.CompressedSize = r.ManifestSize + r.ConfigSize
+	return r, cfg, nil
 }
 
 // finish walks the final filesystem once and fills r's file sizes, directories, largest
@@ -174,12 +187,17 @@ func readLayer(i int, l v1.Layer) (Layer, *layerScan, error) {
 	if err != nil {
 		return li, nil, fmt.Errorf("reading layer %d (%s): %w", i, li.Digest, err)
 	}
+	ls.describe(&li)
+	return li, ls, nil
+}
+
+// describe fills in what the layer's tar says of it.
+func (ls *layerScan) describe(li *Layer) {
 	li.UncompressedSize = ls.bytes
 	li.FilesSize = ls.filesSize
 	li.Files = ls.files
 	li.Entries = ls.tarEnts
 	li.Whiteouts = len(ls.whiteouts) + len(ls.opaques)
-	return li, ls, nil
 }
 
 // layerHistory matches the history entries that made a layer (not empty_layer) to layers in

@@ -12,6 +12,19 @@
 // ".wh..wh..opq" hides everything lower layers put in its directory; neither hides what the
 // same layer adds. Symlinks in parent directories are followed within the image root.
 //
+// AnalyzeLayers and SummarizeBuild read an image's (or a stage's) files from LayerSources
+// instead: one per layer, bottom first, each named by a stable ID (a diffID, or a snapshot's
+// identity) and opened as an uncompressed tar. Each layer is scanned on its own into an
+// analysis of its entries (path, type, mode, size, link target, whether it starts like an
+// ELF file or a private key, whether it carries security.capability), its whiteouts and
+// opaque markers, and its stream length; the analyses are then merged bottom first, applying
+// the whiteouts, into exactly the Report that AnalyzeContext gives. With Options.Cache each
+// analysis is kept under LayerKey(ID) (a sha256 of a versioned prefix and the ID) in a
+// compact binary form (encode.go) whose size grows with the layer's entries, never with their
+// contents, sealed by a CRC-32C: a layer whose entry is present and intact is not opened;
+// an entry that is missing, truncated, altered or of another version is ignored and the
+// layer read again. Only an image's manifest and config are read from the image itself.
+//
 // Sizes: compressed_size is the manifest plus the config plus every layer blob as stored;
 // uncompressed_size is the sum of the layers' uncompressed tar streams; files_size is the
 // sum of the regular files visible in the final filesystem. hidden_size counts every copy

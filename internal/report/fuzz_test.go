@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"reflect"
 	"testing"
 )
 
@@ -60,4 +61,52 @@ func FuzzScanLayer(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// FuzzLayerCache: a scanned layer survives its cached form unchanged, and bytes the cache
+// may hold (corrupted or crafted) decode to an error or to a scan that encodes back to
+// itself, without panicking.
+func FuzzLayerCache(f *testing.F) {
+	for _, l := range plantedLayers() {
+		ls, err := scanLayer(bytes.NewReader(tarBytes(f, l.files)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(tarBytes(f, l.files), encodeScan(ls))
+	}
+	f.Add([]byte{}, []byte(scanMagic))
+	f.Fuzz(func(t *testing.T, layer, cached []byte) {
+		if ls, err := scanLayer(bytes.NewReader(layer)); err == nil {
+			back, err := decodeScan(encodeScan(ls))
+			if err != nil {
+				t.Fatalf("decoding what was encoded: %v", err)
+			}
+			if !reflect.DeepEqual(normScan(ls), normScan(back)) {
+				t.Fatalf("round trip changed the scan:\n%+v\n%+v", ls, back)
+			}
+		}
+		ls, err := decodeScan(cached)
+		if err != nil {
+			return
+		}
+		again, err := decodeScan(encodeScan(ls))
+		if err != nil || !reflect.DeepEqual(normScan(ls), normScan(again)) {
+			t.Fatalf("a decoded scan does not survive a round trip: %v", err)
+		}
+	})
+}
+
+// normScan makes empty lists nil, which the cached form does not tell apart.
+func normScan(ls *layerScan) layerScan {
+	c := *ls
+	if len(c.entries) == 0 {
+		c.entries = nil
+	}
+	if len(c.whiteouts) == 0 {
+		c.whiteouts = nil
+	}
+	if len(c.opaques) == 0 {
+		c.opaques = nil
+	}
+	return c
 }

@@ -1,0 +1,212 @@
+package report
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// LayerSource is one layer whose files a report reads. ID names the layer's content: two
+// sources with the same ID must give the same tar (a diffID, or the identity of a snapshot).
+// Open returns the layer as an uncompressed tar; the report reads it to its end and closes it.
+// A source with an empty ID is read every time and never cached.
+type LayerSource struct {
+	ID   string
+	Open func() (io.ReadCloser, error)
+}
+
+// Cache keeps layer analyses between runs. GetCache returns an error when key holds
+// nothing; PutCache replaces what key held. Keys are 64 lowercase hex characters. A value
+// holds only metadata of the layer's entries (paths, types, modes, sizes, link targets,
+// a few flags), never their contents. *store.Store satisfies it.
+type Cache interface {
+	GetCache(key string) ([]byte, error)
+	PutCache(key string, val []byte) error
+}
+
+// layerKeyPrefix versions the cached form: change it when what scanLayer keeps changes.
+const layerKeyPrefix = "slimbuild report layer v1\x00"
+
+// LayerKey is the cache key of the analysis of the layer named id.
+func LayerKey(id string) string {
+	h := sha256.Sum256([]byte(layerKeyPrefix + id))
+	return hex.EncodeToString(h[:])
+}
+
+// ImageLayers describes img's own layers as sources: each named by its diffID and read
+// through its Uncompressed stream.
+func ImageLayers(img v1.Image) ([]LayerSource, error) {
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("listing layers: %w", err)
+	}
+	out := make([]LayerSource, len(ls))
+	for i, l := range ls {
+		id, err := l.DiffID()
+		if err != nil {
+			return nil, fmt.Errorf("reading diff ID of layer %d: %w", i, err)
+		}
+		out[i] = LayerSource{ID: id.String(), Open: l.Uncompressed}
+	}
+	return out, nil
+}
+
+// AnalyzeLayers reports on the filesystem that layers make, bottom first. When img is not
+// nil it is the image those layers belong to (one source per layer of its manifest, in the
+// same order): its manifest and config give the digests, the compressed sizes, the user,
+// the platform and the history, and its layers are never read. When img is nil (a stage
+// that has no manifest) those fields stay empty and the root finding reads "USER is not set".
+//
+// A layer is read only when opts.Cache holds no valid analysis for its ID; what is read is
+// put in the cache. A cache entry that cannot be decoded is ignored and the layer read again.
+// The result equals what AnalyzeContext reports for the same image.
+func AnalyzeLayers(ctx context.Context, img v1.Image, layers []LayerSource, opts Options) (*Report, error) {
+	lr := newLayerReader(opts.Cache)
+	defer lr.puts.Wait()
+	return lr.analyze(ctx, img, layers, opts)
+}
+
+// A Build is a finished build as its summary sees it.
+type Build struct {
+	// Image is the final image: its manifest and config.
+	Image v1.Image
+	// Layers are the final image's layers, bottom first, read instead of Image's blobs.
+	Layers []LayerSource
+	// Discarded holds the layers of every other stage built, each bottom first.
+	Discarded [][]LayerSource
+}
+
+// SummarizeBuild analyses a build's final image and its discarded stages (see
+// AnalyzeLayers) and summarises them (see Summarize). A layer that several stages share is
+// read, or taken from the cache, once.
+func SummarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summary, error) {
+	lr := newLayerReader(opts.Cache)
+	defer lr.puts.Wait()
+	final, err := lr.analyze(ctx, b.Image, b.Layers, opts)
+	if err != nil {
+		return nil, Summary{}, fmt.Errorf("analysing the final image: %w", err)
+	}
+	var discarded []*Report
+	for i, layers := range b.Discarded {
+		r, err := lr.analyze(ctx, nil, layers, Options{Top: -1})
+		if err != nil {
+			return nil, Summary{}, fmt.Errorf("analysing discarded stage %d: %w", i, err)
+		}
+		discarded = append(discarded, r)
+	}
+	return final, Summarize(final, discarded), nil
+}
+
+// layerReader gets layer analyses by ID: from those it has already, from the cache, or by
+// reading the layer.
+type layerReader struct {
+	cache Cache
+	seen  map[string]*layerScan
+	// puts are the cache writes under way: they overlap the merge, and the
+	// caller waits for them before it returns.
+	puts sync.WaitGroup
+}
+
+func newLayerReader(c Cache) *layerReader {
+	return &layerReader{cache: c, seen: map[string]*layerScan{}}
+}
+
+func (lr *layerReader) scan(i int, l LayerSource) (*layerScan, error) {
+	if ls, ok := lr.seen[l.ID]; ok && l.ID != "" {
+		return ls, nil
+	}
+	key := LayerKey(l.ID)
+	if lr.cache != nil && l.ID != "" {
+		if b, err := lr.cache.GetCache(key); err == nil {
+			if ls, err := decodeScan(b); err == nil {
+				lr.seen[l.ID] = ls
+				return ls, nil
+			}
+		}
+	}
+	if l.Open == nil {
+		return nil, fmt.Errorf("layer %d (%s): no way to read it", i, l.ID)
+	}
+	rc, err := l.Open()
+	if err != nil {
+		return nil, fmt.Errorf("opening layer %d (%s): %w", i, l.ID, err)
+	}
+	ls, err := scanLayer(rc)
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading layer %d (%s): %w", i, l.ID, err)
+	}
+	if l.ID == "" {
+		return ls, nil // nothing to name it by
+	}
+	lr.seen[l.ID] = ls
+	if lr.cache != nil {
+		lr.puts.Add(1)
+		go func() {
+			defer lr.puts.Done()
+			_ = lr.cache.PutCache(key, encodeScan(ls)) // a lost entry only costs a read next time
+		}()
+	}
+	return ls, nil
+}
+
+func (lr *layerReader) analyze(ctx context.Context, img v1.Image, layers []LayerSource, opts Options) (*Report, error) {
+	top := opts.Top
+	if top == 0 {
+		top = DefaultTop
+	}
+	r := &Report{SchemaVersion: SchemaVersion, Image: opts.Name, Layers: make([]Layer, len(layers))}
+	var createdBy []string
+	if img != nil {
+		var cfg *v1.ConfigFile
+		var err error
+		if r, cfg, err = newReport(img, len(layers), opts); err != nil {
+			return nil, err
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return nil, fmt.Errorf("parsing manifest: %w", err)
+		}
+		if len(m.Layers) != len(layers) {
+			return nil, fmt.Errorf("the image has %d layers, %d given to read", len(m.Layers), len(layers))
+		}
+		for i, d := range m.Layers {
+			r.Layers[i] = Layer{Index: i, Digest: d.Digest.String(), MediaType: string(d.MediaType), CompressedSize: d.Size}
+			if i < len(cfg.RootFS.DiffIDs) {
+				r.Layers[i].DiffID = cfg.RootFS.DiffIDs[i].String()
+			}
+			r.CompressedSize += d.Size
+		}
+		createdBy = layerHistory(cfg.History, len(layers))
+	}
+	u := newUnionFS(len(layers), top)
+	for i, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ls, err := lr.scan(i, l)
+		if err != nil {
+			return nil, err
+		}
+		li := &r.Layers[i]
+		li.Index = i
+		ls.describe(li)
+		if createdBy != nil {
+			li.CreatedBy = createdBy[i]
+		}
+		r.UncompressedSize += li.UncompressedSize
+		u.apply(i, ls)
+		if opts.Progress != nil {
+			opts.Progress(i+1, len(layers))
+		}
+	}
+	u.finish(r, r.User, top)
+	return r, nil
+}
