@@ -116,9 +116,12 @@ func (r *Runner) Run(ctx context.Context, id, bundleDir string, spec *specs.Spec
 	return status, nil
 }
 
-// forceDelete runs "runc delete --force" and checks that runc's state holds nothing of id.
-// runc run deletes a container that exits by itself, so a failing delete is expected then.
+// forceDelete runs "runc delete --force" unless runc's state holds nothing of id
+// (runc run deletes a container that exits by itself), and checks that it then does not.
 func (r *Runner) forceDelete(ctx context.Context, ctl *runc.Runc, id string) error {
+	if _, err := os.Lstat(filepath.Join(r.stateDir(), id)); errors.Is(err, os.ErrNotExist) {
+		return nil // deleted by runc run: no second runc process needed
+	}
 	delErr := ctl.Delete(ctx, id, &runc.DeleteOpts{Force: true})
 	if _, err := os.Lstat(filepath.Join(r.stateDir(), id)); err == nil {
 		if delErr == nil {
