@@ -78,6 +78,13 @@ type Options struct {
 	// Allow grants entitlements (buildx --allow); RUN --network=host needs
 	// EntitlementNetworkHost, as in BuildKit.
 	Allow []Entitlement
+	// Platform is the target platform (TARGETPLATFORM, the platform of FROM
+	// images and of the result); the zero value is the host's. A stage for
+	// another architecture than the host's runs RUN through binfmt_misc (see
+	// platforms.go); BuildPlatforms builds several platforms into one index.
+	Platform v1.Platform
+	// binfmtDir replaces runtime.BinfmtDir (tests).
+	binfmtDir string
 }
 
 // Entitlement is a privilege a build must be granted (buildx --allow).
@@ -159,6 +166,8 @@ type builder struct {
 	consumed map[string]bool
 	// stepLog lists the filesystem steps done, for cache export.
 	stepLog []CacheStep
+	// emulated caches checkEmulation's answer per architecture.
+	emulated map[string]error
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
@@ -204,7 +213,7 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if opts.DockerfileName != "" {
 		shown = opts.DockerfileName
 	}
-	plan, err := dockerfile.Parse(shown, f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
+	plan, err := dockerfile.Parse(shown, f, dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, Platform: ociPlatform(opts.Platform)})
 	if err != nil {
 		return nil, err
 	}
@@ -445,6 +454,11 @@ func (o *Options) Check() error {
 	}
 	if o.Pull && o.NoPull {
 		return fmt.Errorf("pull and no-pull exclude each other")
+	}
+	if o.Platform.OS != "" || o.Platform.Architecture != "" {
+		if _, err := dockerfile.ParsePlatform(platformString(o.Platform)); err != nil {
+			return err
+		}
 	}
 	if o.ShmSize < 0 {
 		return fmt.Errorf("shm size must be 0 (the default) or more, not %d", o.ShmSize)

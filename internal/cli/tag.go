@@ -64,14 +64,23 @@ func newTagCmd(g *Globals) *cobra.Command {
 
 // storedImage finds an image in the store by name or digest.
 func storedImage(st *store.Store, ref string) (v1.Image, error) {
+	return storedImageFor(st, ref, nil)
+}
+
+// storedImageFor is storedImage for platform p (nil: the host's, as Image picks).
+func storedImageFor(st *store.Store, ref string, p *v1.Platform) (v1.Image, error) {
+	get := st.Image
+	if p != nil {
+		get = func(r string) (v1.Image, error) { return st.ImageFor(r, *p) }
+	}
 	if len(ref) > 7 && ref[:7] == "sha256:" {
-		return st.Image(ref)
+		return get(ref)
 	}
 	n, err := image.NormalizeName(ref)
 	if err != nil {
 		return nil, err
 	}
-	img, err := st.Image(n)
+	img, err := get(n)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", n, err)
 	}
