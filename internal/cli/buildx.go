@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	units "github.com/docker/go-units"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/spf13/cobra"
