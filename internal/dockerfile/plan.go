@@ -185,7 +185,7 @@ func Parse(file string, r io.Reader, opts Options) (*Plan, error) {
 		s.On = p.Platform
 		if s.Platform != "" {
 			if s.On, err = ParsePlatform(s.Platform); err != nil {
-				return nil, &Error{File: file, Line: s.Line, Err: fmt.Errorf("FROM --platform: %w", err)}
+				return nil, &Error{File: file, Line: s.Line, Err: fmt.Errorf("FROM --platform=%s: %w", s.Platform, err)}
 			}
 		}
 		switch idx, ok := byName[strings.ToLower(base)]; {
