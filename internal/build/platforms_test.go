@@ -189,13 +189,13 @@ var crossDebs = []string{
 	"binutils-aarch64-linux-gnu", "cpp-12-aarch64-linux-gnu", "gcc-12-aarch64-linux-gnu", "gcc-12-aarch64-linux-gnu-base",
 	"libasan8-arm64-cross", "libatomic1-arm64-cross", "libc6-arm64-cross", "libc6-dev-arm64-cross", "libgcc-12-dev-arm64-cross",
 	"libgcc-s1-arm64-cross", "libgomp1-arm64-cross", "libhwasan0-arm64-cross", "libitm1-arm64-cross", "liblsan0-arm64-cross",
-	"libstdc++6-arm64-cross", "libtsan2-arm64-cross", "libubsan1-arm64-cross", "linux-libc-dev-arm64-cross",
+	"libstdc++6-arm64-cross", "libtsan2-arm64-cross", "libubsan1-arm64-cross", "linux-libc-dev-arm64-cross", "gcc-12-cross-base",
 }
 
 // downloadCrossDebs fetches crossDebs with apt-get download into dir, once
-// ($SLIMBUILD_BASES/cross-arm64 keeps them).
+// ($SLIMBUILD_BASES/cross-arm64-2 keeps them).
 func downloadCrossDebs(t *testing.T, bases string) string {
-	dir := filepath.Join(bases, "cross-arm64")
+	dir := filepath.Join(bases, "cross-arm64-2")
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		return dir
 	}
