@@ -140,7 +140,7 @@ func BuildPlatforms(ctx context.Context, st *store.Store, opts Options, platform
 		}
 		manifests = append(manifests, r.Digest)
 	}
-	h, err := st.WriteIndex(manifests, opts.Annotations)
+	h, err := st.WriteIndex(manifests, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ RUN dpkg -i /debs/*.deb >/dev/null
 ARG TARGETARCH
 WORKDIR /src
 COPY hello.c .
-RUN case "$TARGETARCH" in amd64) cc=gcc ;; arm64) cc=aarch64-linux-gnu-gcc ;; *) exit 1 ;; esac && \
+RUN case "$TARGETARCH" in amd64) cc=gcc ;; arm64) cc=aarch64-linux-gnu-gcc-12 ;; *) exit 1 ;; esac && \
     $cc -static -O2 -s -o hello hello.c
 
 FROM scratch

@@ -95,3 +95,26 @@ func platformName(p v1.Platform) string {
 	}
 	return s
 }
+
+// storedIndexDigest reports whether ref (a name or digest) names an index in
+// st, and its digest when it does.
+func storedIndexDigest(st *store.Store, ref string) (v1.Hash, bool, error) {
+	if len(ref) <= 7 || ref[:7] != "sha256:" {
+		n, err := image.NormalizeName(ref)
+		if err != nil {
+			return v1.Hash{}, false, err
+		}
+		ref = n
+	}
+	ok, err := st.IsIndex(ref)
+	if err != nil || !ok {
+		// A missing name is storedImage's error to give.
+		return v1.Hash{}, false, nil
+	}
+	idx, err := st.Index(ref)
+	if err != nil {
+		return v1.Hash{}, false, err
+	}
+	d, err := idx.Digest()
+	return d, true, err
+}

@@ -45,13 +45,23 @@ func newTagCmd(g *Globals) *cobra.Command {
 		Short: "Give a stored image another name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, img, err := g.storeAndImage(args[0])
+			st, err := g.Store()
 			if err != nil {
 				return err
 			}
-			d, err := img.Digest()
+			// A multi-platform name: the new name is the whole index.
+			d, isIndex, err := storedIndexDigest(st, args[0])
 			if err != nil {
 				return err
+			}
+			if !isIndex {
+				img, err := storedImage(st, args[0])
+				if err != nil {
+					return err
+				}
+				if d, err = img.Digest(); err != nil {
+					return err
+				}
 			}
 			dst, err := image.NormalizeName(args[1])
 			if err != nil {

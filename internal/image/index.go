@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slimbuild/slimbuild/internal/store"
 )
 
 // WriteIndexOutput writes a multi-platform image as spec says: only type=oci
@@ -130,4 +132,20 @@ func (r *Registry) PushIndex(ctx context.Context, idx v1.ImageIndex, dest string
 		return v1.Hash{}, Explain(ref.Context().RegistryStr(), err)
 	}
 	return d, nil
+}
+
+// storedIndex returns the index src (a name or digest) names in st, or nil
+// when src names an image or nothing.
+func storedIndex(st *store.Store, src string) (v1.ImageIndex, error) {
+	if !strings.HasPrefix(src, "sha256:") {
+		n, err := NormalizeName(src)
+		if err != nil {
+			return nil, err
+		}
+		src = n
+	}
+	if ok, err := st.IsIndex(src); err != nil || !ok {
+		return nil, nil
+	}
+	return st.Index(src)
 }
