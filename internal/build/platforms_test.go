@@ -285,7 +285,7 @@ func TestHelloCMultiPlatform(t *testing.T) {
 		if d.Platform == nil || !d.Platform.Equals(want) {
 			t.Errorf("manifest %d: platform %v, want %v", i, d.Platform, want)
 		}
-		img, err := st.ImageFor("hello:multi", want)
+		img, err := st.ImageFor("docker.io/library/hello:multi", want)
 		if err != nil {
 			t.Fatal(err)
 		}
