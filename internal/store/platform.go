@@ -122,6 +122,9 @@ func (s *Store) imageFor(nameOrDigest string, desc v1.Descriptor, p v1.Platform)
 	}
 	if cf.Architecture != "" {
 		have := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+		if have.OS == "" {
+			have.OS = "linux" // as slimbuild runs every image
+		}
 		if !have.Satisfies(p) {
 			return nil, fmt.Errorf("image %q is for %s: %w %s (%w)", nameOrDigest, platformString(have), ErrNoPlatform, platformString(p), ErrNotFound)
 		}
