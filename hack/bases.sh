@@ -10,6 +10,9 @@
 #                   none for the package managers dpkg, dpkg-deb, rpm, rpm2cpio),
 #                   /etc/passwd (root, nobody 65534), /etc/group, /tmp 1777.
 #                   Image name: busybox:latest.
+#   busybox-arm64.tar the same from Debian's busybox-static:arm64 (apt gets the
+#                   arm64 architecture added for the download), imported with
+#                   --platform linux/arm64: busybox:latest is then an index of both.
 #
 # Both are cached in ${SLIMBUILD_CACHE:-/var/cache/slimbuild-bases}; a tarball that
 # exists is not made again (delete it to rebuild). Each is written to a temporary
@@ -168,8 +171,61 @@ make_busybox() {
 	log "busybox: $(du -h "$out" | cut -f1) $out"
 }
 
+# make_busybox_arm64: the same busybox rootfs for linux/arm64, from Debian's
+# busybox-static:arm64 (apt adds the arm64 architecture for the download; the
+# package is never installed). The applet links are the host busybox's list,
+# which is the same package version. Imported with --platform linux/arm64, so
+# busybox:latest becomes an index of amd64 and arm64 (multi-platform tests).
+make_busybox_arm64() {
+	local out=$CACHE/busybox-arm64.tar
+	local recipe="busybox-arm64-1"
+	if [ -s "$out" ] && [ "$(cat "$CACHE/busybox-arm64.recipe" 2>/dev/null)" = "$recipe" ]; then
+		log "busybox arm64: cached $out"
+		return
+	fi
+	local dir r deb list
+	dir=$(mktemp -d "$CACHE/busybox-arm64.XXXXXX")
+	trap 'rm -rf "'"$dir"'" "'"$out"'.tmp"' EXIT
+	if ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
+		log "busybox arm64: adding the arm64 architecture to apt (downloads only)"
+		dpkg --add-architecture arm64
+		apt-get -o DPkg::Lock::Timeout=300 update >&2 || die "apt-get update failed"
+	fi
+	(cd "$dir" && apt-get -o DPkg::Lock::Timeout=300 download busybox-static:arm64 >&2) || die "could not download busybox-static:arm64"
+	deb=$(ls "$dir"/busybox-static_*_arm64.deb)
+	dpkg-deb -x "$deb" "$dir/deb"
+	[ -f "$dir/deb/bin/busybox" ] || die "busybox-static:arm64 has no /bin/busybox"
+	list=$(/bin/busybox --list-full)
+	r=$dir/rootfs
+	log "busybox arm64: assembling rootfs from $(basename "$deb")"
+	install -d -m 0755 "$r" "$r/bin" "$r/sbin" "$r/usr" "$r/usr/bin" "$r/usr/sbin" \
+		"$r/etc" "$r/home" "$r/var" "$r/dev" "$r/proc" "$r/sys"
+	install -d -m 0700 "$r/root"
+	install -d -m 1777 "$r/tmp"
+	install -m 0755 "$dir/deb/bin/busybox" "$r/bin/busybox"
+	local applet
+	for applet in $list; do
+		[ "$applet" = bin/busybox ] && continue
+		case ${applet##*/} in dpkg | dpkg-deb | rpm | rpm2cpio) continue ;; esac
+		[ -e "$r/$applet" ] || [ -L "$r/$applet" ] && continue
+		install -d -m 0755 "$r/$(dirname "$applet")"
+		ln -s /bin/busybox "$r/$applet"
+	done
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$r/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$r/etc/group"
+	chmod 0644 "$r/etc/passwd" "$r/etc/group"
+	chown -R 0:0 "$r"
+	tar --numeric-owner --sort=name -C "$r" -cf "$out.tmp" .
+	mv "$out.tmp" "$out"
+	echo "$recipe" >"$CACHE/busybox-arm64.recipe"
+	rm -rf "$dir"
+	trap - EXIT
+	log "busybox arm64: $(du -h "$out" | cut -f1) $out"
+}
+
 mkdir -p "$CACHE"
 make_busybox
+make_busybox_arm64
 make_builder
 
 if [ -n "$IMPORT_BIN" ]; then
@@ -193,5 +249,9 @@ if [ -n "$IMPORT_BIN" ]; then
 	}
 	import_one "$CACHE/builder.tar.gz" "$BUILDER_NAME"
 	import_one "$CACHE/busybox.tar" "$BUSYBOX_NAME"
+	# Joins busybox:latest as its linux/arm64 image (an index); the import of the
+	# amd64 tarball above replaces the name, so this one runs every time (~1 s).
+	digest=$("$IMPORT_BIN" --root "$IMPORT_ROOT" import --platform linux/arm64 "$CACHE/busybox-arm64.tar" "$BUSYBOX_NAME")
+	log "imported $BUSYBOX_NAME for linux/arm64 ($digest)"
 fi
 log "done: $CACHE/builder.tar.gz $CACHE/busybox.tar"

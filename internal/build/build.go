@@ -79,6 +79,13 @@ type Options struct {
 	// Allow grants entitlements (buildx --allow); RUN --network=host needs
 	// EntitlementNetworkHost, as in BuildKit.
 	Allow []Entitlement
+	// Platform is the target platform (TARGETPLATFORM, the platform of FROM
+	// images and of the result); the zero value is the host's. A stage for
+	// another architecture than the host's runs RUN through binfmt_misc (see
+	// platforms.go); BuildPlatforms builds several platforms into one index.
+	Platform v1.Platform
+	// binfmtDir replaces runtime.BinfmtDir (tests).
+	binfmtDir string
 }
 
 // Entitlement is a privilege a build must be granted (buildx --allow).
@@ -192,6 +199,8 @@ type builder struct {
 	// ships holds the stages whose layers end up in the image: the target and
 	// the stages it is built FROM.
 	ships map[int]bool
+	// emulated caches checkEmulation's answer per architecture.
+	emulated map[string]error
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
@@ -241,7 +250,7 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs})
+	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, Platform: ociPlatform(opts.Platform)})
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +299,7 @@ func Check(opts Options) ([]dockerfile.Warning, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == ""})
+	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == "", Platform: ociPlatform(opts.Platform)})
 	if err != nil {
 		return nil, err
 	}
@@ -494,6 +503,11 @@ func (o *Options) Check() error {
 	}
 	if o.Pull && o.NoPull {
 		return fmt.Errorf("pull and no-pull exclude each other")
+	}
+	if o.Platform.OS != "" || o.Platform.Architecture != "" {
+		if _, err := dockerfile.ParsePlatform(platformString(o.Platform)); err != nil {
+			return err
+		}
 	}
 	if o.ShmSize < 0 {
 		return fmt.Errorf("shm size must be 0 (the default) or more, not %d", o.ShmSize)

@@ -169,7 +169,8 @@ func (b *builder) fromSource(ref string) (*source, error) {
 		}
 		return &source{layers: s.layers, key: s.key}, nil
 	}
-	img, err := b.resolveImage(context.Background(), ref)
+	// An image named by --from is for the target platform, as in BuildKit.
+	img, err := b.resolveImage(context.Background(), ref, b.targetPlatform())
 	if err != nil {
 		return nil, err
 	}

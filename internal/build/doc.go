@@ -24,5 +24,11 @@
 // filesystem step for a cache export; a layer still only in a shared cache is
 // handed out as that cache's blob, so an export can mount it instead of copying it.
 //
+// Options.Platform is the build's target platform (default the host's): the
+// TARGET* ARGs, the image FROM and --from pick, the result's config and every
+// step's key follow it; a stage for another architecture runs RUN through
+// binfmt_misc (runtime.CheckEmulation). BuildPlatforms builds several platforms,
+// one after the other, into one OCI image index (platforms.go).
+//
 // The engine is silent: progress goes to Options.Progress.
 package build

@@ -77,6 +77,9 @@ type runMount struct {
 }
 
 func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instructions.RunCommand) error {
+	if err := b.checkEmulation(st.stage); err != nil {
+		return b.fail(st, err)
+	}
 	args, script := runArgs(s, c)
 	network := b.opts.Network
 	if n := instructions.GetNetwork(c); n != "" && n != "default" {

@@ -77,10 +77,8 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	case stg.Scratch:
 		s = &stageState{key: keyOf("scratch")}
 		s.cfg.Config.WorkingDir = "/"
-		s.cfg.OS = "linux"
-		s.cfg.Architecture = goarch()
 	default:
-		img, err := b.resolveImage(ctx, stg.Base)
+		img, err := b.resolveImage(ctx, stg.Base, stagePlatform(stg))
 		if err != nil {
 			return nil, err
 		}
@@ -98,6 +96,9 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		}
 		s = &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", digest.String()), created: cf.Created.Time}
 	}
+	if stg.BaseStage < 0 {
+		b.setPlatform(s, stg)
+	}
 	s.epoch = b.opts.SourceDateEpoch
 	if stg.BaseStage < 0 {
 		// A stage built FROM another stage keeps that stage's ARGs, as in BuildKit.
@@ -114,27 +115,28 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 }
 
 // resolveImage finds a base or --from image in the store or pulls it, once per build.
-func (b *builder) resolveImage(ctx context.Context, ref string) (v1.Image, error) {
+func (b *builder) resolveImage(ctx context.Context, ref string, p v1.Platform) (v1.Image, error) {
 	name, err := image.NormalizeName(ref)
 	if err != nil {
 		return nil, err
 	}
+	key := name + " " + platformString(p)
 	b.mu.Lock()
-	img, ok := b.images[name]
+	img, ok := b.images[key]
 	b.mu.Unlock()
 	if ok {
 		return img, nil
 	}
 	if b.opts.Pull {
-		img, err = image.Repull(ctx, b.st, name)
+		img, err = image.RepullFor(ctx, b.st, name, p)
 	} else {
-		img, err = image.Resolve(ctx, b.st, name, !b.opts.NoPull)
+		img, err = image.ResolveFor(ctx, b.st, name, !b.opts.NoPull, p)
 	}
 	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
-	b.images[name] = img
+	b.images[key] = img
 	b.mu.Unlock()
 	return img, nil
 }

@@ -78,6 +78,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err := bx.options(cmd, &opts); err != nil {
 				return err
 			}
+			if len(bx.parsed) == 1 {
+				opts.Platform = bx.parsed[0]
+			}
 			if bx.quiet {
 				progress = "quiet"
 			}
@@ -101,6 +104,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				return fmt.Errorf("--slim-probe-cmd and --slim-http-probe need --slim")
 			}
 			if err := opts.Check(); err != nil {
+				return err
+			}
+			if err := checkPlatforms(cmd, bx.parsed, rb, slimIt, bx.load); err != nil {
 				return err
 			}
 			var dockerSock string
@@ -134,6 +140,9 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			opts.Progress = pp.Event
+			if len(bx.parsed) > 1 {
+				return buildPlatforms(cmd, st, opts, &bx, rb, newRegistry, tags, pp.mode == "quiet", pp.Close)
+			}
 			res, err := build.Build(cmd.Context(), st, opts)
 			pp.Close()
 			if err != nil {

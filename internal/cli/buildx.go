@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	units "github.com/docker/go-units"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -26,6 +27,7 @@ type buildxFlags struct {
 	quiet                 bool
 	provenance, sbom      string
 	platforms             []string
+	parsed                []v1.Platform // platforms, checked
 
 	labels, annotations, addHosts []string
 	ulimits, noCacheFilter, allow []string
@@ -39,7 +41,7 @@ func (x *buildxFlags) add(f *pflag.FlagSet) {
 	f.BoolVarP(&x.quiet, "quiet", "q", false, "print only the image digest (same as --progress quiet)")
 	f.StringVar(&x.provenance, "provenance", "", "provenance attestation: only \"false\" (slimbuild makes none)")
 	f.StringVar(&x.sbom, "sbom", "", "SBOM attestation: only \"false\" (slimbuild makes none)")
-	f.StringSliceVar(&x.platforms, "platform", nil, "target platform: only the host's ("+hostPlatform()+")")
+	f.StringSliceVar(&x.platforms, "platform", nil, "target platforms: OS/ARCH[/VARIANT],... (default the host's, "+hostPlatform()+"); several make an image index")
 	f.StringArrayVar(&x.labels, "label", nil, "set a label of the image: KEY=VALUE (repeatable)")
 	f.StringArrayVar(&x.annotations, "annotation", nil, "set an annotation of the image manifest: [manifest:]KEY=VALUE (repeatable)")
 	f.StringArrayVar(&x.addHosts, "add-host", nil, "add a line to RUN's /etc/hosts: HOST:IP or HOST=IP (repeatable)")
@@ -190,10 +192,9 @@ func (x *buildxFlags) check(cmd *cobra.Command) error {
 			return fmt.Errorf("--%s=%s: slimbuild makes no attestations; only --%s=false is accepted", name, v, name)
 		}
 	}
-	for _, p := range x.platforms {
-		if p != hostPlatform() {
-			return fmt.Errorf("--platform=%s: slimbuild builds only for the host platform %s", p, hostPlatform())
-		}
+	var err error
+	if x.parsed, err = build.ParsePlatforms(x.platforms); err != nil {
+		return fmt.Errorf("--platform: %w", err)
 	}
 	return nil
 }
@@ -210,20 +211,25 @@ func (x *buildxFlags) write(res *build.Result, tags []string) error {
 		if err != nil {
 			return err
 		}
-		m := map[string]any{
+		return x.writeMetadata(map[string]any{
 			"containerimage.digest":        res.Digest.String(),
 			"containerimage.config.digest": cfg.String(),
-		}
-		if len(tags) > 0 {
-			m["image.name"] = strings.Join(tags, ",")
-		}
-		data, err := json.MarshalIndent(m, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(x.metadataFile, append(data, '\n')); err != nil {
-			return fmt.Errorf("--metadata-file: %w", err)
-		}
+		}, tags)
+	}
+	return nil
+}
+
+// writeMetadata writes --metadata-file: m, with the names.
+func (x *buildxFlags) writeMetadata(m map[string]any, tags []string) error {
+	if len(tags) > 0 {
+		m["image.name"] = strings.Join(tags, ",")
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(x.metadataFile, append(data, '\n')); err != nil {
+		return fmt.Errorf("--metadata-file: %w", err)
 	}
 	return nil
 }

@@ -5,14 +5,15 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/spf13/cobra"
 )
 
 func newSaveCmd(g *Globals) *cobra.Command {
-	var out string
+	var out, platform string
 	cmd := &cobra.Command{
-		Use:   "save -o FILE NAME...",
+		Use:   "save [--platform OS/ARCH] -o FILE NAME...",
 		Short: "Write images as a docker-archive (for docker load)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -23,9 +24,17 @@ func newSaveCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var p *v1.Platform
+			if cmd.Flags().Changed("platform") {
+				ps, err := build.ParsePlatforms([]string{platform})
+				if err != nil {
+					return fmt.Errorf("--platform: %w", err)
+				}
+				p = &ps[0]
+			}
 			imgs := map[string]v1.Image{}
 			for _, a := range args {
-				img, err := storedImage(st, a)
+				img, err := storedImageFor(st, a, p)
 				if err != nil {
 					return err
 				}
@@ -39,6 +48,7 @@ func newSaveCmd(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", `file to write ("-": stdout; devices and fifos are written in place)`)
+	cmd.Flags().StringVar(&platform, "platform", "", "save the image for this platform (os/arch[/variant]) of a multi-platform name (default: the host's)")
 	return cmd
 }
 

@@ -40,13 +40,23 @@ func newTagCmd(g *Globals) *cobra.Command {
 		Short: "Give a stored image another name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, img, err := g.storeAndImage(args[0])
+			st, err := g.Store()
 			if err != nil {
 				return err
 			}
-			d, err := img.Digest()
+			// A multi-platform name: the new name is the whole index.
+			d, isIndex, err := storedIndexDigest(st, args[0])
 			if err != nil {
 				return err
+			}
+			if !isIndex {
+				img, err := storedImage(st, args[0])
+				if err != nil {
+					return err
+				}
+				if d, err = img.Digest(); err != nil {
+					return err
+				}
 			}
 			dst, err := image.NormalizeName(args[1])
 			if err != nil {
@@ -59,14 +69,23 @@ func newTagCmd(g *Globals) *cobra.Command {
 
 // storedImage finds an image in the store by name or digest.
 func storedImage(st *store.Store, ref string) (v1.Image, error) {
+	return storedImageFor(st, ref, nil)
+}
+
+// storedImageFor is storedImage for platform p (nil: the host's, as Image picks).
+func storedImageFor(st *store.Store, ref string, p *v1.Platform) (v1.Image, error) {
+	get := st.Image
+	if p != nil {
+		get = func(r string) (v1.Image, error) { return st.ImageFor(r, *p) }
+	}
 	if len(ref) > 7 && ref[:7] == "sha256:" {
-		return st.Image(ref)
+		return get(ref)
 	}
 	n, err := image.NormalizeName(ref)
 	if err != nil {
 		return nil, err
 	}
-	img, err := st.Image(n)
+	img, err := get(n)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", n, err)
 	}

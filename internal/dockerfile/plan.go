@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Options select what to plan.
@@ -25,6 +25,9 @@ type Options struct {
 	// AllStages runs the per-instruction build checks over every stage, not
 	// only the ones the target needs (what --check does).
 	AllStages bool
+	// Platform is the target platform (TARGETPLATFORM and friends, and the
+	// platform of every stage without FROM --platform); zero means the host's.
+	Platform ocispecs.Platform
 }
 
 // Plan is a File planned for one target: its stages resolved, with the stage graph.
@@ -46,6 +49,8 @@ type Plan struct {
 	// Warnings are what BuildKit's build checks report, and notices about
 	// directives slimbuild does not follow (see lint.go).
 	Warnings []Warning
+	// Platform is the target platform; BuildPlatform the host's.
+	Platform, BuildPlatform ocispecs.Platform
 	// checkError is `# check=error=true`: warnings fail the build (LintError).
 	checkError bool
 }
@@ -60,8 +65,12 @@ type Stage struct {
 	// BaseStage is the index of the stage this one builds on, or -1.
 	BaseStage int
 	// Scratch is true for FROM scratch.
-	Scratch  bool
+	Scratch bool
+	// Platform is the stage's FROM --platform after ARG expansion ("" when none).
 	Platform string
+	// On is the platform the stage is built for and runs its RUN steps on: its
+	// FROM --platform, else the target platform.
+	On       ocispecs.Platform
 	Commands []instructions.Command
 	// Deps are the stages this one needs: its base stage and every COPY --from and
 	// RUN --mount from= that names a stage, in first-use order, without duplicates.
@@ -156,7 +165,10 @@ func (f *File) Plan(opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{File: file, Escape: f.Escape, BuildArgs: opts.BuildArgs}
+	p := &Plan{File: file, Escape: f.Escape, BuildArgs: opts.BuildArgs, Platform: opts.Platform, BuildPlatform: HostPlatform()}
+	if p.Platform.OS == "" {
+		p.Platform = p.BuildPlatform
+	}
 	p.checkError = lint.ReturnAsError
 	defer func() { p.Warnings = warnings }()
 	if p.BuildArgs == nil {
@@ -165,7 +177,7 @@ func (f *File) Plan(opts Options) (*Plan, error) {
 	lex := shell.NewLex(f.Escape)
 
 	// Global ARGs: each value is expanded with the ones before it, and --build-arg wins.
-	global := PlatformArgs()
+	global := platformArgs(p.BuildPlatform, p.Platform)
 	for _, a := range metaArgs {
 		for _, kv := range a.Args {
 			if kv.Value != nil {
@@ -196,11 +208,23 @@ func (f *File) Plan(opts Options) (*Plan, error) {
 		if base == "" {
 			return nil, &Error{File: file, Line: s.Line, Err: fmt.Errorf("FROM %q expands to an empty name", st.BaseName)}
 		}
-		s.Platform, _ = expand(lex, st.Platform, global)
+		if s.Platform, err = expand(lex, st.Platform, global); err != nil {
+			return nil, &Error{File: file, Line: s.Line, Err: fmt.Errorf("expanding FROM --platform=%s: %w", st.Platform, err)}
+		}
+		s.On = p.Platform
+		if s.Platform != "" {
+			if s.On, err = ParsePlatform(s.Platform); err != nil {
+				return nil, &Error{File: file, Line: s.Line, Err: fmt.Errorf("FROM --platform=%s: %w", s.Platform, err)}
+			}
+		}
 		switch idx, ok := byName[strings.ToLower(base)]; {
 		case ok:
 			s.BaseStage = idx
 			s.Deps = append(s.Deps, idx)
+			if s.Platform == "" {
+				// A stage built FROM another is on that stage's platform.
+				s.On = p.Stages[idx].On
+			}
 		case base == "scratch":
 			s.Scratch = true
 		default:
@@ -256,12 +280,6 @@ func (f *File) Plan(opts Options) (*Plan, error) {
 	}
 	for _, i := range linted {
 		lintCommands(lint.WithMergedConfigFromComments(stages[i].Comments), p, p.Stages[i])
-	}
-	host := PlatformArgs()["TARGETPLATFORM"]
-	for _, i := range needed {
-		if s := p.Stages[i]; s.Platform != "" && s.Platform != host {
-			return nil, &Error{File: file, Line: s.Line, Err: fmt.Errorf("FROM --platform=%s: slimbuild builds only for the host platform %s", s.Platform, host)}
-		}
 	}
 	return p, nil
 }
@@ -337,9 +355,9 @@ func (p *Plan) StageByRef(ref string) (*Stage, bool) {
 }
 
 // GlobalArgs returns the global ARG values (after --build-arg overrides), with the
-// automatic platform ARGs.
+// automatic platform ARGs of the plan's platforms.
 func (p *Plan) GlobalArgs() map[string]string {
-	m := PlatformArgs()
+	m := platformArgs(p.BuildPlatform, p.Platform)
 	for _, kv := range p.MetaArgs {
 		if kv.Value != nil {
 			m[kv.Key] = *kv.Value
@@ -427,14 +445,13 @@ func appendUnique(xs []int, x int) []int {
 	return append(xs, x)
 }
 
-// PlatformArgs are the ARGs BuildKit defines by itself: in the global scope, and in
-// a stage that declares them. slimbuild builds for the host's platform.
-func PlatformArgs() map[string]string {
-	platform := goruntime.GOOS + "/" + goruntime.GOARCH
-	return map[string]string{
-		"TARGETPLATFORM": platform, "TARGETOS": goruntime.GOOS, "TARGETARCH": goruntime.GOARCH, "TARGETVARIANT": "",
-		"BUILDPLATFORM": platform, "BUILDOS": goruntime.GOOS, "BUILDARCH": goruntime.GOARCH, "BUILDVARIANT": "",
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
 	}
+	return false
 }
 
 // ProxyArgs are the predefined ARGs a RUN sees when given with --build-arg, even

@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"errors"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"strings"
 	"testing"
 
@@ -181,7 +182,7 @@ func TestPlanErrors(t *testing.T) {
 		{name: "copy from later index", src: "FROM busybox\nCOPY --from=1 /x /y\nFROM busybox\n", want: "Dockerfile:2: --from=1"},
 		{name: "duplicate name", src: "FROM busybox AS a\nFROM busybox AS a\n", want: "Dockerfile:2: duplicate stage name"},
 		{name: "empty base", src: "ARG B\nFROM $B\n", want: "Dockerfile:2: FROM \"$B\" expands to an empty name"},
-		{name: "foreign platform", src: "FROM busybox\nFROM --platform=linux/s390x busybox\n", want: "Dockerfile:2: FROM --platform=linux/s390x: slimbuild builds only for the host platform"},
+		{name: "bad platform", src: "FROM busybox\nFROM --platform=linux/no/such/thing busybox\n", want: "Dockerfile:2: FROM --platform"},
 		{name: "foreign platform from arg", src: "ARG P=windows/arm\nFROM --platform=$P busybox AS a\nFROM a\n", want: "Dockerfile:2: FROM --platform=windows/arm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,4 +233,38 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("needed %v does not end with target %d", p.Needed, p.Target)
 		}
 	})
+}
+
+// TestPlanPlatforms: the automatic platform ARGs follow the target platform,
+// BUILDPLATFORM stays the host's, and each stage is on its FROM --platform, its
+// parent stage's, or the target's.
+func TestPlanPlatforms(t *testing.T) {
+	src := "ARG IMG=busybox\nFROM --platform=$BUILDPLATFORM $IMG AS native\nFROM native AS child\nFROM busybox AS target\nFROM --platform=linux/arm/v7 busybox AS arm\n"
+	target := ocispecs.Platform{OS: "linux", Architecture: "s390x"}
+	f, err := Parse("Dockerfile", strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.Plan(Options{Platform: target, Target: "target"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := HostPlatform()
+	args := p.GlobalArgs()
+	for k, want := range map[string]string{
+		"TARGETPLATFORM": "linux/s390x", "TARGETOS": "linux", "TARGETARCH": "s390x", "TARGETVARIANT": "",
+		"BUILDPLATFORM": host.OS + "/" + host.Architecture, "BUILDARCH": host.Architecture,
+	} {
+		if args[k] != want {
+			t.Errorf("%s = %q, want %q", k, args[k], want)
+		}
+	}
+	for i, want := range []ocispecs.Platform{host, host, target, {OS: "linux", Architecture: "arm", Variant: "v7"}} {
+		if got := p.Stages[i].On; FormatPlatform(got) != FormatPlatform(want) {
+			t.Errorf("stage %s is on %s, want %s", p.Stages[i].ID(), FormatPlatform(got), FormatPlatform(want))
+		}
+	}
+	if _, err := planOf("FROM --platform=windows/amd64 busybox\n", Options{}); err == nil || !strings.Contains(err.Error(), "Dockerfile:1") {
+		t.Errorf("FROM --platform=windows/amd64: error %v, want one at Dockerfile:1", err)
+	}
 }

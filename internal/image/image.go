@@ -98,6 +98,12 @@ func logfFrom(ctx context.Context) func(string, ...any) {
 // Pull fetches ref (for linux/runtime.GOARCH) with the docker config credentials,
 // streams its blobs into st, tags it with its normalised name and returns the stored image.
 func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ...any)) (v1.Image, error) {
+	return pullFor(ctx, st, ref, Platform(), logf)
+}
+
+// pullFor is Pull for platform p; an image for another platform than the
+// host's joins the name's index instead of replacing the name.
+func pullFor(ctx context.Context, st *store.Store, ref string, p v1.Platform, logf func(string, ...any)) (v1.Image, error) {
 	if logf == nil {
 		logf = nopLog
 	}
@@ -111,7 +117,7 @@ func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ..
 		return nil, err
 	}
 	logf("pulling %s", n)
-	img, err := remote.Image(r, reg.Options(ctx)...)
+	img, err := remote.Image(r, append(reg.Options(ctx), remote.WithPlatform(p))...)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", n, err)
 	}
@@ -126,7 +132,12 @@ func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ..
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", n, err)
 	}
-	if err := st.Tag(n, h); err != nil {
+	if p.Equals(Platform()) {
+		err = st.Tag(n, h)
+	} else {
+		_, err = st.AddPlatform(n, h)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", n, err)
 	}
 	logf("pulled %s: %s", n, h)
@@ -149,7 +160,14 @@ func fromStore(st *store.Store, ref string) (v1.Image, error) {
 // pull is set. The error for a missing image says how to get one.
 // Progress of a pull goes to the logger set with WithLogf.
 func Resolve(ctx context.Context, st *store.Store, ref string, pull bool) (v1.Image, error) {
-	img, err := fromStore(st, ref)
+	return ResolveFor(ctx, st, ref, pull, Platform())
+}
+
+// ResolveFor is Resolve for platform p: a name in the store that is an index
+// gives its image for p; a single image must be for p. An image pulled for
+// another platform than the host's joins the name's index (store.AddPlatform).
+func ResolveFor(ctx context.Context, st *store.Store, ref string, pull bool, p v1.Platform) (v1.Image, error) {
+	img, err := fromStoreFor(st, ref, p)
 	if err == nil {
 		return img, nil
 	}
@@ -160,20 +178,49 @@ func Resolve(ctx context.Context, st *store.Store, ref string, pull bool) (v1.Im
 	if nerr != nil {
 		n = ref
 	}
-	if !pull {
-		return nil, fmt.Errorf("image %q is not in the store and pulling is disabled: import one with \"slimbuild import ROOTFS %s\": %w", n, ref, store.ErrNotFound)
+	how := fmt.Sprintf("import one with \"slimbuild import ROOTFS %s\"", ref)
+	if !p.Equals(Platform()) {
+		how = fmt.Sprintf("import one with \"slimbuild import --platform %s ROOTFS %s\"", platformString(p), ref)
 	}
-	img, err = Pull(ctx, st, ref, logfFrom(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("image %q is not in the store and could not be pulled (%w): import one with \"slimbuild import ROOTFS %s\"", n, err, ref)
+	if !pull {
+		return nil, fmt.Errorf("image %q is not in the store for %s and pulling is disabled (%w): %s", n, platformString(p), err, how)
+	}
+	img, perr := pullFor(ctx, st, ref, p, logfFrom(ctx))
+	if perr != nil {
+		return nil, fmt.Errorf("image %q is not in the store for %s and could not be pulled (%w): %s", n, platformString(p), perr, how)
 	}
 	return img, nil
+}
+
+func platformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// fromStoreFor finds ref in st, by digest or normalised name, for platform p.
+func fromStoreFor(st *store.Store, ref string, p v1.Platform) (v1.Image, error) {
+	if !strings.HasPrefix(ref, "sha256:") {
+		n, err := NormalizeName(ref)
+		if err != nil {
+			return nil, err
+		}
+		ref = n
+	}
+	return st.ImageFor(ref, p)
 }
 
 // Repull pulls ref from its registry even when the store has it (buildx
 // --pull), reporting to the logger set with WithLogf.
 func Repull(ctx context.Context, st *store.Store, ref string) (v1.Image, error) {
-	img, err := Pull(ctx, st, ref, logfFrom(ctx))
+	return RepullFor(ctx, st, ref, Platform())
+}
+
+// RepullFor is Repull for platform p (see ResolveFor).
+func RepullFor(ctx context.Context, st *store.Store, ref string, p v1.Platform) (v1.Image, error) {
+	img, err := pullFor(ctx, st, ref, p, logfFrom(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q (--pull): %w", ref, err)
 	}

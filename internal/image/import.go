@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -114,6 +113,18 @@ func isPlainTarStart(f *os.File) bool {
 // a one-layer image with a config like docker import's (no Env, no Cmd); a
 // docker-archive; an OCI layout directory; or an OCI archive. It returns the manifest digest.
 func Import(ctx context.Context, st *store.Store, source, name string) (v1.Hash, error) {
+	return importFor(ctx, st, source, name, nil)
+}
+
+// ImportFor is Import for platform p: a root filesystem becomes an image for p,
+// an archive or layout gives its image for p (a single image must be for p),
+// and the name becomes an index that keeps its images for other platforms
+// (store.AddPlatform). It returns the image's manifest digest.
+func ImportFor(ctx context.Context, st *store.Store, source, name string, p v1.Platform) (v1.Hash, error) {
+	return importFor(ctx, st, source, name, &p)
+}
+
+func importFor(ctx context.Context, st *store.Store, source, name string, p *v1.Platform) (v1.Hash, error) {
 	var norm string
 	if name != "" {
 		var err error
@@ -128,11 +139,15 @@ func Import(ctx context.Context, st *store.Store, source, name string) (v1.Hash,
 	var h v1.Hash
 	switch kind {
 	case kindRootfsDir, kindRootfsTar:
-		h, err = importRootfs(ctx, st, source, kind)
+		want := Platform()
+		if p != nil {
+			want = *p
+		}
+		h, err = importRootfs(ctx, st, source, kind, want)
 	default:
 		var img v1.Image
 		var cleanup func()
-		img, cleanup, err = openArchive(st, source, kind)
+		img, cleanup, err = openArchiveFor(st, source, kind, p)
 		if err == nil {
 			h, err = st.WriteImage(img)
 			cleanup()
@@ -141,7 +156,11 @@ func Import(ctx context.Context, st *store.Store, source, name string) (v1.Hash,
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("importing %s %q: %w", kind, source, err)
 	}
-	if norm != "" {
+	if norm != "" && p != nil {
+		if _, err := st.AddPlatform(norm, h); err != nil {
+			return v1.Hash{}, fmt.Errorf("importing %q: %w", source, err)
+		}
+	} else if norm != "" {
 		if err := st.Tag(norm, h); err != nil {
 			return v1.Hash{}, fmt.Errorf("importing %q: %w", source, err)
 		}
@@ -149,7 +168,7 @@ func Import(ctx context.Context, st *store.Store, source, name string) (v1.Hash,
 	return h, nil
 }
 
-func importRootfs(ctx context.Context, st *store.Store, source, kind string) (v1.Hash, error) {
+func importRootfs(ctx context.Context, st *store.Store, source, kind string, p v1.Platform) (v1.Hash, error) {
 	lw, err := st.NewLayerWriter(store.Gzip)
 	if err != nil {
 		return v1.Hash{}, err
@@ -193,8 +212,9 @@ func importRootfs(ctx context.Context, st *store.Store, source, kind string) (v1
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		Architecture: runtime.GOARCH,
-		OS:           "linux",
+		Architecture: p.Architecture,
+		OS:           p.OS,
+		Variant:      p.Variant,
 		Created:      now,
 		RootFS:       v1.RootFS{Type: "layers"},
 	})
@@ -228,6 +248,28 @@ func (c *ctxWriter) Write(p []byte) (int, error) {
 // openArchive opens an image from an OCI layout, OCI archive or docker-archive.
 // cleanup releases temporaries once the image's blobs have been copied.
 func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error) {
+	return openArchiveFor(st, source, kind, nil)
+}
+
+// openArchiveFor is openArchive for platform p (nil: the host's, or the only
+// image); the image must be for p.
+func openArchiveFor(st *store.Store, source, kind string, p *v1.Platform) (v1.Image, func(), error) {
+	img, cleanup, err := openArchiveAny(st, source, kind, p)
+	if err != nil || p == nil {
+		return img, cleanup, err
+	}
+	cf, err := img.ConfigFile()
+	if err == nil && cf.Architecture != "" && !(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}).Satisfies(*p) {
+		err = fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platformString(*p))
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return img, cleanup, nil
+}
+
+func openArchiveAny(st *store.Store, source, kind string, p *v1.Platform) (v1.Image, func(), error) {
 	nop := func() {}
 	switch kind {
 	case kindOCILayout:
@@ -238,7 +280,7 @@ func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error)
 		if err != nil {
 			return nil, nil, err
 		}
-		img, err := pickImage(idx)
+		img, err := pickImage(idx, p)
 		return img, nop, err
 	case kindOCIArchive:
 		dir, err := st.TempDir("oci-archive-")
@@ -259,7 +301,7 @@ func openArchive(st *store.Store, source, kind string) (v1.Image, func(), error)
 			cleanup()
 			return nil, nil, err
 		}
-		img, err := pickImage(idx)
+		img, err := pickImage(idx, p)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
@@ -331,12 +373,15 @@ func checkArchiveJSON(src string) error {
 }
 
 // pickImage chooses the image in idx: the only one, or the one for Platform().
-func pickImage(idx v1.ImageIndex) (v1.Image, error) {
+func pickImage(idx v1.ImageIndex, p *v1.Platform) (v1.Image, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
 	}
 	want := Platform()
+	if p != nil {
+		want = *p
+	}
 	// Several names may point at one manifest: count manifests, not descriptors.
 	var uniq []v1.Descriptor
 	seen := map[v1.Hash]bool{}
@@ -364,7 +409,7 @@ func pickImage(idx v1.ImageIndex) (v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		return pickImage(child)
+		return pickImage(child, p)
 	}
 	return nil, fmt.Errorf("manifest %s has unsupported media type %s", d.Digest, d.MediaType)
 }

@@ -233,6 +233,15 @@ func (r *Registry) PushImage(ctx context.Context, img v1.Image, dest string) (v1
 
 // PushStored pushes the stored image src (a name or digest) to dest.
 func (r *Registry) PushStored(ctx context.Context, st *store.Store, src, dest string) (v1.Hash, error) {
+	if idx, err := storedIndex(st, src); err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing %q: %w", src, err)
+	} else if idx != nil {
+		d, err := r.PushIndex(ctx, idx, dest)
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("pushing %q to %q: %w", src, dest, err)
+		}
+		return d, nil
+	}
 	img, err := fromStore(st, src)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("pushing %q: %w", src, err)

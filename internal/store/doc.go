@@ -9,8 +9,10 @@
 //	ROOT/oci-layout            {"imageLayoutVersion": "1.0.0"}
 //	ROOT/index.json            one manifest descriptor per name, annotated with
 //	                           org.opencontainers.image.ref.name = the normalised
-//	                           name (docker.io/library/busybox:latest)
-//	ROOT/blobs/sha256/HEX      layer, config and manifest blobs
+//	                           name (docker.io/library/busybox:latest); the
+//	                           descriptor is an image manifest's, or an image
+//	                           index's for a multi-platform name (platform.go)
+//	ROOT/blobs/sha256/HEX      layer, config, manifest and index blobs
 //	ROOT/layers/HEX/           a layer unpacked in overlay lower format; HEX is the
 //	                           layer's diffID (sha256 of the uncompressed tar)
 //	ROOT/snapshots/HEX/        a build step's committed tree that has no blob yet, in

@@ -221,7 +221,8 @@ func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	return nil, fmt.Errorf("layer %s in image %s: %w", h, i.desc.Digest, ErrNotFound)
 }
 
-// Image returns the stored image by normalised name or by manifest digest ("sha256:HEX").
+// Image returns the stored image by normalised name or by manifest digest
+// ("sha256:HEX"); for an index, its image for HostPlatform.
 func (s *Store) Image(nameOrDigest string) (v1.Image, error) {
 	var desc v1.Descriptor
 	if strings.HasPrefix(nameOrDigest, "sha256:") {
@@ -237,6 +238,10 @@ func (s *Store) Image(nameOrDigest string) (v1.Image, error) {
 		if desc, err = s.lookup(nameOrDigest); err != nil {
 			return nil, err
 		}
+	}
+	if desc.MediaType.IsIndex() {
+		// A multi-platform name: the host's image (see platform.go).
+		return s.imageFor(nameOrDigest, desc, HostPlatform())
 	}
 	if !desc.MediaType.IsImage() {
 		return nil, fmt.Errorf("image %q: manifest %s has media type %s, not an image", nameOrDigest, desc.Digest, desc.MediaType)

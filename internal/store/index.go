@@ -69,7 +69,7 @@ func (s *Store) manifestDescriptor(h v1.Hash) (v1.Descriptor, error) {
 	if !s.HasBlob(h) {
 		return v1.Descriptor{}, fmt.Errorf("manifest %s: %w", h, ErrNotFound)
 	}
-	b, err := os.ReadFile(s.BlobPath(h))
+	b, err := ReadLimited(s.BlobPath(h), MaxManifestSize)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("reading manifest %s: %w", h, err)
 	}

@@ -16,7 +16,8 @@
 #      temporary --root) with --output type=docker, and writes `slimbuild save`
 #      archives; each must be accepted by `docker load` under its name, keep its
 #      config (ENTRYPOINT/CMD, USER, image ID = config digest) and run with
-#      `docker run --rm --network none`.
+#      `docker run --rm --network none`. One platform (arm64) of a multi-platform
+#      build is saved with save --platform, loaded and run under qemu.
 #   4. Prints each check and a last line "N passed, M failed"; exits 1 when any failed.
 #   5. On every exit path: stops dockerd and containerd by PID (SIGTERM, then SIGKILL
 #      after a bounded wait), kills any leftover process whose command line names the
@@ -385,6 +386,18 @@ check "slimbuild save hello:slim hello:scratch" "" sb save -o "$WORK/save2.tar" 
 load "docker load save2.tar" "$WORK/save2.tar" hello:slim hello:scratch
 check "docker run saved hello:slim (two-image archive)" "$HELLO" dk run --rm --pull never --network none hello:slim
 check "docker run saved hello:scratch" "$HELLO" dk run --rm --pull never --network none hello:scratch
+
+# One platform of a multi-platform build (issue 12): busybox:latest is an index of
+# amd64 and arm64 (hack/bases.sh); slimbuild save --platform writes the arm64 image,
+# which docker loads as arm64 and runs through the host's qemu (binfmt_misc, F flag).
+mkdir -p "$WORK/multi"
+printf 'FROM busybox:latest\nARG TARGETARCH\nRUN echo "$TARGETARCH $(uname -m)" > /arch\nCMD ["cat", "/arch"]\n' >"$WORK/multi/Dockerfile"
+check "build --platform linux/amd64,linux/arm64 multi:1" "" \
+	sb build --progress plain --platform linux/amd64,linux/arm64 -t multi:1 "$WORK/multi"
+check "slimbuild save --platform linux/arm64 multi:1" "" sb save --platform linux/arm64 -o "$WORK/multi-arm64.tar" multi:1
+load "docker load multi-arm64.tar" "$WORK/multi-arm64.tar" multi:1
+check "docker sees multi:1 as arm64" "linux/arm64" dk image inspect -f '{{.Os}}/{{.Architecture}}' multi:1
+check "docker run multi:1 (arm64 under qemu)" "arm64 aarch64" dk run --rm --pull never --network none multi:1
 
 # Pushed to a loopback registry, pulled and run by docker (issue 10). dockerd
 # reaches 127.0.0.0/8 over plain http by default.

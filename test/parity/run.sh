@@ -13,7 +13,7 @@
 #       output), record, stop (by PID, also on failure or Ctrl-C).
 #
 # A case is test/parity/cases/NN-name/: Dockerfile and its context, optional `args`
-# (one flag per line: --target=STAGE or --build-arg=K=V), expected.json (recorded),
+# (one flag per line: --target=STAGE, --build-arg=K=V or --platform=OS/ARCH[/VARIANT]), expected.json (recorded),
 # optional deliberate.md (why slimbuild differs on purpose). The context handed to
 # the builders is a copy without args, expected.json and deliberate.md, with modes
 # normalised (0755 for executables and directories, 0644 otherwise) so results do
@@ -104,6 +104,7 @@ if [ "$RECORD" = 1 ]; then
 			case $a in
 			--target=*) opts+=(--opt "target=${a#--target=}") ;;
 			--build-arg=*) opts+=(--opt "build-arg:${a#--build-arg=}") ;;
+			--platform=*) opts+=(--opt "platform=${a#--platform=}") ;;
 			*) log "$n: unknown flag in args: $a"; exit 2 ;;
 			esac
 		done < <(case_args "$n")

@@ -180,12 +180,16 @@ func loadImage(p string) (v1.Image, func(), error) {
 	return img, cleanup, nil
 }
 
-// findImage returns the linux/amd64 (or only) image of an index, descending
-// into nested indexes and skipping attestation manifests.
+// findImage returns the only image of an index, or its linux/amd64 one,
+// descending into nested indexes and skipping attestation manifests.
 func findImage(idx v1.ImageIndex) (v1.Image, error) {
 	m, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
+	}
+	if len(m.Manifests) == 1 && m.Manifests[0].MediaType.IsImage() {
+		// A build for one platform (--platform=...): whatever it is for.
+		return idx.Image(m.Manifests[0].Digest)
 	}
 	for _, d := range m.Manifests {
 		if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
