@@ -474,8 +474,7 @@ FAILED=0
 timed() {
 	local w=$1 i=$2 b=$3 out=$WORK/logs/$1.$3.$2.log t0 t1 ms from bytes rss msg
 	shift 3
-	RSSF=$WORK/logs/$w.$b.$i.rss
-	: >"$RSSF"
+	if [ "$b" = slimbuild ]; then RSSF=$WORK/logs/$w.$b.$i.rss && : >"$RSSF"; fi
 	sync
 	from=$(reglines)
 	t0=$(date +%s%N)
@@ -484,7 +483,7 @@ timed() {
 		ms=$(((t1 - t0) / 1000000))
 		printf '%s\t%s\t%s\t%s\n' "$w" "$b" "$i" "$ms" >>"$RAW"
 		msg="  $w $b run $i: ${ms} ms"
-		rss=$(grep -E '^[0-9]+$' "$RSSF" | sort -n | tail -n 1 || true)
+		rss=$(grep -sE '^[0-9]+$' "$RSSF" | sort -n | tail -n 1 || true)
 		if [ -n "$rss" ]; then
 			printf '%s\t%s\t%s\t%s\n' "$w" "$b" "$i" "$rss" >>"$RSS"
 			msg+=", peak RSS $((rss * 1024 / 1000000)) MB"
@@ -939,8 +938,9 @@ echo
 - Bases: `hack/bases.sh` makes `slimbuild/builder:bookworm` (`builder.tar.gz`, a gzip rootfs
   tarball, 340 MB unpacked) and `busybox:latest`. slimbuild imports the tarballs into a fresh
   store; `hack/buildkit.sh push-bases` pushes the same tarballs to the loopback registry
-  (docker.io's mirror for buildkitd; `crane append` pushes the gzip tarball as it is, so BuildKit
-  pulls the same gzip stream that slimbuild imports); buildah gets them from that registry with
+  (docker.io's mirror for buildkitd; `crane append` pushes the gzip tarball as it is: the
+  builder's layer blob has the tarball's own sha256, so BuildKit pulls the very gzip stream that
+  slimbuild imports); buildah gets them from that registry with
   `skopeo copy` into its own storage. Loading the bases is not timed (except in workload 8).
 - Commands (all with the network off for RUN, each builder's default progress output, which is
   plain without a terminal, as in CI; output to a log file):
