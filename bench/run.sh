@@ -129,7 +129,7 @@ apt_install() {
 
 # ---------------------------------------------------------------- cleanup
 STARTED_BUILDKIT=0
-CTRD_PID= DOCKERD_PID=
+CTRD_PID='' DOCKERD_PID=''
 # Directories containerd and dockerd create at fixed paths whatever their roots;
 # the ones this run creates are removed again when empty.
 FIXED_DIRS=()
@@ -326,7 +326,7 @@ CFG
 # dk_clean: docker holds no image, so the next load writes every layer again.
 dk_clean() {
 	local ids
-	ids=$(dk image ls -aq)
+	ids=$(dk image ls -aq | sort -u)
 	[ -z "$ids" ] || dk image rm -f $ids >/dev/null
 	[ -z "$(dk image ls -aq)" ] || die "docker still holds images after rm -f"
 }
