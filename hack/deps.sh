@@ -23,6 +23,8 @@ have node || need+=(nodejs)
 have npm || need+=(npm)
 have openssl || need+=(openssl)
 dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
+# Multi-platform builds: RUN for arm64 through binfmt_misc and Debian's qemu.
+have qemu-aarch64-static || need+=(qemu-user-static)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}" >&2
 	if [ "$(id -u)" != 0 ]; then
@@ -31,6 +33,14 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# qemu's handlers (flags F: they work inside containers), registered when the
+# package's postinst could not (no systemd running).
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+fi
+if [ -e /proc/sys/fs/binfmt_misc/register ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+	/lib/systemd/systemd-binfmt /usr/lib/binfmt.d/qemu-*.conf || echo "hack/deps.sh: registering qemu's binfmt handlers failed" >&2
 fi
 modprobe overlay 2>/dev/null || true
 if ! grep -qw overlay /proc/filesystems; then
