@@ -1,9 +1,12 @@
 package report
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -84,7 +87,24 @@ type Build struct {
 // SummarizeBuild analyses a build's final image and its discarded stages (see
 // AnalyzeLayers) and summarises them (see Summarize). A layer that several stages share is
 // read, or taken from the cache, once.
+//
+// With opts.Cache, the finished summary is kept too, under the identities of every layer
+// involved: an unchanged rebuild reads one cache value and merges nothing.
 func SummarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summary, error) {
+	key := summaryKey(b, opts)
+	if key != "" {
+		if final, sum, ok := getSummary(opts.Cache, key); ok {
+			return final, sum, nil
+		}
+	}
+	final, sum, err := summarizeBuild(ctx, b, opts)
+	if err == nil && key != "" {
+		putSummary(opts.Cache, key, final, sum)
+	}
+	return final, sum, err
+}
+
+func summarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summary, error) {
 	lr := newLayerReader(opts.Cache)
 	defer lr.puts.Wait()
 	final, err := lr.analyze(ctx, b.Image, b.Layers, opts)
@@ -209,4 +229,69 @@ func (lr *layerReader) analyze(ctx context.Context, img v1.Image, layers []Layer
 	}
 	u.finish(r, r.User, top)
 	return r, nil
+}
+
+// summaryKeyPrefix versions the cached summaries: change it when Report or Summary change.
+const summaryKeyPrefix = "slimbuild report summary v1\x00"
+
+// summaryKey names a build's summary by everything it is made of: the final image's
+// manifest, the options that shape the report, and every layer's identity, stage by stage.
+// It is empty when the summary cannot be named (no cache, no image, a layer without ID).
+func summaryKey(b Build, opts Options) string {
+	if opts.Cache == nil || b.Image == nil {
+		return ""
+	}
+	d, err := b.Image.Digest()
+	if err != nil {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s%s\x00%s\x00%d\x00", summaryKeyPrefix, d, opts.Name, opts.Top)
+	for _, stage := range append([][]LayerSource{b.Layers}, b.Discarded...) {
+		for _, l := range stage {
+			if l.ID == "" {
+				return ""
+			}
+			fmt.Fprintf(h, "%s\x00", l.ID)
+		}
+		h.Write([]byte{1})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+type cachedSummary struct {
+	Final   *Report `json:"final"`
+	Summary Summary `json:"summary"`
+}
+
+// getSummary reads a summary putSummary kept; ok is false for anything else.
+func getSummary(c Cache, key string) (*Report, Summary, bool) {
+	b, err := c.GetCache(key)
+	if err != nil {
+		return nil, Summary{}, false
+	}
+	var cs cachedSummary
+	zr := flate.NewReader(bytes.NewReader(b))
+	defer zr.Close()
+	// A summary is a few KB; anything past the limit is not one of ours.
+	if err := json.NewDecoder(io.LimitReader(zr, maxSummary)).Decode(&cs); err != nil || cs.Final == nil {
+		return nil, Summary{}, false
+	}
+	return cs.Final, cs.Summary, true
+}
+
+const maxSummary = 16 << 20
+
+// putSummary keeps a summary, deflated: smaller, and free of "sha256:…" text, which the
+// store's GC would take for references keeping the image's blobs alive.
+func putSummary(c Cache, key string, final *Report, sum Summary) {
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, flate.BestSpeed)
+	if err != nil {
+		return
+	}
+	if json.NewEncoder(zw).Encode(cachedSummary{Final: final, Summary: sum}) != nil || zw.Close() != nil {
+		return
+	}
+	_ = c.PutCache(key, buf.Bytes()) // derived data: a failed write costs a recomputation
 }

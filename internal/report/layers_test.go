@@ -282,3 +282,68 @@ func TestLayerKey(t *testing.T) {
 		t.Errorf("keys %q, %q", a, b)
 	}
 }
+
+// TestUnchangedSummaryFromCache: a rebuild that changed nothing reads no layer and
+// merges nothing, and gets the same report and summary; a changed discarded stage is
+// not mistaken for the kept summary; no cache value names a blob (GC would keep it).
+func TestUnchangedSummaryFromCache(t *testing.T) {
+	ctx := context.Background()
+	base := buildImage(t, "", plantedLayers()...)
+	builder, err := mutate.AppendLayers(base, layerOf(t, []tf{file("usr/bin/make", elf(100), 0o755)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := mutate.AppendLayers(base, layerOf(t, []tf{file("usr/bin/rustc", elf(100), 0o755)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := mutate.AppendLayers(base, layerOf(t, []tf{file("app/main", elf(80), 0o755)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := memCache{}
+	gets := &countingCache{Cache: cache}
+	o := opens{}
+	summarize := func(b v1.Image) (*Report, Summary) {
+		t.Helper()
+		r, s, err := SummarizeBuild(ctx, Build{Image: final, Layers: sources(t, final, o),
+			Discarded: [][]LayerSource{sources(t, b, o)}}, Options{Name: "test", Cache: gets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, s
+	}
+	r1, s1 := summarize(builder)
+	clear(o)
+	gets.n = 0
+	r2, s2 := summarize(builder)
+	if len(o) != 0 || gets.n != 1 {
+		t.Errorf("unchanged rebuild opened %v and read %d cache values, want none and 1", o, gets.n)
+	}
+	if d := cmp.Diff(r1, r2); d != "" {
+		t.Errorf("report from the cache (-computed +cached):\n%s", d)
+	}
+	if d := cmp.Diff(s1, s2); d != "" {
+		t.Errorf("summary from the cache (-computed +cached):\n%s", d)
+	}
+	_, s3 := summarize(other)
+	if len(s3.LeftBehind) == 0 || s3.LeftBehind[0] != "rustc" {
+		t.Errorf("another builder stage: left behind = %v, want rustc (first: %v)", s3.LeftBehind, s1.LeftBehind)
+	}
+	for k, v := range cache {
+		if bytes.Contains(v, []byte("sha256:")) {
+			t.Errorf("cache value %s names a digest", k)
+		}
+	}
+}
+
+// countingCache counts reads.
+type countingCache struct {
+	Cache
+	n int
+}
+
+func (c *countingCache) GetCache(key string) ([]byte, error) {
+	c.n++
+	return c.Cache.GetCache(key)
+}
