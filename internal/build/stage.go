@@ -125,6 +125,10 @@ func (b *builder) resolveImage(ctx context.Context, ref string) (v1.Image, error
 	if ok {
 		return img, nil
 	}
+	// A pull reports its layers (fetched, unpacked, bytes and time) as build events.
+	ctx = image.WithLogf(ctx, func(format string, args ...any) {
+		b.emit(Event{Kind: Info, Text: fmt.Sprintf(format, args...)})
+	})
 	if b.opts.Pull {
 		img, err = image.Repull(ctx, b.st, name)
 	} else {

@@ -25,7 +25,7 @@ func newImportCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := image.Import(cmd.Context(), st, args[0], name)
+			d, err := image.Import(image.WithLogf(cmd.Context(), logf), st, args[0], name)
 			if err != nil {
 				return fmt.Errorf("importing %s: %w", args[0], err)
 			}

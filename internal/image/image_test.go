@@ -141,7 +141,7 @@ func TestPullPush(t *testing.T) {
 		t.Errorf("Resolve of stored image: %v", err)
 	}
 
-	d, err := (&Registry{}).PushStored(ctx, st, host+"/test/img:v1", host+"/other/copy:v2")
+	d, err := (&Registry{}).PushStored(ctx, st, host+"/test/img:v1", host+"/other/copy:v2", store.Gzip)
 	if err != nil {
 		t.Fatal(err)
 	}

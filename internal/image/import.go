@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -125,16 +127,19 @@ func Import(ctx context.Context, st *store.Store, source, name string) (v1.Hash,
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("importing %q: %w", source, err)
 	}
+	logf := logfFrom(ctx)
 	var h v1.Hash
 	switch kind {
 	case kindRootfsDir, kindRootfsTar:
-		h, err = importRootfs(ctx, st, source, kind)
+		h, err = importRootfs(ctx, st, source, kind, logf)
+	case kindDocker:
+		h, err = importDockerArchive(ctx, st, source, logf)
 	default:
 		var img v1.Image
 		var cleanup func()
 		img, cleanup, err = openArchive(st, source, kind)
 		if err == nil {
-			h, err = st.WriteImage(img)
+			h, err = storeUnpacked(ctx, st, img, logf)
 			cleanup()
 		}
 	}
@@ -149,15 +154,25 @@ func Import(ctx context.Context, st *store.Store, source, name string) (v1.Hash,
 	return h, nil
 }
 
-func importRootfs(ctx context.Context, st *store.Store, source, kind string) (v1.Hash, error) {
-	lw, err := st.NewLayerWriter(store.Gzip)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	defer lw.Abort()
-	w := &ctxWriter{ctx: ctx, w: lw}
+// importRootfs stores a root filesystem as a one-layer image. Its layer blob
+// is the uncompressed tar (a tarball's as given, once decompressed), written
+// while the same stream is hashed and unpacked into the layer's directory, so
+// the first build on the image unpacks nothing.
+func importRootfs(ctx context.Context, st *store.Store, source, kind string, logf func(string, ...any)) (v1.Hash, error) {
+	start := time.Now()
+	var got store.Ingested
 	if kind == kindRootfsDir {
-		if err := layer.Write(w, source, layer.WriteOptions{}); err != nil {
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			pw.CloseWithError(layer.Write(&ctxWriter{ctx: ctx, w: pw}, source, layer.WriteOptions{}))
+		}()
+		var err error
+		got, err = st.IngestLayer(ctx, pr, store.IngestSpec{MediaType: types.OCIUncompressedLayer})
+		pr.CloseWithError(errors.New("import ended"))
+		<-done
+		if err != nil {
 			return v1.Hash{}, err
 		}
 	} else {
@@ -166,19 +181,12 @@ func importRootfs(ctx context.Context, st *store.Store, source, kind string) (v1
 			return v1.Hash{}, err
 		}
 		defer f.Close()
-		d, err := layer.Decompress(f)
-		if err != nil {
-			return v1.Hash{}, err
-		}
-		defer d.Close()
-		if _, err := io.Copy(w, d); err != nil {
+		if got, err = ingestTar(ctx, st, f); err != nil {
 			return v1.Hash{}, err
 		}
 	}
-	info, err := lw.Commit()
-	if err != nil {
-		return v1.Hash{}, err
-	}
+	logf("unpacked layer %s: %s in %s", short(got.DiffID), report.HumanSize(got.TarBytes), since(start))
+	info := got.LayerInfo
 	l, err := st.Layer(info)
 	if err != nil {
 		return v1.Hash{}, err
