@@ -186,18 +186,27 @@ func importRootfs(ctx context.Context, st *store.Store, source, kind string, log
 		}
 	}
 	logf("unpacked layer %s: %s in %s", short(got.DiffID), report.HumanSize(got.TarBytes), since(start))
-	info := got.LayerInfo
-	l, err := st.Layer(info)
-	if err != nil {
-		return v1.Hash{}, err
-	}
 	// The image is dated by its source's modification time, so importing the
 	// same rootfs again gives the same image, and build cache keys stay valid.
 	fi, err := os.Stat(source)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	now := v1.Time{Time: fi.ModTime().UTC().Truncate(time.Second)}
+	img, err := rootfsImage(st, got.LayerInfo, fi.ModTime(), "imported from "+filepath.Base(source))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return st.WriteImage(img)
+}
+
+// rootfsImage is the one-layer image of a rootfs import: a config like docker
+// import's (no Env, no Cmd) dated created, and the stored layer info.
+func rootfsImage(st *store.Store, info store.LayerInfo, created time.Time, comment string) (v1.Image, error) {
+	l, err := st.Layer(info)
+	if err != nil {
+		return nil, err
+	}
+	now := v1.Time{Time: created.UTC().Truncate(time.Second)}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
@@ -207,17 +216,13 @@ func importRootfs(ctx context.Context, st *store.Store, source, kind string, log
 		RootFS:       v1.RootFS{Type: "layers"},
 	})
 	if err != nil {
-		return v1.Hash{}, err
+		return nil, err
 	}
-	img, err = mutate.Append(img, mutate.Addendum{
+	return mutate.Append(img, mutate.Addendum{
 		Layer:     l,
 		MediaType: info.MediaType,
-		History:   v1.History{Created: now, CreatedBy: "slimbuild import", Comment: "imported from " + filepath.Base(source)},
+		History:   v1.History{Created: now, CreatedBy: "slimbuild import", Comment: comment},
 	})
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	return st.WriteImage(img)
 }
 
 // ctxWriter stops a long copy when ctx is cancelled.
