@@ -170,4 +170,3 @@ func TestIngestLayerHostile(t *testing.T) {
 		})
 	}
 }
-
