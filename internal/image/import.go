@@ -435,17 +435,26 @@ func extractTar(src, dir string) error {
 	}
 }
 
-// openPath opens the image archive or layout at p. OCI archives are copied into st
-// (unnamed) so the returned image does not depend on temporaries.
+// openPath opens the image archive or layout at p. OCI archives and
+// docker-archives are copied into st (unnamed) so the returned image does not
+// depend on temporaries.
 func openPath(st *store.Store, p string) (v1.Image, error) {
 	kind, err := sourceKind(p)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
-	case kindOCILayout, kindDocker:
+	case kindOCILayout:
 		img, _, err := openArchive(st, p, kind)
 		return img, err
+	case kindDocker:
+		// Stored (and checked) layer by layer: an archive may mix plain and
+		// gzip layers, as docker load allows and go-containerregistry does not.
+		h, err := importDockerArchive(context.Background(), st, p, nopLog)
+		if err != nil {
+			return nil, err
+		}
+		return st.Image(h.String())
 	case kindOCIArchive:
 		img, cleanup, err := openArchive(st, p, kind)
 		if err != nil {
