@@ -95,8 +95,44 @@ func (s *Store) IngestLayer(ctx context.Context, r io.Reader, spec IngestSpec) (
 	if err != nil {
 		return Ingested{}, wrap(err)
 	}
-	var tmpDir string
+	// Two goroutines besides this one, each a few MiB ahead of the next:
+	//   read the source, hash (digest) and write the blob     (raw)
+	//   decompress, hash the tar (diffID)                     (tarStream; compressed blobs only)
+	//   unpack                                                 (this goroutine)
+	// A plain tar blob is its own tar: hashed once, digest = diffID.
+	src := r
+	if spec.Size > 0 {
+		src = io.LimitReader(r, spec.Size+1)
+	}
+	blobHash := sha256.New()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	blob := &countWriter{w: io.MultiWriter(bw, blobHash)}
+	raw := newReadAhead(ctx, io.TeeReader(src, blob))
+	var (
+		tarStream io.Reader = raw
+		tarHash             = blobHash
+		tarCount            = blob
+		dec       io.ReadCloser
+		tarAhead  *readAhead
+		tmpDir    string
+	)
+	// stop ends the goroutines; after it nothing writes to the blob.
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if tarAhead != nil {
+			tarAhead.Close()
+		}
+		if dec != nil {
+			dec.Close()
+		}
+		raw.Close()
+	}
 	fail := func(err error) (Ingested, error) {
+		stop()
 		f.Close()
 		os.Remove(f.Name())
 		if tmpDir != "" {
@@ -104,27 +140,15 @@ func (s *Store) IngestLayer(ctx context.Context, r io.Reader, spec IngestSpec) (
 		}
 		return Ingested{}, wrap(err)
 	}
-
-	// source -> [read-ahead goroutine] -> tee(blob file, digest) -> decompress -> tee(diffID) -> unpack
-	src := r
-	if spec.Size > 0 {
-		src = io.LimitReader(r, spec.Size+1)
-	}
-	ra := newReadAhead(ctx, src)
-	defer ra.Close()
-	blobHash := sha256.New()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	blob := &countWriter{w: io.MultiWriter(bw, blobHash)}
-	var d io.ReadCloser = io.NopCloser(io.TeeReader(ra, blob))
 	if !IsUncompressed(mt) {
-		if d, err = layer.Decompress(io.TeeReader(ra, blob)); err != nil {
+		if dec, err = layer.Decompress(raw); err != nil {
 			return fail(err)
 		}
+		tarHash = sha256.New()
+		tarCount = &countWriter{w: tarHash}
+		tarAhead = newReadAhead(ctx, io.TeeReader(dec, tarCount))
+		tarStream = tarAhead
 	}
-	defer d.Close()
-	tarHash := sha256.New()
-	tarCount := &countWriter{w: tarHash}
-	tarStream := io.TeeReader(d, tarCount)
 	if unpack {
 		if tmpDir, err = s.TempDir("ingest-"); err != nil {
 			return fail(err)
@@ -141,9 +165,10 @@ func (s *Store) IngestLayer(ctx context.Context, r io.Reader, spec IngestSpec) (
 	if _, err := io.Copy(io.Discard, tarStream); err != nil {
 		return fail(ctxErr(ctx, fmt.Errorf("reading layer: %w", err)))
 	}
-	if _, err := io.Copy(io.Discard, io.TeeReader(ra, blob)); err != nil {
+	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return fail(ctxErr(ctx, fmt.Errorf("reading layer: %w", err)))
 	}
+	stop()
 	if err := bw.Flush(); err != nil {
 		return fail(fmt.Errorf("writing blob: %w", err))
 	}
