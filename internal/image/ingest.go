@@ -20,7 +20,8 @@ import (
 // store lacks (as a blob or as a directory) is streamed once from img,
 // stored as given and unpacked while its digest and diffID are checked
 // (store.IngestLayer), up to three layers at once; then the config and the
-// manifest are written. It returns the manifest digest. Progress goes to logf.
+// manifest are written. It returns the manifest digest. Progress goes to
+// logf, called from one goroutine at a time.
 func storeUnpacked(ctx context.Context, st *store.Store, img v1.Image, logf func(string, ...any)) (v1.Hash, error) {
 	m, err := img.Manifest()
 	if err != nil {
@@ -39,6 +40,13 @@ func storeUnpacked(ctx context.Context, st *store.Store, img v1.Image, logf func
 		mu   sync.Mutex
 		errs []error
 	)
+	// Layers arrive in parallel; logf hears from one at a time.
+	var logMu sync.Mutex
+	serial := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logf(format, args...)
+	}
 	for k, desc := range m.Layers {
 		if !desc.MediaType.IsDistributable() {
 			continue // foreign layer: referenced, never stored
@@ -52,7 +60,7 @@ func storeUnpacked(ctx context.Context, st *store.Store, img v1.Image, logf func
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := ingestOne(ctx, st, img, desc, diffID, logf); err != nil {
+			if err := ingestOne(ctx, st, img, desc, diffID, serial); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
