@@ -9,7 +9,7 @@
 # CONC_BUILDS builds of test/crash/ctx/Dockerfile.shared at once: same ROUND, so
 # they share the base and the first stage's cache entries (and race to fill them),
 # and a VARIANT of their own in the last step. While they run, `images`, `report
-# busybox`, `df`, `fsck`, `prune`, `prune --all` and `prune --keep-storage 0` run in
+# busybox`, `df`, `fsck`, `prune`, `prune --all` and `prune --keep-storage 1` run in
 # a loop; each must succeed (fsck: exit 0, nothing reported). Then every build must have succeeded, its image must print
 # its own variant with `slimbuild run`, and `slimbuild fsck` must report nothing.
 # Prints "concurrency test: B of N builds ok in R rounds, C of M side commands ok,
@@ -73,7 +73,7 @@ for ((R = 1; R <= ROUNDS; R++)); do
 		for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
 		[ "$running" = 0 ] && [ "$pass" -gt 0 ] && break
 		pass=$((pass + 1))
-		for cmd in "images" "report busybox" "df" "fsck" "prune" "prune --all" "prune --keep-storage 0"; do
+		for cmd in "images" "report busybox" "df" "fsck" "prune" "prune --all" "prune --keep-storage 1"; do
 			SIDE=$((SIDE + 1))
 			# shellcheck disable=SC2086
 			if sb $cmd >"$WORK/side.out" 2>"$WORK/side.err" && { [ "$cmd" != fsck ] || [ ! -s "$WORK/side.out" ]; }; then
