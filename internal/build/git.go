@@ -328,7 +328,7 @@ func (g *gitSource) fetch(ctx context.Context, tmp string, r gitResolved) (strin
 	if isCommitSHA(r.ref) {
 		refspec = r.ref
 	}
-	if _, err := run("fetch", "-q", "--no-tags", "--depth=1", "--", "origin", refspec); err != nil {
+	if _, err := run("fetch", "-q", "-u", "--no-tags", "--depth=1", "--", "origin", refspec); err != nil {
 		return "", "", fmt.Errorf("failed to fetch %s#%s: %w", g.remote, g.refName(r), err)
 	}
 	got, err := run("rev-parse", "--verify", "-q", "FETCH_HEAD")
