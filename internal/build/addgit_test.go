@@ -13,7 +13,8 @@ import (
 )
 
 // TestAddGit adds a loopback repository at a tag with a subdir, at its default
-// branch, at a branch with --keep-git-dir, and with a good --checksum.
+// branch, at a branch with --keep-git-dir, and with a good --checksum; the
+// context's .dockerignore does not filter it.
 func TestAddGit(t *testing.T) {
 	st := newStore(t)
 	gs := newGitServer(t)
@@ -24,7 +25,9 @@ ADD %[1]s#v1:sub /opt/sub
 ADD %[1]s /opt/def
 ADD --keep-git-dir=true %[1]s#dev /opt/kept
 ADD --checksum=%[2]s --chown=1000:1000 %[1]s#v1 /opt/sum
-`, repo.url, v1)}
+`, repo.url, v1),
+		// The context's .dockerignore is the context's: a repository is not filtered by it.
+		".dockerignore": "**/README\n**/file.txt\n"}
 	fs := fsOf(t, mustBuild(t, st, files, build.Options{Network: "none"}).Image)
 
 	for p, want := range map[string]string{

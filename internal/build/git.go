@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -163,7 +164,7 @@ func gitRun(ctx context.Context, home, dir string, args ...string) ([]byte, erro
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		msg := strings.TrimSpace(errOut.String())
+		msg := redactArgs(strings.TrimSpace(errOut.String()), args)
 		if msg == "" {
 			return nil, fmt.Errorf("git %s: %w", args[0], err)
 		}
@@ -173,6 +174,34 @@ func gitRun(ctx context.Context, home, dir string, args ...string) ([]byte, erro
 		return nil, fmt.Errorf("git %s: output over %d bytes", args[0], gitMaxOutput)
 	}
 	return out.Bytes(), nil
+}
+
+// redactURL hides the password of a URL (a token in https://user:token@host/…).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); !ok {
+		return s
+	}
+	u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	return u.String()
+}
+
+// redactArgs hides, in msg, the passwords of the URLs among args.
+func redactArgs(msg string, args []string) string {
+	for _, a := range args {
+		if r := redactURL(a); r != a {
+			u, _ := url.Parse(a)
+			pw, _ := u.User.Password()
+			msg = strings.ReplaceAll(msg, a, r)
+			if pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			}
+		}
+	}
+	return msg
 }
 
 // limitedBuffer keeps the first max bytes written to it and notes the rest.
@@ -223,11 +252,11 @@ func (g *gitSource) resolve(ctx context.Context, home string) (gitResolved, erro
 	if ref == "" {
 		out, err := gitRun(ctx, home, "", "ls-remote", "--symref", "--", g.remote, "HEAD")
 		if err != nil {
-			return gitResolved{}, fmt.Errorf("error fetching default branch for repository %s: %w", g.remote, err)
+			return gitResolved{}, fmt.Errorf("error fetching default branch for repository %s: %w", redactURL(g.remote), err)
 		}
 		m := symrefRE.FindSubmatch(out)
 		if m == nil {
-			return gitResolved{}, fmt.Errorf("could not find default branch for repository: %s", g.remote)
+			return gitResolved{}, fmt.Errorf("could not find default branch for repository: %s", redactURL(g.remote))
 		}
 		ref = string(m[1])
 		if err := checkGitRef(ref); err != nil {
@@ -236,7 +265,7 @@ func (g *gitSource) resolve(ctx context.Context, home string) (gitResolved, erro
 	}
 	out, err := gitRun(ctx, home, "", "ls-remote", "--", g.remote, ref, ref+"^{}")
 	if err != nil {
-		return gitResolved{}, fmt.Errorf("failed to fetch remote %s: %w", g.remote, err)
+		return gitResolved{}, fmt.Errorf("failed to fetch remote %s: %w", redactURL(g.remote), err)
 	}
 	var (
 		exact  = "refs/" + strings.TrimPrefix(ref, "refs/")
@@ -319,7 +348,8 @@ func (g *gitSource) fetch(ctx context.Context, tmp string, r gitResolved) (strin
 	if _, err := run("init", "-q"); err != nil {
 		return "", "", err
 	}
-	if _, err := run("remote", "add", "origin", g.remote); err != nil {
+	// A kept .git names the remote without its password (BuildKit's too).
+	if _, err := run("remote", "add", "origin", redactURL(g.remote)); err != nil {
 		return "", "", err
 	}
 	// The fetched ref is kept under its own name (tags and branches as on the
@@ -328,22 +358,22 @@ func (g *gitSource) fetch(ctx context.Context, tmp string, r gitResolved) (strin
 	if isCommitSHA(r.ref) {
 		refspec = r.ref
 	}
-	if _, err := run("fetch", "-q", "-u", "--no-tags", "--depth=1", "--", "origin", refspec); err != nil {
-		return "", "", fmt.Errorf("failed to fetch %s#%s: %w", g.remote, g.refName(r), err)
+	if _, err := run("fetch", "-q", "-u", "--no-tags", "--depth=1", "--", g.remote, refspec); err != nil {
+		return "", "", fmt.Errorf("failed to fetch %s#%s: %w", redactURL(g.remote), g.refName(r), err)
 	}
 	got, err := run("rev-parse", "--verify", "-q", "FETCH_HEAD")
 	if err != nil {
 		return "", "", err
 	}
 	if sha := strings.TrimSpace(string(got)); sha != r.commit {
-		return "", "", fmt.Errorf("%s#%s changed while it was fetched (%s, now %s)", g.remote, g.refName(r), r.commit, sha)
+		return "", "", fmt.Errorf("%s#%s changed while it was fetched (%s, now %s)", redactURL(g.remote), g.refName(r), r.commit, sha)
 	}
 	if _, err := run("checkout", "-q", "--detach", "FETCH_HEAD"); err != nil {
-		return "", "", fmt.Errorf("failed to checkout remote %s: %w", g.remote, err)
+		return "", "", fmt.Errorf("failed to checkout remote %s: %w", redactURL(g.remote), err)
 	}
 	if g.submodules && fileExists(filepath.Join(repo, ".gitmodules")) {
 		if _, err := run("submodule", "update", "--init", "--recursive", "--depth=1"); err != nil {
-			return "", "", fmt.Errorf("failed to update submodules for %s: %w", g.remote, err)
+			return "", "", fmt.Errorf("failed to update submodules for %s: %w", redactURL(g.remote), err)
 		}
 	}
 	var mtime *time.Time

@@ -131,3 +131,20 @@ func TestGitRunNoLocalTransport(t *testing.T) {
 		t.Error("ext:: ran a command")
 	}
 }
+
+// TestRedactURL: a token in a git URL stays out of messages and of a kept .git.
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:s3cret@host/repo.git": "https://user:xxxxx@host/repo.git",
+		"https://user@host/repo.git":        "https://user@host/repo.git",
+		"git@host:repo.git":                 "git@host:repo.git",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	msg := redactArgs("fatal: unable to access 'https://user:s3cret@host/repo.git/': s3cret", []string{"ls-remote", "--", "https://user:s3cret@host/repo.git"})
+	if strings.Contains(msg, "s3cret") {
+		t.Errorf("redactArgs left the password: %q", msg)
+	}
+}
