@@ -148,3 +148,24 @@ func TestRedactURL(t *testing.T) {
 		t.Errorf("redactArgs left the password: %q", msg)
 	}
 }
+
+// FuzzParseGitSource: whatever a Dockerfile names, an accepted git source has a
+// subdir that stays inside the checkout and a ref and remote git cannot read as
+// options.
+func FuzzParseGitSource(f *testing.F) {
+	for _, s := range []string{"https://h/r.git#v1:sub", "git@h:r.git#:a/../b", "ssh://h/r.git?subdir=../x", "git://h/r#-x", "https://h/r.git?ref=a&tag=b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		g, ok, err := parseGitSource(src, nil)
+		if !ok || err != nil {
+			return
+		}
+		if strings.HasPrefix(g.ref, "-") || strings.HasPrefix(g.remote, "-") || strings.HasPrefix(g.subdir, "-") {
+			t.Fatalf("%q: option-like ref %q, remote %q or subdir %q", src, g.ref, g.remote, g.subdir)
+		}
+		if strings.HasPrefix(g.subdir, "/") || g.subdir == ".." || strings.HasPrefix(g.subdir, "../") || strings.Contains(g.subdir, "/../") {
+			t.Fatalf("%q: subdir %q leaves the checkout", src, g.subdir)
+		}
+	})
+}
