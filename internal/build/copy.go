@@ -165,6 +165,11 @@ type source struct {
 }
 
 func (b *builder) fromSource(ref string) (*source, error) {
+	return b.fromSourceCtx(context.Background(), ref)
+}
+
+// fromSourceCtx is fromSource under ctx: a pull it needs stops when ctx is cancelled.
+func (b *builder) fromSourceCtx(ctx context.Context, ref string) (*source, error) {
 	if stg, ok := b.plan.StageByRef(ref); ok {
 		b.mu.Lock()
 		s := b.results[stg.Index]
@@ -175,7 +180,7 @@ func (b *builder) fromSource(ref string) (*source, error) {
 		return &source{layers: s.layers, key: s.key}, nil
 	}
 	// An image named by --from is for the target platform, as in BuildKit.
-	img, err := b.resolveImage(context.Background(), ref, b.targetPlatform())
+	img, err := b.resolveImage(ctx, ref, b.targetPlatform())
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +460,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	}
 	switch {
 	case req.from != "":
-		from, err = b.fromSource(req.from)
+		from, err = b.fromSourceCtx(ctx, req.from)
 		if err != nil {
 			return b.fail(st, err)
 		}

@@ -2,7 +2,9 @@ package build_test
 
 import (
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -41,9 +43,22 @@ func TestFromPulls(t *testing.T) {
 	dir := writeContext(t, map[string]string{
 		"Dockerfile": "FROM " + host + "/team/busybox:1\nRUN echo pulled > /proof\n",
 	})
-	res, err := buildIn(t, st, dir, build.Options{Network: "none"})
+	var mu sync.Mutex
+	var infos []string
+	progress := func(e build.Event) {
+		if e.Kind == build.Info {
+			mu.Lock()
+			infos = append(infos, e.Text)
+			mu.Unlock()
+		}
+	}
+	res, err := buildIn(t, st, dir, build.Options{Network: "none", Progress: progress})
 	if err != nil {
 		t.Fatalf("build: %v", err)
+	}
+	// The pull reports each layer's unpack through the build's events.
+	if !slices.ContainsFunc(infos, func(s string) bool { return strings.HasPrefix(s, "unpacked layer sha256:") }) {
+		t.Errorf("no unpack among the build's events: %q", infos)
 	}
 	if got := fileData(t, fsOf(t, res.Image), "proof"); got != "pulled\n" {
 		t.Errorf("/proof = %q", got)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
@@ -113,7 +112,7 @@ func TestSharedCacheLazy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("runner B: %v", err)
 		}
-		if err := validate.Image(res.Image); err != nil {
+		if err := validateImage(res.Image); err != nil {
 			t.Errorf("validate.Image: %v", err)
 		}
 		return res, st, rec.fsSteps(), ct.n.Load()

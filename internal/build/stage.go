@@ -127,6 +127,10 @@ func (b *builder) resolveImage(ctx context.Context, ref string, p v1.Platform) (
 	if ok {
 		return img, nil
 	}
+	// A pull reports its layers (fetched, unpacked, bytes and time) as build events.
+	ctx = image.WithLogf(ctx, func(format string, args ...any) {
+		b.emit(Event{Kind: Info, Text: fmt.Sprintf(format, args...)})
+	})
 	if b.opts.Pull {
 		img, err = image.RepullFor(ctx, b.st, name, p)
 	} else {

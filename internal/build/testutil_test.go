@@ -366,13 +366,65 @@ func buildIn(t testing.TB, st *store.Store, dir string, opts build.Options) (*bu
 	return res, nil
 }
 
+// validateImage is validate.Image for images whose layers may be stored
+// uncompressed or zstd (validate reads every layer blob as gzip): the manifest
+// and config are validated as validate.Image does, and each layer's blob must
+// have its digest and size, and its tar its diffID.
+func validateImage(img v1.Image) error {
+	if err := validate.Image(img, validate.Fast); err != nil {
+		return err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	if len(layers) != len(m.Layers) || len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return fmt.Errorf("%d layers, %d in the manifest, %d diffIDs", len(layers), len(m.Layers), len(cf.RootFS.DiffIDs))
+	}
+	for k, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		h, n, err := v1.SHA256(rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		if h != m.Layers[k].Digest || n != m.Layers[k].Size {
+			return fmt.Errorf("layer %d: blob %s of %d bytes, manifest says %s of %d", k, h, n, m.Layers[k].Digest, m.Layers[k].Size)
+		}
+		u, err := l.Uncompressed()
+		if err != nil {
+			return err
+		}
+		d, _, err := v1.SHA256(u)
+		u.Close()
+		if err != nil {
+			return err
+		}
+		if d != cf.RootFS.DiffIDs[k] {
+			return fmt.Errorf("layer %d: tar %s, config says %s", k, d, cf.RootFS.DiffIDs[k])
+		}
+	}
+	return nil
+}
+
 // checkResult validates the result image and every stage image.
 func checkResult(t testing.TB, res *build.Result) {
 	t.Helper()
 	if res == nil || res.Image == nil {
 		t.Fatalf("Build returned no image and no error")
 	}
-	if err := validate.Image(res.Image); err != nil {
+	if err := validateImage(res.Image); err != nil {
 		t.Errorf("validate.Image(result): %v", err)
 	}
 	d, err := res.Image.Digest()
@@ -387,7 +439,7 @@ func checkResult(t testing.TB, res *build.Result) {
 			t.Errorf("stage %s has no image", s.Name)
 			continue
 		}
-		if err := validate.Image(s.Image); err != nil {
+		if err := validateImage(s.Image); err != nil {
 			t.Errorf("validate.Image(stage %s): %v", s.Name, err)
 		}
 	}

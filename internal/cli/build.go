@@ -171,12 +171,16 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				}
 			}
 			for _, output := range rb.files {
-				if err := image.WriteOutput(res.Image, output, tags); err != nil {
+				if err := image.WriteOutputCompressed(cmd.Context(), st, res.Image, output, tags, opts.Compression); err != nil {
 					return fmt.Errorf("--output %s: %w", output, err)
 				}
 			}
-			if err := rb.publish(cmd, newRegistry, res); err != nil {
+			pushed, err := rb.publish(cmd, newRegistry, st, res, opts.Compression)
+			if err != nil {
 				return err
+			}
+			if pushed != nil {
+				res.Digest = *pushed // what --iidfile, --metadata-file and stdout name
 			}
 			if bx.load {
 				if err := image.LoadIntoDocker(cmd.Context(), dockerSock, res.Image, tags); err != nil {

@@ -34,9 +34,9 @@ func newImportCmd(g *Globals) *cobra.Command {
 			}
 			var d v1.Hash
 			if p != nil {
-				d, err = image.ImportFor(cmd.Context(), st, args[0], name, *p)
+				d, err = image.ImportFor(image.WithLogf(cmd.Context(), logf), st, args[0], name, *p)
 			} else {
-				d, err = image.Import(cmd.Context(), st, args[0], name)
+				d, err = image.Import(image.WithLogf(cmd.Context(), logf), st, args[0], name)
 			}
 			if err != nil {
 				return fmt.Errorf("importing %s: %w", args[0], err)

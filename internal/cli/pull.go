@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -35,11 +36,16 @@ func newPullCmd(g *Globals) *cobra.Command {
 
 func newPushCmd(g *Globals) *cobra.Command {
 	var newRegistry func(io.Writer) *image.Registry
+	var compression string
 	cmd := &cobra.Command{
 		Use:   "push NAME [DEST]",
 		Short: "Push a stored image to a registry (to DEST when given); prints the digest",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			c := store.Compression(compression)
+			if _, err := c.MediaType(); err != nil {
+				return fmt.Errorf("--compression: %w", err)
+			}
 			st, err := g.Store()
 			if err != nil {
 				return err
@@ -52,7 +58,7 @@ func newPushCmd(g *Globals) *cobra.Command {
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			d, err := newRegistry(cmd.ErrOrStderr()).PushStored(cmd.Context(), st, name, dest)
+			d, err := newRegistry(cmd.ErrOrStderr()).PushStored(cmd.Context(), st, name, dest, c)
 			if err != nil {
 				return err
 			}
@@ -62,6 +68,7 @@ func newPushCmd(g *Globals) *cobra.Command {
 		},
 	}
 	newRegistry = addRegistryFlags(cmd)
+	cmd.Flags().StringVar(&compression, "compression", "gzip", "compress layers stored otherwise with: gzip, zstd or none")
 	return cmd
 }
 

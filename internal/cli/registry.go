@@ -9,12 +9,14 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/regcache"
 	"github.com/slimbuild/slimbuild/internal/report"
+	"github.com/slimbuild/slimbuild/internal/store"
 )
 
 // cacheSpec is a parsed --cache-to or --cache-from value.
@@ -235,22 +237,26 @@ func parseRegistryFlags(tags, outputs, cacheTo, cacheFrom []string, push bool) (
 	return rf, nil
 }
 
-// publish pushes the result and exports the cache, reporting on stderr.
-func (rf *registryFlags) publish(cmd *cobra.Command, newRegistry func(io.Writer) *image.Registry, res *build.Result) error {
+// publish pushes the result, its layers compressed as c says, and exports the
+// cache, reporting on stderr. It returns the digest of the manifest pushed
+// (nil when nothing was pushed).
+func (rf *registryFlags) publish(cmd *cobra.Command, newRegistry func(io.Writer) *image.Registry, st *store.Store, res *build.Result, c store.Compression) (*v1.Hash, error) {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
+	var pushed *v1.Hash
 	for _, ref := range rf.pushTo {
-		d, err := newRegistry(stderr).PushImage(ctx, res.Image, ref)
+		d, err := newRegistry(stderr).Push(ctx, st, res.Image, ref, c)
 		if err != nil {
-			return fmt.Errorf("pushing %s: %w", ref, err)
+			return nil, fmt.Errorf("pushing %s: %w", ref, err)
 		}
 		fmt.Fprintf(stderr, "pushed %s@%s\n", ref, d)
+		pushed = &d
 	}
 	for _, spec := range rf.cacheTo {
 		msg, err := exportCache(ctx, newRegistry(nil), spec, res)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Fprintln(stderr, msg)
 	}
-	return nil
+	return pushed, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -267,5 +268,78 @@ func TestParseCacheSpec(t *testing.T) {
 				t.Errorf("parseCacheSpec(%q) = %+v, %v; want %+v", tc.spec, got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPushCompressesImportedLayers: an import stores its layer as a plain tar;
+// push and build --push ship it gzip (or zstd with --compression), and what
+// push prints, --iidfile and --metadata-file name the manifest the registry
+// holds, not the stored one.
+func TestPushCompressesImportedLayers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to unpack an import")
+	}
+	reg := regtest.Start(t, regtest.Options{})
+	root := smallImage(t, "base:1")
+	stored, _, err := slimbuild(t, root, "inspect", "base:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var insp struct {
+		Digest   string
+		Manifest struct{ Layers []struct{ MediaType string } }
+	}
+	if err := json.Unmarshal([]byte(stored), &insp); err != nil {
+		t.Fatal(err)
+	}
+	if len(insp.Manifest.Layers) != 1 || insp.Manifest.Layers[0].MediaType != "application/vnd.oci.image.layer.v1.tar" {
+		t.Fatalf("imported layers %+v, want one plain tar", insp.Manifest.Layers)
+	}
+	for _, tc := range []struct{ compression, mediaType string }{
+		{"gzip", "application/vnd.oci.image.layer.v1.tar+gzip"},
+		{"zstd", "application/vnd.oci.image.layer.v1.tar+zstd"},
+	} {
+		ref := reg + "/push/" + tc.compression + ":1"
+		out, stderr, err := slimbuild(t, root, "push", "--compression", tc.compression, "base:1", ref)
+		if err != nil {
+			t.Fatalf("push: %v\n%s", err, stderr)
+		}
+		got, err := regtest.SkopeoDigest(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last(out) != got || got == insp.Digest {
+			t.Errorf("push printed %s, the registry holds %s (stored %s)", last(out), got, insp.Digest)
+		}
+		raw, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+ref).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(raw), `"`+tc.mediaType+`"`) {
+			t.Errorf("pushed manifest has no %s layer:\n%s", tc.mediaType, raw)
+		}
+	}
+	if _, _, err := slimbuild(t, root, "push", "--compression", "lzma", "base:1", reg+"/push/x:1"); err == nil {
+		t.Error("push --compression lzma succeeded")
+	}
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM base:1\nCOPY a.txt /a.txt\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644)
+	iid, meta := filepath.Join(t.TempDir(), "iid"), filepath.Join(t.TempDir(), "meta.json")
+	out, stderr, err := slimbuild(t, root, "build", "--progress", "plain", "-t", reg+"/push/built:1", "--push",
+		"--iidfile", iid, "--metadata-file", meta, dir)
+	if err != nil {
+		t.Fatalf("build --push: %v\n%s", err, stderr)
+	}
+	got, err := regtest.SkopeoDigest(reg + "/push/built:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(iid); string(b) != got || last(out) != got {
+		t.Errorf("--iidfile %q, printed %q; the registry holds %s", b, last(out), got)
+	}
+	if b, _ := os.ReadFile(meta); !strings.Contains(string(b), got) {
+		t.Errorf("--metadata-file does not name the pushed %s:\n%s", got, b)
 	}
 }

@@ -6,8 +6,29 @@
 // Names: NormalizeName follows docker: "busybox" is
 // "docker.io/library/busybox:latest". Every name handed to the store is normalised.
 //
-// Streams: layers are never held in memory. Imports stream rootfs content through
-// store.NewLayerWriter; pulls stream blobs from the registry into the store; outputs
+// Layers in, unpacked: imports and pulls stream every layer through
+// store.IngestLayer, which stores the blob as given and unpacks it in the same
+// pass, checking its digest and the diffID the config declares (a mismatch is
+// refused and leaves nothing). A rootfs tarball (plain, gzip, zstd, bzip2 or xz)
+// becomes one uncompressed layer blob, the tar itself: no compression at import,
+// none to undo at the first build. A docker-archive keeps its layer blobs as the
+// archive holds them (plain or gzip), under an OCI manifest. Progress (each
+// layer fetched and unpacked, with bytes and time) goes to the logger set with
+// WithLogf.
+//
+// Layers out, compressed as asked: a push (Registry.Push, PushStored) and an
+// OCI output (WriteOutputCompressed) ship every layer compressed as
+// --compression says (default gzip), whatever the store holds: a layer stored
+// otherwise is decompressed and compressed again with the store's one
+// compressor at its fixed level, once (the result is kept in the store and
+// remembered in its build cache), so the same image gives the same bytes
+// however its layers were first stored (see Compressed). The manifest pushed
+// then has its own digest, which Push returns. A docker-archive output writes
+// layers as stored (docker load takes tar and gzip alike) and compresses
+// nothing.
+//
+// Streams: layers are never held in memory. Pulls and imports stream blobs into
+// the store (store.IngestLayer reads a few MiB ahead, no more); outputs
 // stream blobs from the image into a uniquely named temporary file (or directory)
 // beside dest, fsynced and renamed over dest when complete (a layout directory is
 // swapped in with RENAME_EXCHANGE), so a failed write never leaves a truncated

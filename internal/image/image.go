@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -96,7 +97,8 @@ func logfFrom(ctx context.Context) func(string, ...any) {
 }
 
 // Pull fetches ref (for linux/runtime.GOARCH) with the docker config credentials,
-// streams its blobs into st, tags it with its normalised name and returns the stored image.
+// streams each layer it lacks into st, unpacking it on the way (see storeUnpacked),
+// tags it with its normalised name and returns the stored image.
 func Pull(ctx context.Context, st *store.Store, ref string, logf func(string, ...any)) (v1.Image, error) {
 	return pullFor(ctx, st, ref, Platform(), logf)
 }
@@ -121,14 +123,8 @@ func pullFor(ctx context.Context, st *store.Store, ref string, p v1.Platform, lo
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", n, err)
 	}
-	if m, err := img.Manifest(); err == nil {
-		for _, l := range m.Layers {
-			if !st.HasBlob(l.Digest) {
-				logf("fetching layer %s (%d bytes)", l.Digest, l.Size)
-			}
-		}
-	}
-	h, err := st.WriteImage(img)
+	start := time.Now()
+	h, err := storeUnpacked(ctx, st, img, logf)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", n, err)
 	}
@@ -140,7 +136,7 @@ func pullFor(ctx context.Context, st *store.Store, ref string, p v1.Platform, lo
 	if err != nil {
 		return nil, fmt.Errorf("pulling %q: %w", n, err)
 	}
-	logf("pulled %s: %s", n, h)
+	logf("pulled %s: %s in %s", n, h, since(start))
 	return st.Image(h.String())
 }
 

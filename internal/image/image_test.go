@@ -141,7 +141,7 @@ func TestPullPush(t *testing.T) {
 		t.Errorf("Resolve of stored image: %v", err)
 	}
 
-	d, err := (&Registry{}).PushStored(ctx, st, host+"/test/img:v1", host+"/other/copy:v2")
+	d, err := (&Registry{}).PushStored(ctx, st, host+"/test/img:v1", host+"/other/copy:v2", store.Gzip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,10 @@ func TestImport(t *testing.T) {
 			if d := digestOf(t, img); d != h {
 				t.Errorf("tagged %s, Import returned %s", d, h)
 			}
-			if err := validate.Image(img); err != nil {
+			// validate.Image reads layers as gzip: check the image as it is pushed.
+			if pushed, err := Compressed(context.Background(), st, img, store.Gzip); err != nil {
+				t.Error(err)
+			} else if err := validate.Image(pushed); err != nil {
 				t.Error(err)
 			}
 			if tc.keepDigest && h != digestOf(t, src) {

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -136,6 +138,7 @@ func importFor(ctx context.Context, st *store.Store, source, name string, p *v1.
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("importing %q: %w", source, err)
 	}
+	logf := logfFrom(ctx)
 	var h v1.Hash
 	switch kind {
 	case kindRootfsDir, kindRootfsTar:
@@ -143,13 +146,18 @@ func importFor(ctx context.Context, st *store.Store, source, name string, p *v1.
 		if p != nil {
 			want = *p
 		}
-		h, err = importRootfs(ctx, st, source, kind, want)
+		h, err = importRootfs(ctx, st, source, kind, want, logf)
+	case kindDocker:
+		h, err = importDockerArchive(ctx, st, source, logf)
+		if err == nil && p != nil {
+			err = checkPlatform(st, h, *p)
+		}
 	default:
 		var img v1.Image
 		var cleanup func()
 		img, cleanup, err = openArchiveFor(st, source, kind, p)
 		if err == nil {
-			h, err = st.WriteImage(img)
+			h, err = storeUnpacked(ctx, st, img, logf)
 			cleanup()
 		}
 	}
@@ -168,15 +176,25 @@ func importFor(ctx context.Context, st *store.Store, source, name string, p *v1.
 	return h, nil
 }
 
-func importRootfs(ctx context.Context, st *store.Store, source, kind string, p v1.Platform) (v1.Hash, error) {
-	lw, err := st.NewLayerWriter(store.Gzip)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	defer lw.Abort()
-	w := &ctxWriter{ctx: ctx, w: lw}
+// importRootfs stores a root filesystem as a one-layer image. Its layer blob
+// is the uncompressed tar (a tarball's as given, once decompressed), written
+// while the same stream is hashed and unpacked into the layer's directory, so
+// the first build on the image unpacks nothing.
+func importRootfs(ctx context.Context, st *store.Store, source, kind string, p v1.Platform, logf func(string, ...any)) (v1.Hash, error) {
+	start := time.Now()
+	var got store.Ingested
 	if kind == kindRootfsDir {
-		if err := layer.Write(w, source, layer.WriteOptions{}); err != nil {
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			pw.CloseWithError(layer.Write(&ctxWriter{ctx: ctx, w: pw}, source, layer.WriteOptions{}))
+		}()
+		var err error
+		got, err = st.IngestLayer(ctx, pr, store.IngestSpec{MediaType: types.OCIUncompressedLayer})
+		pr.CloseWithError(errors.New("import ended"))
+		<-done
+		if err != nil {
 			return v1.Hash{}, err
 		}
 	} else {
@@ -185,30 +203,32 @@ func importRootfs(ctx context.Context, st *store.Store, source, kind string, p v
 			return v1.Hash{}, err
 		}
 		defer f.Close()
-		d, err := layer.Decompress(f)
-		if err != nil {
-			return v1.Hash{}, err
-		}
-		defer d.Close()
-		if _, err := io.Copy(w, d); err != nil {
+		if got, err = ingestTar(ctx, st, f); err != nil {
 			return v1.Hash{}, err
 		}
 	}
-	info, err := lw.Commit()
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	l, err := st.Layer(info)
-	if err != nil {
-		return v1.Hash{}, err
-	}
+	logf("unpacked layer %s: %s in %s", short(got.DiffID), report.HumanSize(got.TarBytes), since(start))
 	// The image is dated by its source's modification time, so importing the
 	// same rootfs again gives the same image, and build cache keys stay valid.
 	fi, err := os.Stat(source)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	now := v1.Time{Time: fi.ModTime().UTC().Truncate(time.Second)}
+	img, err := rootfsImage(st, got.LayerInfo, p, fi.ModTime(), "imported from "+filepath.Base(source))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return st.WriteImage(img)
+}
+
+// rootfsImage is the one-layer image of a rootfs import: a config like docker
+// import's (no Env, no Cmd) dated created, and the stored layer info.
+func rootfsImage(st *store.Store, info store.LayerInfo, p v1.Platform, created time.Time, comment string) (v1.Image, error) {
+	l, err := st.Layer(info)
+	if err != nil {
+		return nil, err
+	}
+	now := v1.Time{Time: created.UTC().Truncate(time.Second)}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
@@ -219,17 +239,13 @@ func importRootfs(ctx context.Context, st *store.Store, source, kind string, p v
 		RootFS:       v1.RootFS{Type: "layers"},
 	})
 	if err != nil {
-		return v1.Hash{}, err
+		return nil, err
 	}
-	img, err = mutate.Append(img, mutate.Addendum{
+	return mutate.Append(img, mutate.Addendum{
 		Layer:     l,
 		MediaType: info.MediaType,
-		History:   v1.History{Created: now, CreatedBy: "slimbuild import", Comment: "imported from " + filepath.Base(source)},
+		History:   v1.History{Created: now, CreatedBy: "slimbuild import", Comment: comment},
 	})
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	return st.WriteImage(img)
 }
 
 // ctxWriter stops a long copy when ctx is cancelled.
@@ -467,17 +483,26 @@ func extractTar(src, dir string) error {
 	}
 }
 
-// openPath opens the image archive or layout at p. OCI archives are copied into st
-// (unnamed) so the returned image does not depend on temporaries.
+// openPath opens the image archive or layout at p. OCI archives and
+// docker-archives are copied into st (unnamed) so the returned image does not
+// depend on temporaries.
 func openPath(st *store.Store, p string) (v1.Image, error) {
 	kind, err := sourceKind(p)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
-	case kindOCILayout, kindDocker:
+	case kindOCILayout:
 		img, _, err := openArchive(st, p, kind)
 		return img, err
+	case kindDocker:
+		// Stored (and checked) layer by layer: an archive may mix plain and
+		// gzip layers, as docker load allows and go-containerregistry does not.
+		h, err := importDockerArchive(context.Background(), st, p, nopLog)
+		if err != nil {
+			return nil, err
+		}
+		return st.Image(h.String())
 	case kindOCIArchive:
 		img, cleanup, err := openArchive(st, p, kind)
 		if err != nil {
@@ -491,4 +516,21 @@ func openPath(st *store.Store, p string) (v1.Image, error) {
 		return st.Image(h.String())
 	}
 	return nil, fmt.Errorf("%q is a %s, not an image (use slimbuild import)", p, kind)
+}
+
+// checkPlatform refuses a stored image h that is not for platform p.
+func checkPlatform(st *store.Store, h v1.Hash, p v1.Platform) error {
+	img, err := st.Image(h.String())
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	got := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	if got.OS != p.OS || got.Architecture != p.Architecture || (p.Variant != "" && got.Variant != p.Variant) {
+		return fmt.Errorf("the archive's image is for %s, not %s", got.String(), p.String())
+	}
+	return nil
 }

@@ -51,7 +51,7 @@ func TestPushIndex(t *testing.T) {
 	st := openStore(t)
 	n := "docker.io/library/multi:1"
 	ih := storedIndexOf(t, st, n)
-	d, err := (&Registry{}).PushStored(ctx, st, n, host+"/m/multi:1")
+	d, err := (&Registry{}).PushStored(ctx, st, n, host+"/m/multi:1", store.Gzip)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/slimbuild/slimbuild/internal/store"
 )
 
 // Output is a parsed output spec.
@@ -102,6 +105,24 @@ func WriteOutput(img v1.Image, spec string, tags []string) error {
 		return fmt.Errorf("writing output %q: %w", spec, err)
 	}
 	return nil
+}
+
+// WriteOutputCompressed is WriteOutput for an image of st, with the layers of
+// an OCI output (layout or archive) compressed as c says whatever the store
+// holds (see Compressed). A docker-archive gets the layers as stored (docker
+// load takes tar and gzip alike, so nothing is compressed), a tar output the
+// flattened files.
+func WriteOutputCompressed(ctx context.Context, st *store.Store, img v1.Image, spec string, tags []string, c store.Compression) error {
+	o, err := ParseOutput(spec)
+	if err != nil {
+		return err
+	}
+	if o.Type == "oci" {
+		if img, err = Compressed(ctx, st, img, c); err != nil {
+			return fmt.Errorf("writing output %q: %w", spec, err)
+		}
+	}
+	return WriteOutput(img, spec, tags)
 }
 
 // WriteDocker writes img as a docker-archive with names as its RepoTags (none

@@ -231,8 +231,22 @@ func (r *Registry) PushImage(ctx context.Context, img v1.Image, dest string) (v1
 	return d, nil
 }
 
-// PushStored pushes the stored image src (a name or digest) to dest.
-func (r *Registry) PushStored(ctx context.Context, st *store.Store, src, dest string) (v1.Hash, error) {
+// Push uploads img to dest with its layers compressed as c says (see
+// Compressed: layers stored otherwise are converted, deterministically) and
+// returns the digest of the manifest pushed, which differs from img's when a
+// layer was converted.
+func (r *Registry) Push(ctx context.Context, st *store.Store, img v1.Image, dest string, c store.Compression) (v1.Hash, error) {
+	out, err := Compressed(ctx, st, img, c)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing to %q: %w", dest, err)
+	}
+	return r.PushImage(ctx, out, dest)
+}
+
+// PushStored pushes the stored image src (a name or digest) to dest, its
+// layers compressed as c says (see Push). A name for an index pushes the whole
+// index, its images as stored.
+func (r *Registry) PushStored(ctx context.Context, st *store.Store, src, dest string, c store.Compression) (v1.Hash, error) {
 	if idx, err := storedIndex(st, src); err != nil {
 		return v1.Hash{}, fmt.Errorf("pushing %q: %w", src, err)
 	} else if idx != nil {
@@ -246,7 +260,7 @@ func (r *Registry) PushStored(ctx context.Context, st *store.Store, src, dest st
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("pushing %q: %w", src, err)
 	}
-	d, err := r.PushImage(ctx, img, dest)
+	d, err := r.Push(ctx, st, img, dest, c)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("pushing %q to %q: %w", src, dest, err)
 	}

@@ -30,6 +30,23 @@
 //
 // The store does not normalise names; callers (package image) pass normalised names.
 //
+// # Layer blobs
+//
+// A stored image may have layers of any layer media type: tar, tar+gzip or
+// tar+zstd. Build steps write theirs compressed as --compression says
+// (NewLayerWriter); a rootfs import stores the tar uncompressed, as given
+// (digest = diffID), and docker-archive, OCI and registry images keep their
+// blobs exactly as they came. Outputs that ship blobs compress what differs
+// from the compression asked for (package image, Compressed), so how a layer
+// was first stored never shows in a pushed or exported image.
+//
+// IngestLayer stores a layer that arrives as a stream (an import, a pull) in
+// one pass: the blob is written as read while it is hashed, decompressed,
+// hashed again (diffID, checked against the declared one) and unpacked into a
+// temporary directory; one syncfs(2), then the blob and the directory are
+// renamed into place together. So an imported or pulled image is ready to
+// run, and the first build on it unpacks nothing.
+//
 // # Permissions
 //
 // The store is private to the user that owns it: Open makes the root and every

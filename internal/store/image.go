@@ -479,6 +479,12 @@ func (s *Store) LayerDirs(layers []v1.Layer) ([]string, error) {
 // AdoptLayerDir moves dir (already in overlay lower format, on the store's filesystem)
 // into place as the unpacked directory of diffID. If one exists already, dir is removed.
 func (s *Store) AdoptLayerDir(diffID v1.Hash, dir string) (string, error) {
+	return s.adopt(diffID, dir, true)
+}
+
+// adopt is AdoptLayerDir; syncFirst false means the caller has just synced
+// the store's filesystem after the last write to dir.
+func (s *Store) adopt(diffID v1.Hash, dir string, syncFirst bool) (string, error) {
 	if !validHash(diffID) {
 		return "", fmt.Errorf("adopting layer dir %q: bad diffID %q", dir, diffID)
 	}
@@ -490,8 +496,10 @@ func (s *Store) AdoptLayerDir(diffID v1.Hash, dir string) (string, error) {
 		return dst, os.RemoveAll(dir)
 	}
 	// Every file of the tree on disk before its name appears (see sync.go).
-	if err := s.syncFS(); err != nil {
-		return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
+	if syncFirst {
+		if err := s.syncFS(); err != nil {
+			return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
+		}
 	}
 	if err := os.Rename(dir, dst); err != nil {
 		if _, serr := os.Stat(dst); serr == nil { // lost the race; theirs is as good

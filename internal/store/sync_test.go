@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,16 @@ func TestPublishedAfterSync(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := s.LayerDir(l); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"IngestLayer blob", func(s *Store) string { return s.path("blobs", "sha256") }, "fs", func(t *testing.T, s *Store) {
+			if _, err := s.IngestLayer(context.Background(), bytes.NewReader(layerTar), IngestSpec{}); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"IngestLayer dir", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
+			if _, err := s.IngestLayer(context.Background(), bytes.NewReader(layerTar), IngestSpec{}); err != nil {
 				t.Fatal(err)
 			}
 		}, nil},
