@@ -41,6 +41,8 @@ type copyRequest struct {
 	// unpackURL is ADD --unpack=true: URL sources are unpacked too.
 	unpackURL bool
 	checksum  string
+	// keepGitDir is ADD --keep-git-dir (nil when not given).
+	keepGitDir *bool
 	// link is COPY --link: the layer is made as if on an empty root, so it does
 	// not depend on the stage it lands on (existing directories, symlinks).
 	link bool
@@ -54,6 +56,9 @@ type srcItem struct {
 	url  string      // for ADD URL: where it was downloaded from
 	data *string     // heredoc content
 	name string      // heredoc or URL file name
+	// git, for an ADD of a git repository, is fetched when the step runs (a
+	// cache hit does not fetch); url is then the source as written.
+	git *gitFetch
 	// filter, for a directory, selects what under it is copied (COPY --exclude,
 	// --parents); nil copies everything.
 	filter *copyFilter
@@ -435,7 +440,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if nsrc > 1 && !destIsDir {
 		return b.fail(st, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name())))
 	}
-	if err := checkChecksum(req); err != nil {
+	if err := checkChecksum(req, req.keepGitDir); err != nil {
 		return b.fail(st, err)
 	}
 	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.unpackURL, req.link, req.parents, req.excludes}
@@ -463,6 +468,32 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	default:
 		var local []string
 		for _, p := range req.sources.SourcePaths {
+			g, isGit, err := parseGitSource(p, req.keepGitDir)
+			if err != nil {
+				return b.fail(st, err)
+			}
+			if isGit {
+				if !req.add {
+					return b.fail(st, fmt.Errorf("source can't be a git ref for COPY: %s", p))
+				}
+				if req.checksum != "" {
+					if g.checksum != "" && g.checksum != req.checksum {
+						return b.fail(st, fmt.Errorf("checksum mismatch %q != %q", req.checksum, g.checksum))
+					}
+					g.checksum = req.checksum
+				}
+				home, err := b.gitHome()
+				if err != nil {
+					return b.fail(st, err)
+				}
+				r, err := g.resolve(ctx, home)
+				if err != nil {
+					return b.fail(st, fmt.Errorf("ADD %s: %w", p, err))
+				}
+				items = append(items, srcItem{rel: p, url: p, git: &gitFetch{src: g, res: r}})
+				keyParts = append(keyParts, g.key(r)...)
+				continue
+			}
 			if isURL(p) {
 				if !req.add {
 					return b.fail(st, fmt.Errorf("source can't be a URL for COPY: %s", p))
@@ -499,7 +530,11 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	}
 	key := keyOf(keyParts...)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
-		all := items
+		all, err := b.fetchGit(ctx, items)
+		if err != nil {
+			return err
+		}
+		defer cleanGit(all)
 		fromContext := req.from == ""
 		if from != nil {
 			view, err := b.mountWorkspace(from.layers)
@@ -749,7 +784,11 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 		if err != nil {
 			return err
 		}
-		return walkItem(it, c.bctx, func(rel, host string, fi fs.FileInfo) error {
+		bctx := c.bctx
+		if it.url != "" {
+			bctx = nil // a git checkout: the context's .dockerignore is not its
+		}
+		return walkItem(it, bctx, func(rel, host string, fi fs.FileInfo) error {
 			if rel == "" {
 				return nil
 			}
@@ -765,7 +804,7 @@ func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error
 					return err
 				}
 			}
-			if c.bctx != nil && c.bctx.ignore != nil && c.bctx.ignore.Exclusions() {
+			if bctx != nil && bctx.ignore != nil && bctx.ignore.Exclusions() {
 				// An excluded directory is walked for its exceptions but not
 				// copied itself: make it when something under it is.
 				if err := c.ensureParents(top, it.host, rel, false); err != nil {
@@ -1030,16 +1069,22 @@ func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
 }
 
 // checkChecksum applies BuildKit's rules to ADD --checksum: one source, an
-// HTTP(S) URL (slimbuild has no git sources), and a well-formed digest.
-func checkChecksum(req copyRequest) error {
+// HTTP(S) URL with a well-formed digest or a git URL (whose commit it names,
+// checked when the ref is resolved).
+func checkChecksum(req copyRequest, keep *bool) error {
 	if req.checksum == "" {
 		return nil
 	}
 	if len(req.sources.SourcePaths)+len(req.sources.SourceContents) != 1 {
 		return fmt.Errorf("ADD --checksum can't be specified for multiple sources")
 	}
+	if len(req.sources.SourcePaths) == 1 {
+		if _, isGit, _ := parseGitSource(req.sources.SourcePaths[0], keep); isGit {
+			return nil
+		}
+	}
 	if len(req.sources.SourcePaths) != 1 || !isURL(req.sources.SourcePaths[0]) {
-		return fmt.Errorf("ADD --checksum requires an HTTP(S) source, not a local file")
+		return fmt.Errorf("ADD --checksum requires an HTTP(S) or Git source, not a local file")
 	}
 	if _, err := digest.Parse(req.checksum); err != nil {
 		return fmt.Errorf("ADD --checksum=%s: %w", req.checksum, err)

@@ -30,5 +30,14 @@
 // binfmt_misc (runtime.CheckEmulation). BuildPlatforms builds several platforms,
 // one after the other, into one OCI image index (platforms.go).
 //
+// ADD of a git repository (git.go; BuildKit's URL forms, parsed by its
+// dfgitutil) resolves the ref with `git ls-remote` when the step's key is made,
+// so the key holds the commit and an unchanged remote is a hit without a
+// fetch; on a miss the commit is fetched shallowly into the build's temp dir
+// by the git program, run without a shell, prompts, the machine's git
+// configuration or the file:// transport, and copied like a directory
+// (without .git unless --keep-git-dir). FetchGitContext does the same for a
+// git URL build context.
+//
 // The engine is silent: progress goes to Options.Progress.
 package build

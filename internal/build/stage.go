@@ -312,6 +312,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 			// A downloaded archive is unpacked only when asked (BuildKit 0.34).
 			unpackURL: c.Unpack != nil && *c.Unpack,
 			excludes:  c.ExcludePatterns, checksum: c.Checksum, link: c.Link,
+			keepGitDir: c.KeepGitDir,
 		})
 	default:
 		return b.fail(st, fmt.Errorf("instruction %s is not supported", strings.ToUpper(st.cmd.Name())))

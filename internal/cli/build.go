@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/report"
@@ -119,6 +120,22 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			st, err := g.Store()
 			if err != nil {
 				return err
+			}
+			if build.IsGitURL(opts.ContextDir) {
+				// A git URL context (URL#ref:subdir) is checked out under the
+				// store's tmp/ and removed after the build, as buildx does.
+				dir, cleanup, err := build.FetchGitContext(cmd.Context(), st, opts.ContextDir)
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				opts.ContextDir = dir
+				if opts.Dockerfile != "" && opts.Dockerfile != "-" {
+					// -f names a file in the repository (buildx's filename).
+					if opts.Dockerfile, err = securejoin.SecureJoin(dir, opts.Dockerfile); err != nil {
+						return fmt.Errorf("-f %s: %w", file, err)
+					}
+				}
 			}
 			ctxDir, df, cleanup, err := stdinInputs(st, cmd.InOrStdin(), opts.ContextDir, opts.Dockerfile)
 			if err != nil {

@@ -40,9 +40,10 @@ done
 log() { printf 'parity: %s\n' "$*" >&2; }
 
 WORK=$(mktemp -d /tmp/slimbuild-parity.XXXXXX)
-BK_STARTED=0
+BK_STARTED=0 GIT_STARTED=0
 cleanup() {
 	local rc=$?
+	if [ "$GIT_STARTED" = 1 ]; then "$REPO/test/parity/gitserver.sh" stop "$WORK/git" || true; fi
 	if [ "$BK_STARTED" = 1 ]; then "$REPO/hack/buildkit.sh" stop || true; fi
 	if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 	exit "$rc"
@@ -82,6 +83,17 @@ for d in "$CASES"/*/; do
 done
 [ ${#names[@]} -gt 0 ] || { log "no case matches '$RUN'"; exit 2; }
 mkdir -p "$WORK/images" "$WORK/logs"
+
+# Cases that ADD git://127.0.0.1:9419/… get the loopback git server of
+# test/parity/gitserver.sh for the run (both builders fetch from the host).
+for n in "${names[@]}"; do
+	if grep -q '127\.0\.0\.1:9419' "$CASES/$n/Dockerfile" 2>/dev/null; then
+		log "starting the loopback git server for the git cases"
+		GIT_STARTED=1
+		"$REPO/test/parity/gitserver.sh" start "$WORK/git"
+		break
+	fi
+done
 
 if [ "$RECORD" = 1 ]; then
 	"$REPO/hack/buildkit.sh" build
