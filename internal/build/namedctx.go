@@ -99,16 +99,15 @@ func contextName(ref string) (string, error) {
 	return image.NormalizeName(ref)
 }
 
-// namedCtx is a named context being used by the build: what it resolves to is
-// found once, on first use.
+// namedCtx is a named context being used by the build: what it resolves to
+// is found on first use (an image once per platform).
 type namedCtx struct {
-	name string // as given on the command line, for errors
+	name string // as given in the Dockerfile, for errors
 	spec NamedContext
 
-	once sync.Once
-	img  v1.Image      // Image or Layout
-	dir  *buildContext // Dir
-	err  error
+	mu   sync.Mutex
+	imgs map[string]v1.Image // Image or Layout, by platform
+	dir  *buildContext       // Dir
 }
 
 // namedContext returns the named context that ref (a FROM base, a stage's
@@ -138,37 +137,55 @@ func (b *builder) namedContext(ref string) *namedCtx {
 	return nc
 }
 
-// load resolves nc: its image for platform p, or its directory.
-func (b *builder) loadNamed(ctx context.Context, nc *namedCtx, p v1.Platform) error {
-	nc.once.Do(func() {
-		switch {
-		case nc.spec.Dir != "":
-			nc.dir, nc.err = openContext(b.st, nc.spec.Dir, filepath.Join(nc.spec.Dir, "Dockerfile"))
-		case nc.spec.Image != "":
-			nc.img, nc.err = b.resolveImage(ctx, nc.spec.Image, p)
-		default:
-			nc.img, nc.err = layoutImage(b.st, nc.spec, p)
+// loadNamed resolves nc: its image for platform p, or its directory (nil
+// image).
+func (b *builder) loadNamed(ctx context.Context, nc *namedCtx, p v1.Platform) (v1.Image, error) {
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if nc.spec.Dir != "" {
+		if nc.dir == nil {
+			c, err := openContext(b.st, nc.spec.Dir, filepath.Join(nc.spec.Dir, "Dockerfile"))
+			if err != nil {
+				return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
+			}
+			nc.dir = c
 		}
-		if nc.err != nil {
-			nc.err = fmt.Errorf("--build-context %s: %w", nc.name, nc.err)
-		}
-	})
-	return nc.err
+		return nil, nil
+	}
+	if img, ok := nc.imgs[platformString(p)]; ok {
+		return img, nil
+	}
+	var img v1.Image
+	var err error
+	if nc.spec.Image != "" {
+		img, err = b.resolveImage(ctx, nc.spec.Image, p)
+	} else {
+		img, err = layoutImage(b.st, nc.spec, p)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
+	}
+	if nc.imgs == nil {
+		nc.imgs = map[string]v1.Image{}
+	}
+	nc.imgs[platformString(p)] = img
+	return img, nil
 }
 
 // namedSource is a named context as COPY --from and RUN --mount from= read it.
 func (b *builder) namedSource(nc *namedCtx) (*source, error) {
-	if err := b.loadNamed(context.Background(), nc, b.targetPlatform()); err != nil {
-		return nil, err
-	}
-	if nc.dir != nil {
-		return &source{dir: nc.dir, key: keyOf("named-dir", nc.spec.Dir)}, nil
-	}
-	layers, err := nc.img.Layers()
+	img, err := b.loadNamed(context.Background(), nc, b.targetPlatform())
 	if err != nil {
 		return nil, err
 	}
-	d, err := nc.img.Digest()
+	if img == nil {
+		return &source{dir: nc.dir, key: keyOf("named-dir", nc.spec.Dir)}, nil
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
 	if err != nil {
 		return nil, err
 	}
@@ -269,25 +286,28 @@ func layoutPick(idx v1.ImageIndex, d v1.Descriptor, p v1.Platform, depth int) (v
 // namedState is the state a named context gives a stage: an image's
 // filesystem and config; a directory gives a state only --from can read.
 func (b *builder) namedState(ctx context.Context, nc *namedCtx, stg *dockerfile.Stage) (*stageState, error) {
-	if err := b.loadNamed(ctx, nc, stagePlatform(stg)); err != nil {
+	img, err := b.loadNamed(ctx, nc, stagePlatform(stg))
+	if err != nil {
 		return nil, err
 	}
-	if nc.dir != nil {
+	if img == nil {
 		return &stageState{namedDir: true, key: keyOf("named-dir", nc.spec.Dir)}, nil
 	}
-	cf, err := nc.img.ConfigFile()
+	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("--build-context %s: reading config: %w", nc.name, err)
 	}
-	layers, err := nc.img.Layers()
+	layers, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("--build-context %s: reading layers: %w", nc.name, err)
 	}
-	d, err := nc.img.Digest()
+	d, err := img.Digest()
 	if err != nil {
 		return nil, err
 	}
 	s := &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", d.String()), created: cf.Created.Time}
 	s.cfg.Config.Env = withDefaultPath(s.cfg.Config.Env)
+	s.epoch = b.opts.SourceDateEpoch
+	s.args = map[string]string{}
 	return s, nil
 }
