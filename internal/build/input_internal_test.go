@@ -138,6 +138,7 @@ func TestCheckMount(t *testing.T) {
 		{"type=cache,target=/c,sharing=private", ""},
 		{"type=cache,target=/c,from=base", ""},
 		{"type=cache,target=/c,from=base,source=/x", ""},
+		{"type=cache,target=/c,source=/x", "source"},
 		{"type=cache,target=/c,env=X", "env"},
 		{"type=bind,target=/b", ""},
 		{"type=bind,target=/b,from=base,source=/x,rw", ""},

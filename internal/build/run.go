@@ -260,6 +260,11 @@ func checkMount(m *instructions.Mount) error {
 	if !known {
 		return fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 	}
+	if m.Type == instructions.MountTypeCache && m.Source != "" && m.From == "" {
+		// BuildKit mounts that path of the cache itself; slimbuild keeps a
+		// seeded cache per from= and source=, and mounts its root.
+		return fmt.Errorf("RUN --mount=type=cache,source=...: option \"source\" is not supported without from=")
+	}
 	for _, o := range set {
 		if !slices.Contains(strings.Fields(ok), o) {
 			return fmt.Errorf("RUN --mount=type=%s,%s=...: option %q is not supported", m.Type, o, o)
@@ -687,9 +692,6 @@ func (b *builder) makeCacheDir(dir string, m *instructions.Mount) error {
 // of the directory it seeds from.
 func (b *builder) cacheSeedName(m *instructions.Mount) (string, error) {
 	src := path.Clean("/" + m.Source)
-	if m.From == "" {
-		return "source=" + src, nil
-	}
 	from, err := b.fromSource(m.From)
 	if err != nil {
 		return "", err
