@@ -210,11 +210,11 @@ func (b *builder) sshMount(m *instructions.Mount, target, dir string) ([]specs.M
 	slots := make(chan struct{}, maxAgentConns)
 	wg.Go(func() {
 		for {
+			slots <- struct{}{} // a free slot before accepting: stop never waits on one
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			slots <- struct{}{}
 			mu.Lock()
 			conns[c] = true
 			mu.Unlock()
