@@ -84,6 +84,13 @@ type Options struct {
 	// another architecture than the host's runs RUN through binfmt_misc (see
 	// platforms.go); BuildPlatforms builds several platforms into one index.
 	Platform v1.Platform
+	// NamedContexts are the --build-context values by name (ParseNamedContext
+	// gives both): FROM, COPY --from and RUN --mount=from= of that name read
+	// it instead of a stage or an image, as in BuildKit.
+	NamedContexts map[string]NamedContext
+	// SSH maps an ssh id to the agent sockets or key files forwarded to
+	// RUN --mount=type=ssh (buildx --ssh; ParseSSH).
+	SSH map[string][]string
 	// binfmtDir replaces runtime.BinfmtDir (tests).
 	binfmtDir string
 }
@@ -188,6 +195,7 @@ type builder struct {
 	mu      sync.Mutex
 	results map[int]*stageState
 	images  map[string]v1.Image
+	named   map[string]*namedCtx
 	steps   int
 	cached  int
 	// consumed holds the ARG names declared by the stages built.

@@ -162,6 +162,8 @@ func parentSources(root string, patterns []string, bctx *buildContext) ([]srcIte
 type source struct {
 	layers []v1.Layer
 	key    string
+	// dir is set instead of layers for a local-directory named context.
+	dir *buildContext
 }
 
 func (b *builder) fromSource(ref string) (*source, error) {
@@ -170,6 +172,10 @@ func (b *builder) fromSource(ref string) (*source, error) {
 
 // fromSourceCtx is fromSource under ctx: a pull it needs stops when ctx is cancelled.
 func (b *builder) fromSourceCtx(ctx context.Context, ref string) (*source, error) {
+	// A named context wins over a stage or an image of its name, as in BuildKit.
+	if nc := b.namedContext(ref); nc != nil {
+		return b.namedSource(nc)
+	}
 	if stg, ok := b.plan.StageByRef(ref); ok {
 		b.mu.Lock()
 		s := b.results[stg.Index]
@@ -193,6 +199,26 @@ func (b *builder) fromSourceCtx(ctx context.Context, ref string) (*source, error
 		return nil, err
 	}
 	return &source{layers: layers, key: keyOf("image", d.String())}, nil
+}
+
+// contextItems finds the source patterns in a context directory (the main
+// one or a named one) with find and hashes what they select for the step's key.
+func contextItems(c *buildContext, patterns []string, find func(string, []string, *buildContext) ([]srcItem, error)) ([]srcItem, string, error) {
+	items, err := find(c.dir, patterns, c)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(items) == 0 {
+		return nil, "", fmt.Errorf("no source files were specified: %s matched nothing in the build context", strings.Join(patterns, " "))
+	}
+	h := sha256.New()
+	for _, it := range items {
+		fmt.Fprintf(h, "item %s %v\n", it.rel, it.fi.IsDir())
+	}
+	if err := c.hashItems(h, items); err != nil {
+		return nil, "", err
+	}
+	return items, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[") }
@@ -447,6 +473,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 
 	var items []srcItem
 	var from *source
+	dirCtx := b.bctx // the context directory the items come from, nil for a stage or image
 	var downloads []string
 	defer func() {
 		for _, d := range downloads {
@@ -463,6 +490,17 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		from, err = b.fromSourceCtx(ctx, req.from)
 		if err != nil {
 			return b.fail(st, err)
+		}
+		if from.dir != nil {
+			// A local-directory named context is read like the main context.
+			dirItems, sum, err := contextItems(from.dir, req.sources.SourcePaths, sourcesIn)
+			if err != nil {
+				return b.fail(st, fmt.Errorf("--from=%s: %w", req.from, err))
+			}
+			keyParts = append(keyParts, "from-dir", sum)
+			items = append(items, dirItems...)
+			dirCtx, from = from.dir, nil
+			break
 		}
 		keyParts = append(keyParts, "from", from.key, req.sources.SourcePaths)
 	default:
@@ -510,21 +548,11 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			local = append(local, p)
 		}
 		if len(local) > 0 {
-			ctxItems, err := sourcesIn(b.bctx.dir, local, b.bctx)
+			ctxItems, sum, err := contextItems(b.bctx, local, sourcesIn)
 			if err != nil {
 				return b.fail(st, err)
 			}
-			if len(ctxItems) == 0 {
-				return b.fail(st, fmt.Errorf("no source files were specified: %s matched nothing in the build context", strings.Join(local, " ")))
-			}
-			h := sha256.New()
-			for _, it := range ctxItems {
-				fmt.Fprintf(h, "item %s %v\n", it.rel, it.fi.IsDir())
-			}
-			if err := b.bctx.hashItems(h, ctxItems); err != nil {
-				return b.fail(st, err)
-			}
-			keyParts = append(keyParts, "context", hex.EncodeToString(h.Sum(nil)))
+			keyParts = append(keyParts, "context", sum)
 			items = append(items, ctxItems...)
 		}
 	}
@@ -535,7 +563,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			return err
 		}
 		defer cleanGit(all)
-		fromContext := req.from == ""
+		fromContext := req.from == "" || from == nil
 		if from != nil {
 			view, err := b.mountWorkspace(from.layers)
 			if err != nil {
@@ -560,7 +588,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		}
 		c := &copier{root: ws.Root(), own: own, chmod: chmod, hasChmod: hasChmod, chmodSet: chmodSet, resetOwner: fromContext, bctx: nil}
 		if fromContext {
-			c.bctx = b.bctx
+			c.bctx = dirCtx
 		}
 		unpackOf := func(it srcItem) bool {
 			return req.add && it.data == nil && ((it.url == "" && req.unpack) || (it.url != "" && req.unpackURL))

@@ -39,5 +39,16 @@
 // (without .git unless --keep-git-dir). FetchGitContext does the same for a
 // git URL build context.
 //
-// The engine is silent: progress goes to Options.Progress.
+// Named contexts (Options.NamedContexts, buildx --build-context) replace, by
+// name, a FROM base, a stage of that name and a --from (COPY, RUN --mount) as in
+// BuildKit (namedctx.go): an image (docker-image://, or oci-layout:// read into
+// the store) is used like any image; a local directory is read like the main
+// context, with its own .dockerignore, keyed by content, and cannot be a FROM
+// base yet. RUN --mount=type=ssh serves, for the RUN only, a read-only ssh
+// agent of the --ssh keys or forwarded socket on a socket in the step's
+// directory (sshagent.go); cache mounts with from= are seeded, when new, from
+// that source's directory.
+//
+// The engine is silent: progress goes to Options.Progress. (One exception:
+// golang.org/x/crypto's agent server logs the requests it refuses.)
 package build

@@ -136,7 +136,8 @@ func TestCheckMount(t *testing.T) {
 		{"type=cache,target=/c", ""},
 		{"type=cache,target=/c,id=x,sharing=locked,uid=1,gid=2,mode=0700", ""},
 		{"type=cache,target=/c,sharing=private", ""},
-		{"type=cache,target=/c,from=base", "from"},
+		{"type=cache,target=/c,from=base", ""},
+		{"type=cache,target=/c,from=base,source=/x", ""},
 		{"type=cache,target=/c,source=/x", "source"},
 		{"type=cache,target=/c,env=X", "env"},
 		{"type=bind,target=/b", ""},
@@ -148,7 +149,8 @@ func TestCheckMount(t *testing.T) {
 		{"type=tmpfs,target=/t,id=x", "id"},
 		{"type=tmpfs,target=/t,source=/x", "source"},
 		{"type=tmpfs,target=/t,from=base", "from"},
-		{"type=ssh", "ssh"},
+		{"type=ssh", ""},
+		{"type=ssh,id=k,target=/s,required,uid=1,gid=2,mode=0600", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mount, func(t *testing.T) {

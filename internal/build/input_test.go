@@ -150,7 +150,6 @@ RUN --mount=type=tmpfs,target=/t,size=1m df -k /t | tail -1 | awk '{print $2}' >
 		}
 	}
 	for _, tt := range []struct{ mount, option string }{
-		{"type=cache,target=/c,from=busybox", "from"},
 		{"type=cache,target=/c,source=/x", "source"},
 		{"type=bind,target=/b,id=x", "id"},
 		{"type=tmpfs,target=/t,id=x", "id"},

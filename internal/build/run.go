@@ -169,21 +169,33 @@ func (b *builder) mountKey(s *stageState, m *instructions.Mount) (any, error) {
 	}
 	switch m.Type {
 	case instructions.MountTypeBind:
+		bctx := b.bctx
 		if m.From != "" {
 			src, err := b.fromSource(m.From)
 			if err != nil {
 				return nil, err
 			}
-			return []string{"bind", src.key, m.Source, m.Target, fmt.Sprint(m.ReadOnly)}, nil
+			if src.dir == nil {
+				return []string{"bind", src.key, m.Source, m.Target, fmt.Sprint(m.ReadOnly)}, nil
+			}
+			bctx = src.dir
 		}
-		sum, err := b.bctx.digestTree(m.Source)
+		sum, err := bctx.digestTree(m.Source)
 		if err != nil {
 			return nil, err
 		}
 		return []string{"bind-context", sum, m.Source, m.Target, fmt.Sprint(m.ReadOnly)}, nil
 	case instructions.MountTypeCache:
 		// A cache mount's content is not part of the result's identity, as in BuildKit.
-		return []any{"cache", m.CacheID, m.Target, m.ReadOnly, string(m.CacheSharing), fileOpts(m)}, nil
+		k := []any{"cache", m.CacheID, m.Target, m.ReadOnly, string(m.CacheSharing), fileOpts(m)}
+		if m.From != "" || m.Source != "" {
+			seed, err := b.cacheSeedName(m)
+			if err != nil {
+				return nil, err
+			}
+			k = append(k, seed)
+		}
+		return k, nil
 	case instructions.MountTypeSecret:
 		// The secret's value never enters the key: only that it is mounted, and how.
 		env := ""
@@ -193,6 +205,9 @@ func (b *builder) mountKey(s *stageState, m *instructions.Mount) (any, error) {
 		return []any{"secret", secretID(m), m.Target, env, fileOpts(m)}, nil
 	case instructions.MountTypeTmpfs:
 		return []any{"tmpfs", m.Target, m.SizeLimit, m.ReadOnly}, nil
+	case instructions.MountTypeSSH:
+		// Which keys the agent holds never enters the key, as with secrets.
+		return []any{"ssh", sshID(m), m.Target, m.Required, fileOpts(m)}, nil
 	default:
 		return nil, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 	}
@@ -236,13 +251,19 @@ func checkMount(m *instructions.Mount) error {
 	}
 	honoured := map[instructions.MountType]string{
 		instructions.MountTypeBind:   "from source",
-		instructions.MountTypeCache:  "id sharing mode uid gid",
+		instructions.MountTypeCache:  "from source id sharing mode uid gid",
 		instructions.MountTypeSecret: "id source env mode uid gid",
 		instructions.MountTypeTmpfs:  "size",
+		instructions.MountTypeSSH:    "id mode uid gid",
 	}
 	ok, known := honoured[m.Type]
 	if !known {
 		return fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
+	}
+	if m.Type == instructions.MountTypeCache && m.Source != "" && m.From == "" {
+		// BuildKit mounts that path of the cache itself; slimbuild keeps a
+		// seeded cache per from= and source=, and mounts its root.
+		return fmt.Errorf("RUN --mount=type=cache,source=...: option \"source\" is not supported without from=")
 	}
 	for _, o := range set {
 		if !slices.Contains(strings.Fields(ok), o) {
@@ -331,7 +352,28 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 			r()
 		}
 	}()
+	nssh := 0
 	for _, m := range req.mounts {
+		if m.Type == instructions.MountTypeSSH {
+			// As in BuildKit: the socket is at the target (or the n-th default
+			// path), and SSH_AUTH_SOCK names the first one unless set.
+			target := sshTarget(m, nssh, req.wd)
+			if nssh == 0 {
+				if _, set := envMap(req.env)["SSH_AUTH_SOCK"]; !set {
+					req.env = append(req.env[:len(req.env):len(req.env)], "SSH_AUTH_SOCK="+target)
+				}
+			}
+			nssh++
+			sm, stop, err := b.sshMount(m, target, files)
+			if stop != nil {
+				releases = append(releases, stop)
+			}
+			if err != nil {
+				return err
+			}
+			extra = append(extra, sm...)
+			continue
+		}
 		if m.Type == instructions.MountTypeSecret && m.Env != nil {
 			v, err := b.secretValue(m)
 			if err != nil {
@@ -512,8 +554,17 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 		if m.ReadOnly {
 			opts = append(opts, "ro")
 		}
-		if m.From == "" {
-			src, err := b.bctx.resolve(m.Source)
+		bctx := b.bctx
+		var from *source
+		if m.From != "" {
+			var err error
+			if from, err = b.fromSource(m.From); err != nil {
+				return nil, nil, err
+			}
+			bctx = from.dir // a local-directory named context, else nil
+		}
+		if bctx != nil {
+			src, err := bctx.resolve(m.Source)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -532,11 +583,7 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 			}
 			return []specs.Mount{{Destination: target, Type: "bind", Source: view.Root(), Options: opts}}, view.Remove, nil
 		}
-		src, err := b.fromSource(m.From)
-		if err != nil {
-			return nil, nil, err
-		}
-		view, err := b.mountWorkspace(src.layers)
+		view, err := b.mountWorkspace(from.layers)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -564,6 +611,15 @@ func (b *builder) cacheDir(ctx context.Context, m *instructions.Mount, target st
 	if o := fileOpts(m); o != "" {
 		name += "\x00" + o
 	}
+	if m.From != "" || m.Source != "" {
+		// As in BuildKit, a cache seeded from a source is its own cache,
+		// one per content of that source.
+		seed, err := b.cacheSeedName(m)
+		if err != nil {
+			return "", nil, err
+		}
+		name += "\x00" + seed
+	}
 	sum := sha256.Sum256([]byte(name))
 	base := filepath.Join(b.st.Root(), "mounts", hex.EncodeToString(sum[:16]))
 	if err := os.MkdirAll(filepath.Dir(base), 0o700); err != nil {
@@ -588,7 +644,7 @@ func (b *builder) cacheDir(ctx context.Context, m *instructions.Mount, target st
 		if err != nil {
 			return "", nil, fmt.Errorf("cache mount %s: %w", id, err)
 		}
-		if err := makeCacheDir(dir, m); err != nil {
+		if err := b.makeCacheDir(dir, m); err != nil {
 			unlock()
 			return "", nil, fmt.Errorf("cache mount %s: %w", id, err)
 		}
@@ -596,8 +652,9 @@ func (b *builder) cacheDir(ctx context.Context, m *instructions.Mount, target st
 	}
 }
 
-// makeCacheDir makes dir with m's owner and mode unless it exists.
-func makeCacheDir(dir string, m *instructions.Mount) error {
+// makeCacheDir makes dir with m's owner and mode unless it exists, seeded
+// with the content of m's from= and source= when given.
+func (b *builder) makeCacheDir(dir string, m *instructions.Mount) error {
 	if _, err := os.Lstat(dir); err == nil {
 		return nil
 	}
@@ -607,19 +664,82 @@ func makeCacheDir(dir string, m *instructions.Mount) error {
 	}
 	uid, gid, mode := fileOwner(m, 0o755)
 	if err := os.Lchown(tmp, uid, gid); err != nil {
-		os.Remove(tmp)
+		os.RemoveAll(tmp)
 		return err
 	}
 	if err := unix.Chmod(tmp, mode); err != nil {
-		os.Remove(tmp)
+		os.RemoveAll(tmp)
 		return err
 	}
+	if m.From != "" {
+		if err := b.seedCache(tmp, m); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+	}
 	if err := os.Rename(tmp, dir); err != nil {
-		os.Remove(tmp)
+		os.RemoveAll(tmp)
 		if _, serr := os.Lstat(dir); serr == nil {
 			return nil // made by another RUN meanwhile
 		}
 		return err
+	}
+	return nil
+}
+
+// cacheSeedName is what a cache mount's from= and source= add to its name:
+// the source's identity and, for a local-directory named context, the digest
+// of the directory it seeds from.
+func (b *builder) cacheSeedName(m *instructions.Mount) (string, error) {
+	src := path.Clean("/" + m.Source)
+	from, err := b.fromSource(m.From)
+	if err != nil {
+		return "", err
+	}
+	if from.dir != nil {
+		sum, err := from.dir.digestTree(m.Source)
+		if err != nil {
+			return "", err
+		}
+		return "from=dir:" + sum + "\x00source=" + src, nil
+	}
+	return "from=" + from.key + "\x00source=" + src, nil
+}
+
+// seedCache copies the directory that m's source= names in its from= (a
+// stage, an image or a named context) into dir, a new cache: the path is
+// resolved inside the source's root, and what is copied keeps its owners and
+// modes (a context directory's files are root's, as COPY makes them).
+func (b *builder) seedCache(dir string, m *instructions.Mount) error {
+	from, err := b.fromSource(m.From)
+	if err != nil {
+		return err
+	}
+	c := &copier{root: dir}
+	root := ""
+	if from.dir != nil {
+		root, c.bctx, c.resetOwner = from.dir.dir, from.dir, true
+	} else {
+		view, err := b.mountWorkspace(from.layers)
+		if err != nil {
+			return err
+		}
+		defer view.Remove()
+		root = view.Root()
+	}
+	host, err := inRoot(root, m.Source)
+	if err != nil {
+		return fmt.Errorf("cache mount from=%s,source=%s: %w", m.From, m.Source, err)
+	}
+	fi, err := os.Stat(host)
+	if err != nil {
+		return fmt.Errorf("cache mount from=%s,source=%s: %w", m.From, m.Source, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cache mount from=%s,source=%s: not a directory", m.From, m.Source)
+	}
+	if err := c.copyItem(srcItem{host: host, rel: strings.TrimPrefix(path.Clean("/"+m.Source), "/"), fi: fi}, "/", true, false); err != nil {
+		return fmt.Errorf("cache mount from=%s,source=%s: seeding: %w", m.From, m.Source, err)
 	}
 	return nil
 }

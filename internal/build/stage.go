@@ -36,6 +36,17 @@ func (b *builder) fail(st *step, err error) error {
 
 // buildStage runs one stage's instructions from its base.
 func (b *builder) buildStage(ctx context.Context, stg *dockerfile.Stage) (*stageState, error) {
+	if stg.Name != "" {
+		// A named context of the stage's name replaces the stage, as in BuildKit.
+		if nc := b.namedContext(stg.Name); nc != nil {
+			s, err := b.namedState(ctx, nc, stg)
+			if err != nil {
+				return nil, &dockerfile.Error{File: b.plan.File, Line: stg.Line, Err: err}
+			}
+			b.emit(Event{Kind: StageDone, Stage: stg.ID()})
+			return s, nil
+		}
+	}
 	s, err := b.baseState(ctx, stg)
 	if err != nil {
 		return nil, &dockerfile.Error{File: b.plan.File, Line: stg.Line, Err: err}
@@ -72,8 +83,19 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		b.mu.Lock()
 		parent := b.results[stg.BaseStage]
 		b.mu.Unlock()
+		if parent.namedDir {
+			return nil, errNamedDirBase
+		}
 		s = parent.clone()
 		s.cmdSet = false
+	case b.namedContext(stg.Base) != nil:
+		var err error
+		if s, err = b.namedState(ctx, b.namedContext(stg.Base), stg); err != nil {
+			return nil, err
+		}
+		if s.namedDir {
+			return nil, errNamedDirBase
+		}
 	case stg.Scratch:
 		s = &stageState{key: keyOf("scratch")}
 		s.cfg.Config.WorkingDir = "/"

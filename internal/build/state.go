@@ -41,6 +41,9 @@ type stageState struct {
 	cmdSet  bool
 	created time.Time
 	epoch   *time.Time // the build's source date epoch, if any
+	// namedDir is a stage replaced by a local-directory named context: it has
+	// no filesystem state and cannot be a FROM base.
+	namedDir bool
 }
 
 func (s *stageState) clone() *stageState {

@@ -22,6 +22,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		file, target, progress, sourceDateEpoch string
 		compression                             = store.Gzip
 		tags, buildArgs, secrets, outputs       []string
+		namedContexts, sshs                     []string
 		cacheTo, cacheFrom                      []string
 		slimProbeCmds, slimHTTPProbes           []string
 		network                                 runtime.Network
@@ -69,6 +70,22 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return err
 				}
 				opts.Secrets[id] = src
+			}
+			for _, v := range namedContexts {
+				name, nc, err := build.ParseNamedContext(v)
+				if err != nil {
+					return err
+				}
+				if _, dup := opts.NamedContexts[name]; dup {
+					return fmt.Errorf("--build-context %q: a context of that name was already given", v)
+				}
+				if opts.NamedContexts == nil {
+					opts.NamedContexts = map[string]build.NamedContext{}
+				}
+				opts.NamedContexts[name] = nc
+			}
+			if opts.SSH, err = build.ParseSSH(sshs); err != nil {
+				return err
 			}
 			if err := bx.check(cmd); err != nil {
 				return err
@@ -221,6 +238,8 @@ func newBuildCmd(g *Globals) *cobra.Command {
 	f.Var(countFlag{&jobs}, "jobs", "how many stages may run at once (default: all that can)")
 	f.Var(compressionFlag{&compression}, "compression", "layer compression: gzip, zstd or none")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE")
+	f.StringArrayVar(&namedContexts, "build-context", nil, "additional build context: NAME=PATH|docker-image://REF|oci-layout://PATH[:TAG|@DIGEST] (repeatable)")
+	f.StringArrayVar(&sshs, "ssh", nil, "ssh agent socket or keys for RUN --mount=type=ssh: default|ID[=SOCKET|KEY[,KEY]] (repeatable)")
 	f.StringVar(&sourceDateEpoch, "source-date-epoch", "", "reproducible build: clamp layer times and date the image to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
 	f.BoolVar(&slimIt, "slim", false, "slim the built image as the last step (verified like slimbuild slim): the -t names go to the slim image, the full one stays untagged")
 	f.StringArrayVar(&slimProbeCmds, "slim-probe-cmd", nil, "with --slim: as slim's --probe-cmd; repeatable")

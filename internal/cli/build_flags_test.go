@@ -28,6 +28,12 @@ func TestBuildFlagValidation(t *testing.T) {
 		{"negative jobs", []string{"--jobs", "-5"}, "-5"},
 		{"empty build-arg key", []string{"--build-arg", "=x"}, "needs a name"},
 		{"empty build-arg key, no value", []string{"--build-arg", "="}, "needs a name"},
+		{"build-context without value", []string{"--build-context", "x"}, "--build-context"},
+		{"build-context missing dir", []string{"--build-context", "x=" + filepath.Join(ctxDir, "nope")}, "--build-context"},
+		{"build-context twice", []string{"--build-context", "x=" + ctxDir, "--build-context", "x:latest=" + ctxDir}, "already given"},
+		{"build-context git", []string{"--build-context", "x=git@github.com:a/b.git"}, "--build-context"},
+		{"ssh missing key", []string{"--ssh", "k=" + filepath.Join(ctxDir, "nope")}, "--ssh"},
+		{"ssh duplicate", []string{"--ssh", "k=" + ctxDir, "--ssh", "k=" + ctxDir}, "duplicate ssh id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +53,8 @@ func TestBuildFlagValidation(t *testing.T) {
 			}
 		})
 	}
-	for _, ok := range [][]string{{"--jobs", "0"}, {"--jobs", "2"}, {"--compression", "zstd"}, {"--compression", "none"}, {"--build-arg", "A=1"}} {
+	for _, ok := range [][]string{{"--jobs", "0"}, {"--jobs", "2"}, {"--compression", "zstd"}, {"--compression", "none"}, {"--build-arg", "A=1"},
+		{"--build-context", "x=" + ctxDir}, {"--build-context", "x=docker-image://busybox"}, {"--ssh", "k=" + filepath.Join(ctxDir, "Dockerfile")}} {
 		if _, _, err := slimbuild(t, cached, append(append([]string{"build", "--progress", "quiet"}, ok...), ctxDir)...); err != nil {
 			t.Errorf("build with %v: %v", ok, err)
 		}

@@ -12,9 +12,9 @@ import (
 // buildxFlagNames are the flags of `slimbuild build` that `docker buildx build`
 // has with the same spelling and meaning.
 var buildxFlagNames = []string{
-	"add-host", "allow", "annotation", "build-arg", "cache-from", "cache-to", "file", "iidfile",
+	"add-host", "allow", "annotation", "build-arg", "build-context", "cache-from", "cache-to", "file", "iidfile",
 	"label", "load", "metadata-file", "network", "no-cache", "no-cache-filter", "output", "platform",
-	"progress", "provenance", "pull", "push", "quiet", "sbom", "secret", "shm-size", "tag", "target", "ulimit",
+	"progress", "provenance", "pull", "push", "quiet", "sbom", "secret", "shm-size", "ssh", "tag", "target", "ulimit",
 }
 
 // flagGroupAnnotation names the help section a flag is listed in.

@@ -13,7 +13,9 @@
 #       output), record, stop (by PID, also on failure or Ctrl-C).
 #
 # A case is test/parity/cases/NN-name/: Dockerfile and its context, optional `args`
-# (one flag per line: --target=STAGE, --build-arg=K=V or --platform=OS/ARCH[/VARIANT]), expected.json (recorded),
+# (one flag per line: --target=STAGE, --build-arg=K=V, --platform=OS/ARCH[/VARIANT],
+# --build-context=NAME=docker-image://REF or NAME=DIR, --ssh=ID=KEYFILE; DIR and KEYFILE
+# are paths in the case's directory), expected.json (recorded),
 # optional deliberate.md (why slimbuild differs on purpose). The context handed to
 # the builders is a copy without args, expected.json and deliberate.md, with modes
 # normalised (0755 for executables and directories, 0644 otherwise) so results do
@@ -117,6 +119,15 @@ if [ "$RECORD" = 1 ]; then
 			--target=*) opts+=(--opt "target=${a#--target=}") ;;
 			--build-arg=*) opts+=(--opt "build-arg:${a#--build-arg=}") ;;
 			--platform=*) opts+=(--opt "platform=${a#--platform=}") ;;
+			--build-context=*=docker-image://*)
+				v=${a#--build-context=}
+				opts+=(--opt "context:${v%%=*}=${v#*=}") ;;
+			--build-context=*)
+				v=${a#--build-context=}
+				opts+=(--local "${v%%=*}=$WORK/ctx/$n/${v#*=}" --opt "context:${v%%=*}=local:${v%%=*}") ;;
+			--ssh=*)
+				v=${a#--ssh=}
+				opts+=(--ssh "${v%%=*}=$WORK/ctx/$n/${v#*=}") ;;
 			*) log "$n: unknown flag in args: $a"; exit 2 ;;
 			esac
 		done < <(case_args "$n")
@@ -148,7 +159,16 @@ ROOT=$WORK/root
 for n in "${names[@]}"; do
 	stage "$n"
 	opts=()
-	while IFS= read -r a; do opts+=("$a"); done < <(case_args "$n")
+	while IFS= read -r a; do
+		case $a in
+		--build-context=*=docker-image://*) opts+=("$a") ;;
+		# A local named context or an ssh key is a path in the case's directory.
+		--build-context=* | --ssh=*)
+			k=${a%%=*} v=${a#*=}
+			opts+=("$k=${v%%=*}=$WORK/ctx/$n/${v#*=}") ;;
+		*) opts+=("$a") ;;
+		esac
+	done < <(case_args "$n")
 	start=$EPOCHREALTIME
 	if "$SLIMBUILD" --root "$ROOT" build --network none --progress plain "${opts[@]}" \
 		--output "type=oci,dest=$WORK/images/$n.tar" "$WORK/ctx/$n" >"$WORK/logs/$n.log" 2>&1; then
