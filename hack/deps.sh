@@ -13,6 +13,8 @@ have musl-gcc || need+=(musl-tools)
 have chromium || need+=(chromium)
 have docker-registry || need+=(docker-registry)
 have skopeo || need+=(skopeo)
+# ADD of git repositories and git URL contexts (and the parity git server).
+have git || need+=(git)
 # The compressors whose output the layer tests read back.
 have xz || need+=(xz-utils)
 have bzip2 || need+=(bzip2)
