@@ -190,6 +190,11 @@ func (b *builder) fromSourceCtx(ctx context.Context, ref string) (*source, error
 	if err != nil {
 		return nil, err
 	}
+	return imageSource(img)
+}
+
+// imageSource reads from img's layers, keyed by its digest.
+func imageSource(img v1.Image) (*source, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, err

@@ -181,15 +181,7 @@ func (b *builder) namedSource(nc *namedCtx) (*source, error) {
 	if img == nil {
 		return &source{dir: nc.dir, key: keyOf("named-dir", nc.spec.Dir)}, nil
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	return &source{layers: layers, key: keyOf("image", d.String())}, nil
+	return imageSource(img)
 }
 
 // errNamedDirBase is the error for FROM a local-directory named context.

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -37,27 +36,11 @@ func WriteIndexOutput(idx v1.ImageIndex, spec string, tags []string) error {
 		}
 		norm = append(norm, n)
 	}
-	isLayout := func(dir string) bool {
-		_, err := os.Stat(filepath.Join(dir, "oci-layout"))
-		return err == nil
-	}
-	fill := func(dir string) error {
-		p, err := layout.Write(dir, empty.Index)
-		if err != nil {
-			return err
-		}
-		if len(norm) == 0 {
-			return p.AppendIndex(idx)
-		}
-		for _, n := range norm {
-			if err := p.AppendIndex(idx, layout.WithAnnotations(annotationsFor(n))); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	fill := fillLayout(norm, func(p layout.Path, opts ...layout.Option) error {
+		return p.AppendIndex(idx, opts...)
+	})
 	if !strings.HasSuffix(o.Dest, ".tar") {
-		err = writeDirDest(o.Dest, isLayout, fill)
+		err = writeDirDest(o.Dest, isLayoutDir, fill)
 	} else {
 		err = writeDest(o.Dest, func(w io.Writer) error {
 			dir, err := os.MkdirTemp(filepath.Dir(o.Dest), ".oci-index-")

@@ -324,25 +324,35 @@ func indexDescriptors(img v1.Image, names []string) ([]v1.Descriptor, error) {
 // writeLayoutDir writes an OCI layout directory beside dest, then puts it in
 // place of dest (see writeDirDest).
 func writeLayoutDir(img v1.Image, dest string, names []string) error {
-	isLayout := func(dir string) bool {
-		_, err := os.Stat(filepath.Join(dir, "oci-layout"))
-		return err == nil
-	}
-	return writeDirDest(dest, isLayout, func(dir string) error {
+	return writeDirDest(dest, isLayoutDir, fillLayout(names, func(p layout.Path, opts ...layout.Option) error {
+		return p.AppendImage(img, opts...)
+	}))
+}
+
+// isLayoutDir reports whether dir is an OCI layout (has an oci-layout file).
+func isLayoutDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "oci-layout"))
+	return err == nil
+}
+
+// fillLayout returns a function that writes a new OCI layout in a directory and
+// adds what add adds to it once per name (annotated with it), or once unnamed.
+func fillLayout(names []string, add func(p layout.Path, opts ...layout.Option) error) func(dir string) error {
+	return func(dir string) error {
 		p, err := layout.Write(dir, empty.Index)
 		if err != nil {
 			return err
 		}
 		if len(names) == 0 {
-			return p.AppendImage(img)
+			return add(p)
 		}
 		for _, n := range names {
-			if err := p.AppendImage(img, layout.WithAnnotations(annotationsFor(n))); err != nil {
+			if err := add(p, layout.WithAnnotations(annotationsFor(n))); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}
 }
 
 // writeOCIArchive streams an OCI layout as a tar: oci-layout, index.json, then the
