@@ -189,8 +189,6 @@ type builder struct {
 	bctx   *buildContext
 	tmp    string // per-build temp dir under the store
 	runDir string // runc state dir
-	// beforeStart is RunOptions.BeforeStart (Run only).
-	beforeStart func(rootfs, netns string) error
 
 	mu      sync.Mutex
 	results map[int]*stageState

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
+	rt "github.com/slimbuild/slimbuild/internal/runtime"
 )
 
 // TestHelloC builds examples/hello-c three ways on the bases hack/bases.sh makes
@@ -52,7 +53,7 @@ func TestHelloC(t *testing.T) {
 	run := func(t *testing.T, img v1.Image) string {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
-		code, err := build.Run(ctx, st, img, build.RunOptions{Stdout: &stdout, Stderr: &stderr})
+		code, err := image.Run(ctx, st, img, rt.ImageRun{Stdout: &stdout, Stderr: &stderr})
 		if err != nil || code != 0 {
 			t.Fatalf("running the image: code %d, %v, stderr %q", code, err, stderr.String())
 		}

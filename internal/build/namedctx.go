@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -298,7 +299,7 @@ func (b *builder) namedState(ctx context.Context, nc *namedCtx, stg *dockerfile.
 		return nil, err
 	}
 	s := &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", d.String()), created: cf.Created.Time}
-	s.cfg.Config.Env = withDefaultPath(s.cfg.Config.Env)
+	s.cfg.Config.Env = runtime.WithDefaultPath(s.cfg.Config.Env)
 	s.epoch = b.opts.SourceDateEpoch
 	s.args = map[string]string{}
 	return s, nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/slimbuild/slimbuild/internal/build"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
 const outputDockerfile = `FROM busybox
@@ -221,7 +222,7 @@ func TestRunImage(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			code, err := build.Run(ctx, st, res.Image, build.RunOptions{Args: tc.args, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr})
+			code, err := image.Run(ctx, st, res.Image, runtime.ImageRun{Args: tc.args, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr})
 			if err != nil {
 				t.Fatalf("Run: %v (stderr %q)", err, stderr.String())
 			}

@@ -300,7 +300,7 @@ func TestHelloCMultiPlatform(t *testing.T) {
 			t.Errorf("%s config says %s/%s", platformName(want), cf.OS, cf.Architecture)
 		}
 		var stdout, stderr bytes.Buffer
-		code, err := build.Run(ctx, st, img, build.RunOptions{Stdout: &stdout, Stderr: &stderr})
+		code, err := image.Run(ctx, st, img, rt.ImageRun{Stdout: &stdout, Stderr: &stderr})
 		if err != nil || code != 0 || stdout.String() != greeting {
 			t.Errorf("running the %s image: code %d, %v, stdout %q, stderr %q", platformName(want), code, err, stdout.String(), stderr.String())
 		}

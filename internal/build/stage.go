@@ -15,6 +15,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
 // step is one instruction being dispatched.
@@ -132,7 +133,7 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	if len(s.cfg.Config.Shell) > 0 {
 		s.shell = append([]string(nil), s.cfg.Config.Shell...)
 	}
-	s.cfg.Config.Env = withDefaultPath(s.cfg.Config.Env)
+	s.cfg.Config.Env = runtime.WithDefaultPath(s.cfg.Config.Env)
 	return s, nil
 }
 

@@ -16,17 +16,6 @@ import (
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
-// defaultPath is what BuildKit puts in Env when the base image sets no PATH.
-const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// withDefaultPath returns env with defaultPath first when it sets no PATH.
-func withDefaultPath(env []string) []string {
-	if _, ok := envMap(env)["PATH"]; ok {
-		return env
-	}
-	return append([]string{defaultPath}, env...)
-}
-
 // stageState is a stage's state between instructions.
 type stageState struct {
 	layers []v1.Layer

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/spf13/cobra"
 )
@@ -33,7 +33,7 @@ func newRunCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			code, err := build.Run(cmd.Context(), st, img, build.RunOptions{
+			code, err := image.Run(cmd.Context(), st, img, runtime.ImageRun{
 				Args: args[1:], Network: network, Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 			})
 			if err != nil {

@@ -18,12 +18,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/slimbuild/slimbuild/internal/snapshot"
-
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/slimbuild/slimbuild/internal/build"
+
+	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/snapshot"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -375,7 +376,7 @@ func runProbe(ctx context.Context, st *store.Store, img v1.Image, pr Probe, opts
 	}()
 	netns := make(chan string, 1)
 	out, errOut := newCapture(), newCapture()
-	ro := build.RunOptions{Args: pr.Args, Network: "none", Stdout: out, Stderr: errOut, Runc: opts.Runc,
+	ro := runtime.ImageRun{Args: pr.Args, Network: "none", Stdout: out, Stderr: errOut, Runc: opts.Runc,
 		BeforeStart: func(rootfs, ns string) error {
 			if watch {
 				w, err := watchFilesystem(rootfs)
@@ -398,7 +399,7 @@ func runProbe(ctx context.Context, st *store.Store, img v1.Image, pr Probe, opts
 	var r ran
 	go func() {
 		defer close(exited)
-		r.code, r.err = build.Run(runCtx, st, img, ro)
+		r.code, r.err = image.Run(runCtx, st, img, ro)
 	}()
 	var res RunOutput
 	if pr.HTTPPort != 0 {
