@@ -39,16 +39,16 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, r runtime.ImageRun)
 	if err != nil {
 		return 0, err
 	}
+	stateDir := filepath.Join(tmp, runtime.StateDirName)
 	defer func() {
 		a.Remove()
-		removeEmpty(tmp)
+		// runc's state directory holds no mounts; the snapshot's, if its
+		// unmount failed, stays for the store's reclaim, and so does tmp.
+		os.RemoveAll(stateDir)
+		os.Remove(tmp)
 	}()
 	c := cf.Config
-	r.Rootfs, r.Dir, r.StateDir = a.Root(), a.Dir(), filepath.Join(tmp, runtime.StateDirName)
+	r.Rootfs, r.Dir, r.StateDir = a.Root(), a.Dir(), stateDir
 	r.Config = runtime.ImageConfig{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User}
 	return runtime.RunImage(ctx, r)
 }
-
-// removeEmpty removes dir if nothing is left in it (a snapshot that could not be
-// removed stays, for the store's reclaim).
-func removeEmpty(dir string) { _ = os.Remove(dir) }
