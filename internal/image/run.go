@@ -37,6 +37,7 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, r runtime.ImageRun)
 	}
 	a, err := snapshot.Snapshotter{Dir: tmp}.Prepare(lowers)
 	if err != nil {
+		os.Remove(tmp)
 		return 0, err
 	}
 	stateDir := filepath.Join(tmp, runtime.StateDirName)
