@@ -166,12 +166,9 @@ type source struct {
 	dir *buildContext
 }
 
-func (b *builder) fromSource(ref string) (*source, error) {
-	return b.fromSourceCtx(context.Background(), ref)
-}
-
-// fromSourceCtx is fromSource under ctx: a pull it needs stops when ctx is cancelled.
-func (b *builder) fromSourceCtx(ctx context.Context, ref string) (*source, error) {
+// fromSource resolves a --from: a named context, a stage, or an image (pulled
+// under ctx when missing, so that Ctrl-C stops the pull).
+func (b *builder) fromSource(ctx context.Context, ref string) (*source, error) {
 	// A named context wins over a stage or an image of its name, as in BuildKit.
 	if nc := b.namedContext(ref); nc != nil {
 		return b.namedSource(nc)
@@ -492,7 +489,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	}
 	switch {
 	case req.from != "":
-		from, err = b.fromSourceCtx(ctx, req.from)
+		from, err = b.fromSource(ctx, req.from)
 		if err != nil {
 			return b.fail(st, err)
 		}

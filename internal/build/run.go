@@ -120,7 +120,7 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	mounts := instructions.GetMounts(c)
 	var mountKeys []any
 	for _, m := range mounts {
-		k, err := b.mountKey(s, m)
+		k, err := b.mountKey(ctx, s, m)
 		if err != nil {
 			return b.fail(st, err)
 		}
@@ -163,7 +163,7 @@ func (b *builder) runLimitsKey() string {
 
 // mountKey is the part of a RUN's cache key that a --mount contributes. It
 // first rejects every option slimbuild does not honour.
-func (b *builder) mountKey(s *stageState, m *instructions.Mount) (any, error) {
+func (b *builder) mountKey(ctx context.Context, s *stageState, m *instructions.Mount) (any, error) {
 	if err := checkMount(m); err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func (b *builder) mountKey(s *stageState, m *instructions.Mount) (any, error) {
 	case instructions.MountTypeBind:
 		bctx := b.bctx
 		if m.From != "" {
-			src, err := b.fromSource(m.From)
+			src, err := b.fromSource(ctx, m.From)
 			if err != nil {
 				return nil, err
 			}
@@ -189,7 +189,7 @@ func (b *builder) mountKey(s *stageState, m *instructions.Mount) (any, error) {
 		// A cache mount's content is not part of the result's identity, as in BuildKit.
 		k := []any{"cache", m.CacheID, m.Target, m.ReadOnly, string(m.CacheSharing), fileOpts(m)}
 		if m.From != "" || m.Source != "" {
-			seed, err := b.cacheSeedName(m)
+			seed, err := b.cacheSeedName(ctx, m)
 			if err != nil {
 				return nil, err
 			}
@@ -557,7 +557,7 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 		var from *source
 		if m.From != "" {
 			var err error
-			if from, err = b.fromSource(m.From); err != nil {
+			if from, err = b.fromSource(ctx, m.From); err != nil {
 				return nil, nil, err
 			}
 			bctx = from.dir // a local-directory named context, else nil
@@ -613,7 +613,7 @@ func (b *builder) cacheDir(ctx context.Context, m *instructions.Mount, target st
 	if m.From != "" || m.Source != "" {
 		// As in BuildKit, a cache seeded from a source is its own cache,
 		// one per content of that source.
-		seed, err := b.cacheSeedName(m)
+		seed, err := b.cacheSeedName(ctx, m)
 		if err != nil {
 			return "", nil, err
 		}
@@ -643,7 +643,7 @@ func (b *builder) cacheDir(ctx context.Context, m *instructions.Mount, target st
 		if err != nil {
 			return "", nil, fmt.Errorf("cache mount %s: %w", id, err)
 		}
-		if err := b.makeCacheDir(dir, m); err != nil {
+		if err := b.makeCacheDir(ctx, dir, m); err != nil {
 			unlock()
 			return "", nil, fmt.Errorf("cache mount %s: %w", id, err)
 		}
@@ -653,7 +653,7 @@ func (b *builder) cacheDir(ctx context.Context, m *instructions.Mount, target st
 
 // makeCacheDir makes dir with m's owner and mode unless it exists, seeded
 // with the content of m's from= and source= when given.
-func (b *builder) makeCacheDir(dir string, m *instructions.Mount) error {
+func (b *builder) makeCacheDir(ctx context.Context, dir string, m *instructions.Mount) error {
 	if _, err := os.Lstat(dir); err == nil {
 		return nil
 	}
@@ -671,7 +671,7 @@ func (b *builder) makeCacheDir(dir string, m *instructions.Mount) error {
 		return err
 	}
 	if m.From != "" {
-		if err := b.seedCache(tmp, m); err != nil {
+		if err := b.seedCache(ctx, tmp, m); err != nil {
 			os.RemoveAll(tmp)
 			return err
 		}
@@ -689,9 +689,9 @@ func (b *builder) makeCacheDir(dir string, m *instructions.Mount) error {
 // cacheSeedName is what a cache mount's from= and source= add to its name:
 // the source's identity and, for a local-directory named context, the digest
 // of the directory it seeds from.
-func (b *builder) cacheSeedName(m *instructions.Mount) (string, error) {
+func (b *builder) cacheSeedName(ctx context.Context, m *instructions.Mount) (string, error) {
 	src := path.Clean("/" + m.Source)
-	from, err := b.fromSource(m.From)
+	from, err := b.fromSource(ctx, m.From)
 	if err != nil {
 		return "", err
 	}
@@ -709,8 +709,8 @@ func (b *builder) cacheSeedName(m *instructions.Mount) (string, error) {
 // stage, an image or a named context) into dir, a new cache: the path is
 // resolved inside the source's root, and what is copied keeps its owners and
 // modes (a context directory's files are root's, as COPY makes them).
-func (b *builder) seedCache(dir string, m *instructions.Mount) error {
-	from, err := b.fromSource(m.From)
+func (b *builder) seedCache(ctx context.Context, dir string, m *instructions.Mount) error {
+	from, err := b.fromSource(ctx, m.From)
 	if err != nil {
 		return err
 	}
