@@ -45,22 +45,32 @@ func (l *snapLayer) dir() (string, error) {
 	if p, ok := l.b.st.SnapshotDir(l.id()); ok {
 		return p, nil
 	}
-	for _, r := range []*record{&l.rec, l.b.recordOf(l.key)} {
-		if r != nil && r.Layer != nil && r.Snapshot != nil && *r.Snapshot == l.id() {
-			if p, ok := l.b.st.LayerDirPath(r.Layer.DiffID); ok {
-				return p, nil
+	for _, info := range l.blobInfos() {
+		if p, ok := l.b.st.LayerDirPath(info.DiffID); ok {
+			return p, nil
+		}
+		// The tree went (fsck --repair removes a damaged one): unpack the blob.
+		if l.b.st.HasBlob(info.Digest) {
+			bl, err := l.b.st.Layer(info)
+			if err != nil {
+				return "", err
 			}
-			// The tree went (fsck --repair removes a damaged one): unpack the blob.
-			if l.b.st.HasBlob(r.Layer.Digest) {
-				bl, err := l.b.st.Layer(*r.Layer)
-				if err != nil {
-					return "", err
-				}
-				return l.b.st.LayerDir(bl)
-			}
+			return l.b.st.LayerDir(bl)
 		}
 	}
 	return "", fmt.Errorf("snapshot %s of cache key %s is missing from the store (try slimbuild fsck --repair)", l.id().Hex, l.key)
+}
+
+// blobInfos are the blobs recorded for this snapshot: in the record the step was
+// applied from, then in the record as it is now (another build may have made one).
+func (l *snapLayer) blobInfos() []store.LayerInfo {
+	var out []store.LayerInfo
+	for _, r := range []*record{&l.rec, l.b.recordOf(l.key)} {
+		if r != nil && r.Layer != nil && r.Snapshot != nil && *r.Snapshot == l.id() {
+			out = append(out, *r.Layer)
+		}
+	}
+	return out
 }
 
 // recordOf reads key's record afresh; nil when there is none.
@@ -115,10 +125,9 @@ func (l *snapLayer) makeBlob() (store.LayerInfo, error) {
 	if err != nil {
 		return store.LayerInfo{}, err
 	}
-	for _, r := range []*record{&l.rec, l.b.recordOf(l.key)} {
-		if r != nil && r.Layer != nil && r.Snapshot != nil && *r.Snapshot == l.id() &&
-			r.Layer.MediaType == want && l.b.st.HasBlob(r.Layer.Digest) {
-			return *r.Layer, nil
+	for _, info := range l.blobInfos() {
+		if info.MediaType == want && l.b.st.HasBlob(info.Digest) {
+			return info, nil
 		}
 	}
 	dir, err := l.dir()
@@ -200,11 +209,7 @@ func (l *snapLayer) tree() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(layer.Write(pw, dir, layer.WriteOptions{SourceDateEpoch: l.b.opts.SourceDateEpoch}))
-	}()
-	return pr, nil
+	return layer.Stream(dir, layer.WriteOptions{SourceDateEpoch: l.b.opts.SourceDateEpoch}), nil
 }
 
 // materializeAll makes the blobs of every snapshot layer in layers, a few at a time.

@@ -49,6 +49,14 @@ func Write(w io.Writer, dir string, opts WriteOptions) error {
 	return lw.Close()
 }
 
+// Stream is Write as a reader: the tar of dir, written by a goroutine as it is
+// read. Closing the reader early stops the writer.
+func Stream(dir string, opts WriteOptions) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(Write(pw, dir, opts)) }()
+	return pr
+}
+
 // Owner is a numeric owner for tar entries.
 type Owner struct {
 	UID, GID int

@@ -537,9 +537,5 @@ type treeLayer struct {
 }
 
 func (t *treeLayer) Uncompressed() (io.ReadCloser, error) {
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(layer.Write(pw, t.dir, layer.WriteOptions{}))
-	}()
-	return pr, nil
+	return layer.Stream(t.dir, layer.WriteOptions{}), nil
 }
