@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
@@ -21,7 +21,7 @@ import (
 type Options struct {
 	// Build builds the original Dockerfile (ContextDir, Dockerfile, build
 	// args, network, progress...). Its Tags name the original image.
-	Build build.Options
+	Build engine.Options
 	// Slim chooses the probes (Probes, VerifyArgs), the entrypoint and
 	// includes, the timeouts; Tag, NoVerify and NoObserve are ignored.
 	Slim slim.BuildOptions
@@ -41,8 +41,8 @@ type Result struct {
 	Dockerfile []byte
 	// Notes is what Advise could not be sure of (also in Dockerfile).
 	Notes    []string
-	Original *build.Result
-	Advised  *build.Result // nil when the advised Dockerfile did not build
+	Original *engine.Result
+	Advised  *engine.Result // nil when the advised Dockerfile did not build
 	Slim     *slim.Report
 	Verified bool
 	ExitCode int // of the first probe, when verified
@@ -77,7 +77,7 @@ func Advise(ctx context.Context, st *store.Store, opts Options) (*Result, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
-	orig, err := build.Build(ctx, st, opts.Build)
+	orig, err := engine.Build(ctx, st, opts.Build)
 	if err != nil {
 		return nil, fmt.Errorf("building %s: %w", dfPath, err)
 	}
@@ -120,7 +120,7 @@ func Advise(ctx context.Context, st *store.Store, opts Options) (*Result, error)
 	}
 	bo := opts.Build
 	bo.Dockerfile, bo.Tags, bo.Target = target, opts.Tags, ""
-	adv, err := build.Build(ctx, st, bo)
+	adv, err := engine.Build(ctx, st, bo)
 	if err != nil {
 		res.Dockerfile = rw.Bytes("BUILD FAILED: this Dockerfile did not build here: " + err.Error())
 		if werr := writeFile(target, res.Dockerfile); werr != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
@@ -113,7 +113,7 @@ func TestAdviseCorpus(t *testing.T) {
 	for _, tc := range cases {
 		out := filepath.Join(t.TempDir(), "Dockerfile.advised")
 		res, err := Advise(ctx, st, Options{
-			Build:   build.Options{ContextDir: tc.context, Dockerfile: tc.dockerfile, Network: "none", NoPull: true},
+			Build:   engine.Options{ContextDir: tc.context, Dockerfile: tc.dockerfile, Network: "none", NoPull: true},
 			Slim:    slim.BuildOptions{Probes: tc.probes},
 			WriteTo: out,
 		})

@@ -1,7 +1,7 @@
 // Package advise turns a single-stage Dockerfile into an equivalent multistage
 // one whose runtime stage holds only what the program needs.
 //
-// Advise builds the Dockerfile with the engine (internal/build), slims the
+// Advise builds the Dockerfile with the engine (internal/engine), slims the
 // result with internal/slim (static closure, scripts, runtime expectations and
 // what the probes were seen opening), and Rewrite writes the new Dockerfile:
 //

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/slimbuild/slimbuild/internal/advise"
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -43,7 +43,7 @@ exits non-zero.`,
 				return fmt.Errorf("--verify-timeout must be positive, not %s", timeout)
 			}
 			opts := advise.Options{
-				Build: build.Options{ContextDir: args[0], Dockerfile: file, Network: network, BuildArgs: map[string]string{}},
+				Build: engine.Options{ContextDir: args[0], Dockerfile: file, Network: network, BuildArgs: map[string]string{}},
 				Slim:  slim.BuildOptions{Options: slim.Options{Include: includes}, Probes: probes, VerifyTimeout: timeout},
 				Base:  base, WriteTo: write,
 			}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -37,7 +37,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		Short: "Build an image from a Dockerfile",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := build.Options{
+			opts := engine.Options{
 				ContextDir: args[0], Dockerfile: file, Target: target, Tags: tags, Network: network,
 				NoCache: noCache, Jobs: jobs, Compression: compression,
 				BuildArgs: map[string]string{}, Secrets: map[string]string{},
@@ -72,7 +72,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				opts.Secrets[id] = src
 			}
 			for _, v := range namedContexts {
-				name, nc, err := build.ParseNamedContext(v)
+				name, nc, err := engine.ParseNamedContext(v)
 				if err != nil {
 					return err
 				}
@@ -80,11 +80,11 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("--build-context %q: a context of that name was already given", v)
 				}
 				if opts.NamedContexts == nil {
-					opts.NamedContexts = map[string]build.NamedContext{}
+					opts.NamedContexts = map[string]engine.NamedContext{}
 				}
 				opts.NamedContexts[name] = nc
 			}
-			if opts.SSH, err = build.ParseSSH(sshs); err != nil {
+			if opts.SSH, err = engine.ParseSSH(sshs); err != nil {
 				return err
 			}
 			if err := bx.check(cmd); err != nil {
@@ -138,10 +138,10 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if build.IsGitURL(opts.ContextDir) {
+			if engine.IsGitURL(opts.ContextDir) {
 				// A git URL context (URL#ref:subdir) is checked out under the
 				// store's tmp/ and removed after the build, as buildx does.
-				dir, cleanup, err := build.FetchGitContext(cmd.Context(), st, opts.ContextDir)
+				dir, cleanup, err := engine.FetchGitContext(cmd.Context(), st, opts.ContextDir)
 				if err != nil {
 					return err
 				}
@@ -177,7 +177,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if len(bx.parsed) > 1 {
 				return buildPlatforms(cmd, st, opts, &bx, rb, newRegistry, tags, pp.mode == "quiet", pp.Close)
 			}
-			res, err := build.Build(cmd.Context(), st, opts)
+			res, err := engine.Build(cmd.Context(), st, opts)
 			pp.Close()
 			if err != nil {
 				return err
@@ -254,8 +254,8 @@ func newBuildCmd(g *Globals) *cobra.Command {
 
 // runChecks is build --check: the warnings of every stage (or of --target's),
 // a summary, and an error when # check=error=true and something was found.
-func runChecks(w io.Writer, opts build.Options) error {
-	warnings, err := build.Check(opts)
+func runChecks(w io.Writer, opts engine.Options) error {
+	warnings, err := engine.Check(opts)
 	for _, x := range warnings {
 		fmt.Fprintln(w, "warning: "+x.String())
 	}
@@ -280,7 +280,7 @@ func runChecks(w io.Writer, opts build.Options) error {
 // shows the built and the slim image side by side (unless quiet). It returns the
 // build's result with the slim image in place of the built one, for the outputs,
 // pushes and gates that follow; the full image stays in the store untagged.
-func buildSlim(cmd *cobra.Command, st *store.Store, res *build.Result, tags []string, probes []slim.Probe, quiet bool) (*build.Result, error) {
+func buildSlim(cmd *cobra.Command, st *store.Store, res *engine.Result, tags []string, probes []slim.Probe, quiet bool) (*engine.Result, error) {
 	w := cmd.ErrOrStderr()
 	d, img, rep, err := slim.Build(cmd.Context(), st, res.Image, slim.BuildOptions{Probes: probes})
 	if err != nil {
@@ -320,16 +320,16 @@ func buildSlim(cmd *cobra.Command, st *store.Store, res *build.Result, tags []st
 // $SOURCE_DATE_EPOCH, the order of buildctl and buildx.
 func sourceDateEpochOf(cmd *cobra.Command, flag string, buildArgs map[string]string) (*time.Time, error) {
 	if cmd.Flags().Changed("source-date-epoch") {
-		t, err := build.ParseSourceDateEpoch(flag)
+		t, err := engine.ParseSourceDateEpoch(flag)
 		if err != nil {
 			return nil, fmt.Errorf("--source-date-epoch: %w", err)
 		}
 		return t, nil
 	}
-	if _, ok := buildArgs[build.SourceDateEpochArg]; ok {
+	if _, ok := buildArgs[engine.SourceDateEpochArg]; ok {
 		return nil, nil
 	}
-	t, err := build.ParseSourceDateEpoch(os.Getenv(build.SourceDateEpochArg))
+	t, err := engine.ParseSourceDateEpoch(os.Getenv(engine.SourceDateEpochArg))
 	if err != nil {
 		return nil, fmt.Errorf("environment: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 	units "github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -55,7 +55,7 @@ func (x *buildxFlags) add(f *pflag.FlagSet) {
 
 // options sets the build options these flags stand for, refusing every value
 // slimbuild cannot honour.
-func (x *buildxFlags) options(cmd *cobra.Command, opts *build.Options) error {
+func (x *buildxFlags) options(cmd *cobra.Command, opts *engine.Options) error {
 	var err error
 	if opts.Labels, err = keyValues("--label", x.labels); err != nil {
 		return err
@@ -91,7 +91,7 @@ func (x *buildxFlags) options(cmd *cobra.Command, opts *build.Options) error {
 		opts.NoCacheFilter = append(opts.NoCacheFilter, s)
 	}
 	for _, a := range x.allow {
-		e, err := build.ParseEntitlement(a)
+		e, err := engine.ParseEntitlement(a)
 		if err != nil {
 			return fmt.Errorf("--allow: %w", err)
 		}
@@ -193,14 +193,14 @@ func (x *buildxFlags) check(cmd *cobra.Command) error {
 		}
 	}
 	var err error
-	if x.parsed, err = build.ParsePlatforms(x.platforms); err != nil {
+	if x.parsed, err = engine.ParsePlatforms(x.platforms); err != nil {
 		return fmt.Errorf("--platform: %w", err)
 	}
 	return nil
 }
 
 // write writes --iidfile and --metadata-file.
-func (x *buildxFlags) write(res *build.Result, tags []string) error {
+func (x *buildxFlags) write(res *engine.Result, tags []string) error {
 	if x.iidFile != "" {
 		if err := writeFileAtomic(x.iidFile, []byte(res.Digest.String())); err != nil {
 			return fmt.Errorf("--iidfile: %w", err)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/spf13/cobra"
 )
@@ -18,7 +18,7 @@ func newImportCmd(g *Globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p *v1.Platform
 			if cmd.Flags().Changed("platform") {
-				ps, err := build.ParsePlatforms([]string{platform})
+				ps, err := engine.ParsePlatforms([]string{platform})
 				if err != nil {
 					return fmt.Errorf("--platform: %w", err)
 				}

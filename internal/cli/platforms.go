@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
@@ -45,8 +45,8 @@ func checkPlatforms(cmd *cobra.Command, platforms []v1.Platform, rb *registryFla
 
 // buildPlatforms runs a build for several platforms and writes, pushes and
 // names its index.
-func buildPlatforms(cmd *cobra.Command, st *store.Store, opts build.Options, bx *buildxFlags, rb *registryFlags, newRegistry func(io.Writer) *image.Registry, tags []string, quiet bool, done func()) error {
-	res, err := build.BuildPlatforms(cmd.Context(), st, opts, bx.parsed)
+func buildPlatforms(cmd *cobra.Command, st *store.Store, opts engine.Options, bx *buildxFlags, rb *registryFlags, newRegistry func(io.Writer) *image.Registry, tags []string, quiet bool, done func()) error {
+	res, err := engine.BuildPlatforms(cmd.Context(), st, opts, bx.parsed)
 	done()
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +85,7 @@ func (p *progressPrinter) Close() {
 	}
 }
 
-func stepLabel(e build.Event) string {
+func stepLabel(e engine.Event) string {
 	return fmt.Sprintf("[%s %d/%d] %s", e.Stage, e.Step, e.Total, oneLine(e.Text))
 }
 
@@ -100,7 +100,7 @@ func oneLine(s string) string {
 func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
 
 // Event handles one build event.
-func (p *progressPrinter) Event(e build.Event) {
+func (p *progressPrinter) Event(e engine.Event) {
 	if p.mode == "quiet" {
 		return
 	}
@@ -108,37 +108,37 @@ func (p *progressPrinter) Event(e build.Event) {
 	defer p.mu.Unlock()
 	if p.mode == "plain" {
 		switch e.Kind {
-		case build.StepStart:
+		case engine.StepStart:
 			fmt.Fprintf(p.out, "%s\n", stepLabel(e))
-		case build.StepCached:
+		case engine.StepCached:
 			fmt.Fprintf(p.out, "%s CACHED\n", stepLabel(e))
-		case build.StepDone:
+		case engine.StepDone:
 			fmt.Fprintf(p.out, "%s DONE %s\n", stepLabel(e), secs(e.Duration))
-		case build.StepLog:
+		case engine.StepLog:
 			fmt.Fprintf(p.out, "#%s %s\n", e.Stage, e.Text)
-		case build.Info:
+		case engine.Info:
 			fmt.Fprintf(p.out, "%s\n", e.Text)
 		}
 		return
 	}
 	p.clear()
 	switch e.Kind {
-	case build.StepStart:
+	case engine.StepStart:
 		if _, ok := p.running[e.Stage]; !ok {
 			p.order = append(p.order, e.Stage)
 		}
 		p.running[e.Stage] = runningStep{text: stepLabel(e), start: e.Time}
 		p.tail[e.Stage] = ""
-	case build.StepCached:
+	case engine.StepCached:
 		fmt.Fprintf(p.out, " => CACHED %s\n", stepLabel(e))
-	case build.StepDone:
+	case engine.StepDone:
 		fmt.Fprintf(p.out, " => %s %s\n", stepLabel(e), secs(e.Duration))
 		p.remove(e.Stage)
-	case build.StepLog:
+	case engine.StepLog:
 		p.tail[e.Stage] = e.Text
-	case build.Info:
+	case engine.Info:
 		fmt.Fprintf(p.out, "%s\n", e.Text)
-	case build.StageDone:
+	case engine.StageDone:
 		p.remove(e.Stage)
 	}
 	p.redraw()

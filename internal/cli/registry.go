@@ -12,7 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/regcache"
 	"github.com/slimbuild/slimbuild/internal/report"
@@ -152,8 +152,8 @@ func (m *pushMeter) update(complete, total int64) {
 
 // openCaches reads each --cache-from cache; a ref that does not exist yet is an
 // empty cache (the first build of a fleet), noted on stderr.
-func openCaches(ctx context.Context, reg *image.Registry, specs []cacheSpec, stderr io.Writer) ([]build.CacheSource, error) {
-	var out []build.CacheSource
+func openCaches(ctx context.Context, reg *image.Registry, specs []cacheSpec, stderr io.Writer) ([]engine.CacheSource, error) {
+	var out []engine.CacheSource
 	for _, s := range specs {
 		c, found, err := regcache.Open(ctx, reg, s.Ref)
 		if err != nil {
@@ -171,7 +171,7 @@ func openCaches(ctx context.Context, reg *image.Registry, specs []cacheSpec, std
 
 // exportCache writes the build's steps to the --cache-to ref: mode min keeps the
 // steps of the stages that make the final image, max those of every stage.
-func exportCache(ctx context.Context, reg *image.Registry, spec cacheSpec, res *build.Result) (string, error) {
+func exportCache(ctx context.Context, reg *image.Registry, spec cacheSpec, res *engine.Result) (string, error) {
 	var steps []regcache.Step
 	for _, s := range res.CacheSteps {
 		if spec.Mode == "min" && !s.Final {
@@ -240,7 +240,7 @@ func parseRegistryFlags(tags, outputs, cacheTo, cacheFrom []string, push bool) (
 // publish pushes the result, its layers compressed as c says, and exports the
 // cache, reporting on stderr. It returns the digest of the manifest pushed
 // (nil when nothing was pushed).
-func (rf *registryFlags) publish(cmd *cobra.Command, newRegistry func(io.Writer) *image.Registry, st *store.Store, res *build.Result, c store.Compression) (*v1.Hash, error) {
+func (rf *registryFlags) publish(cmd *cobra.Command, newRegistry func(io.Writer) *image.Registry, st *store.Store, res *engine.Result, c store.Compression) (*v1.Hash, error) {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
 	var pushed *v1.Hash
 	for _, ref := range rf.pushTo {

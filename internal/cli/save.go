@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/spf13/cobra"
 )
@@ -26,7 +26,7 @@ func newSaveCmd(g *Globals) *cobra.Command {
 			}
 			var p *v1.Platform
 			if cmd.Flags().Changed("platform") {
-				ps, err := build.ParsePlatforms([]string{platform})
+				ps, err := engine.ParsePlatforms([]string{platform})
 				if err != nil {
 					return fmt.Errorf("--platform: %w", err)
 				}

@@ -7,7 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
@@ -23,7 +23,7 @@ func addGateFlags(cmd *cobra.Command) {
 }
 
 // afterBuild prints the payoff summary (unless quiet) and applies the gates.
-func afterBuild(cmd *cobra.Command, st *store.Store, res *build.Result, quiet bool) error {
+func afterBuild(cmd *cobra.Command, st *store.Store, res *engine.Result, quiet bool) error {
 	maxSize, _ := cmd.Flags().GetString("max-size")
 	forbid, _ := cmd.Flags().GetString("forbid")
 	gate, err := report.ParseGate(maxSize, forbid)
@@ -74,7 +74,7 @@ func indent(s string) string {
 	return s + "\n"
 }
 
-func layerSources(ls []build.LayerTree) []report.LayerSource {
+func layerSources(ls []engine.LayerTree) []report.LayerSource {
 	out := make([]report.LayerSource, len(ls))
 	for i, l := range ls {
 		out[i] = report.LayerSource{ID: l.ID, Open: l.Open}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/spf13/cobra"
 
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -33,7 +33,7 @@ func TestSummaryUsesStageLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	opened := map[string]int{}
-	res := &build.Result{Image: final, Stages: []build.StageResult{
+	res := &engine.Result{Image: final, Stages: []engine.StageResult{
 		{Name: "builder", Index: 0, Layers: trees(t, builder, opened)},
 		{Name: "1", Index: 1, Image: final, Target: true, Layers: trees(t, final, opened)},
 	}}
@@ -61,20 +61,20 @@ func TestSummaryUsesStageLayers(t *testing.T) {
 }
 
 // trees describes img's layers as a stage's layer trees that count their opens.
-func trees(t *testing.T, img v1.Image, opened map[string]int) []build.LayerTree {
+func trees(t *testing.T, img v1.Image, opened map[string]int) []engine.LayerTree {
 	t.Helper()
 	ls, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []build.LayerTree
+	var out []engine.LayerTree
 	for _, l := range ls {
 		id, err := l.DiffID()
 		if err != nil {
 			t.Fatal(err)
 		}
 		l := l
-		out = append(out, build.LayerTree{ID: id.String(), Open: func() (io.ReadCloser, error) {
+		out = append(out, engine.LayerTree{ID: id.String(), Open: func() (io.ReadCloser, error) {
 			opened[id.String()]++
 			return l.Uncompressed()
 		}})

@@ -27,13 +27,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/slimbuild/slimbuild/internal/build"
+	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/regcache"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
-var _ build.CacheSource = (*regcache.Cache)(nil)
+var _ engine.CacheSource = (*regcache.Cache)(nil)
 
 // recorder is an http.RoundTripper that logs every request and counts response bytes.
 type recorder struct {

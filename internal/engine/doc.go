@@ -1,0 +1,54 @@
+// Package engine is the engine: it walks a dockerfile.Plan, runs each needed stage
+// (concurrently where the stage graph allows), and assembles the final image in the
+// store.
+//
+// Every step has a cache key that covers exactly what can change its result: the
+// parent state's key, the instruction after ARG/ENV expansion, the environment it
+// sees and, for COPY/ADD, the content and metadata of the files it selects. A hit
+// reuses the stored layer without touching the filesystem. With a source date
+// epoch (Options.SourceDateEpoch, or the SOURCE_DATE_EPOCH build arg), layer times
+// are clamped to it, the config and the history the build adds are dated by it, and
+// it is part of every filesystem step's key (epoch.go).
+//
+// Filesystem steps (RUN, COPY, ADD, WORKDIR) mount an overlay of the parent's
+// unpacked layers with a fresh upper directory; the upper directory, once the step
+// is done and unmounted, is both the new layer's tar source and its unpacked form.
+// Mounts and temporary directories are released on every path, including errors
+// and cancellation.
+//
+// Shared caches (Options.CacheFrom, a registry's through package regcache) are
+// consulted when the store's cache misses. A hit there is lazy: the step is
+// CACHED with the layer's descriptor, and the blob comes over only when its bytes
+// are needed (a later step mounts it, or the final image is assembled), after
+// which the store's cache records the step too. Result.CacheSteps lists every
+// filesystem step for a cache export; a layer still only in a shared cache is
+// handed out as that cache's blob, so an export can mount it instead of copying it.
+//
+// Options.Platform is the build's target platform (default the host's): the
+// TARGET* ARGs, the image FROM and --from pick, the result's config and every
+// step's key follow it; a stage for another architecture runs RUN through
+// binfmt_misc (runtime.CheckEmulation). BuildPlatforms builds several platforms,
+// one after the other, into one OCI image index (platforms.go).
+//
+// ADD of a git repository (git.go; BuildKit's URL forms, parsed by its
+// dfgitutil) resolves the ref with `git ls-remote` when the step's key is made,
+// so the key holds the commit and an unchanged remote is a hit without a
+// fetch; on a miss the commit is fetched shallowly into the build's temp dir
+// by the git program, run without a shell, prompts, the machine's git
+// configuration or the file:// transport, and copied like a directory
+// (without .git unless --keep-git-dir). FetchGitContext does the same for a
+// git URL build context.
+//
+// Named contexts (Options.NamedContexts, buildx --build-context) replace, by
+// name, a FROM base, a stage of that name and a --from (COPY, RUN --mount) as in
+// BuildKit (namedctx.go): an image (docker-image://, or oci-layout:// read into
+// the store) is used like any image; a local directory is read like the main
+// context, with its own .dockerignore, keyed by content, and cannot be a FROM
+// base yet. RUN --mount=type=ssh serves, for the RUN only, a read-only ssh
+// agent of the --ssh keys or forwarded socket on a socket in the step's
+// directory (sshagent.go); cache mounts with from= are seeded, when new, from
+// that source's directory.
+//
+// The engine is silent: progress goes to Options.Progress. (One exception:
+// golang.org/x/crypto's agent server logs the requests it refuses.)
+package engine

@@ -1,0 +1,88 @@
+package engine
+
+// Reproducible builds with SOURCE_DATE_EPOCH, after BuildKit:
+//
+//   - The epoch comes from Options.SourceDateEpoch (the CLI fills it from
+//     --source-date-epoch or $SOURCE_DATE_EPOCH), else from the build arg
+//     SOURCE_DATE_EPOCH, else from a global `ARG SOURCE_DATE_EPOCH=N` default.
+//     Whichever it is, the build arg SOURCE_DATE_EPOCH holds it, so a stage
+//     that declares `ARG SOURCE_DATE_EPOCH` sees it (BuildKit does the same).
+//     The value "context" leaves it unset, as BuildKit does for a local context.
+//   - Every time in a layer the build writes is clamped: later than the epoch
+//     becomes the epoch, earlier stays (BuildKit's rewrite-timestamp). Base
+//     image layers are not rewritten.
+//   - History entries the build adds, and the config's created, are the epoch;
+//     the base image's own history keeps its times (BuildKit keeps them too).
+//   - Layers are written clamped when a step runs, never rewritten on export,
+//     so the epoch is part of every filesystem step's cache key: a layer made
+//     without the epoch, or with another one, is never served to this build.
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
+)
+
+// SourceDateEpochArg is the build arg (and environment variable) that carries the epoch.
+const SourceDateEpochArg = "SOURCE_DATE_EPOCH"
+
+// maxEpoch is the last second that an image config's RFC 3339 times can hold.
+var maxEpoch = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+
+// ParseSourceDateEpoch parses a SOURCE_DATE_EPOCH value: whole seconds since
+// 1970, from 0 to the end of year 9999. "" gives nil, as if it were unset.
+func ParseSourceDateEpoch(s string) (*time.Time, error) {
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > maxEpoch {
+		return nil, fmt.Errorf("invalid %s %q: want whole seconds since 1970 (0 to %d)", SourceDateEpochArg, s, maxEpoch)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+// wholeSeconds returns a copy of epoch in UTC, without its fraction of a second.
+func wholeSeconds(epoch *time.Time) *time.Time {
+	if epoch == nil {
+		return nil
+	}
+	t := epoch.Truncate(time.Second).UTC()
+	return &t
+}
+
+// withEpochArg returns a copy of args with SOURCE_DATE_EPOCH set to epoch, if given.
+func withEpochArg(args map[string]string, epoch *time.Time) map[string]string {
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	if epoch != nil {
+		out[SourceDateEpochArg] = strconv.FormatInt(epoch.Unix(), 10)
+	}
+	return out
+}
+
+// epochFromPlan is the epoch a build without Options.SourceDateEpoch gets from
+// the build arg or the global ARG default; nil for none.
+func epochFromPlan(p *dockerfile.Plan) (*time.Time, error) {
+	v, ok := p.BuildArgs[SourceDateEpochArg]
+	if !ok {
+		v = p.GlobalArgs()[SourceDateEpochArg]
+	}
+	if v == "context" {
+		return nil, nil
+	}
+	return ParseSourceDateEpoch(v)
+}
+
+// epochKey folds the epoch into a filesystem step's cache key.
+func (b *builder) epochKey(key string) string {
+	if b.opts.SourceDateEpoch == nil {
+		return key
+	}
+	return keyOf(key, SourceDateEpochArg, b.opts.SourceDateEpoch.Unix())
+}

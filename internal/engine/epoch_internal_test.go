@@ -1,0 +1,150 @@
+package engine
+
+// Dating the config and history with a source date epoch; no root needed.
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
+)
+
+func TestParseSourceDateEpoch(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		want    int64 // -1: nil
+		wantErr bool
+	}{
+		{in: "", want: -1},
+		{in: "0", want: 0},
+		{in: "1700000000", want: 1_700_000_000},
+		{in: "253402300799", want: 253402300799}, // 9999-12-31T23:59:59Z
+		{in: "253402300800", wantErr: true},      // year 10000 has no RFC 3339 form
+		{in: "-1", wantErr: true},
+		{in: "1.5", wantErr: true},
+		{in: "now", wantErr: true},
+		{in: " 1", wantErr: true},
+	} {
+		t.Run(c.in, func(t *testing.T) {
+			got, err := ParseSourceDateEpoch(c.in)
+			switch {
+			case c.wantErr:
+				if err == nil || !strings.Contains(err.Error(), SourceDateEpochArg) {
+					t.Errorf("ParseSourceDateEpoch(%q) = %v, %v; want an error naming %s", c.in, got, err, SourceDateEpochArg)
+				}
+			case err != nil:
+				t.Errorf("ParseSourceDateEpoch(%q): %v", c.in, err)
+			case c.want < 0 && got != nil:
+				t.Errorf("ParseSourceDateEpoch(%q) = %v, want nil", c.in, got)
+			case c.want >= 0 && (got == nil || got.Unix() != c.want || got.Location() != time.UTC):
+				t.Errorf("ParseSourceDateEpoch(%q) = %v, want %d UTC", c.in, got, c.want)
+			}
+		})
+	}
+}
+
+// TestEpochFromPlan: without Options.SourceDateEpoch, the build arg and then a
+// global ARG default give the epoch, as in BuildKit.
+func TestEpochFromPlan(t *testing.T) {
+	for _, c := range []struct {
+		name, dockerfile string
+		buildArgs        map[string]string
+		want             int64 // -1: nil
+		wantErr          bool
+	}{
+		{name: "none", dockerfile: "FROM scratch\n", want: -1},
+		{name: "build arg", dockerfile: "FROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}, want: 42},
+		{name: "global default", dockerfile: "ARG SOURCE_DATE_EPOCH=1704067200\nFROM scratch\n", want: 1704067200},
+		{name: "build arg over default", dockerfile: "ARG SOURCE_DATE_EPOCH=1704067200\nFROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": "7"}, want: 7},
+		{name: "context", dockerfile: "FROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": "context"}, want: -1},
+		{name: "empty", dockerfile: "FROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": ""}, want: -1},
+		{name: "bad", dockerfile: "ARG SOURCE_DATE_EPOCH=yesterday\nFROM scratch\n", wantErr: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			parsed, err := dockerfile.Parse("Dockerfile", strings.NewReader(c.dockerfile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := parsed.Plan(dockerfile.Options{BuildArgs: c.buildArgs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := epochFromPlan(plan)
+			switch {
+			case c.wantErr:
+				if err == nil {
+					t.Errorf("epoch %v, want an error", got)
+				}
+			case err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case c.want < 0 && got != nil:
+				t.Errorf("epoch %v, want none", got)
+			case c.want >= 0 && (got == nil || got.Unix() != c.want):
+				t.Errorf("epoch %v, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// TestImageDating checks the config created and history times of a state whose
+// base image is newer than the epoch, with and without the epoch.
+func TestImageDating(t *testing.T) {
+	epoch := time.Unix(1_700_000_000, 0).UTC()
+	baseOld := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	baseNew := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC) // after the epoch
+	stepTime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	dated := func(e *time.Time) *v1.ConfigFile {
+		s := &stageState{created: baseNew, epoch: e}
+		s.cfg.History = []v1.History{
+			{CreatedBy: "base 1", Created: v1.Time{Time: baseOld}},
+			{CreatedBy: "base 2", Created: v1.Time{Time: baseNew}},
+		}
+		s.addHistory("ENV A=1", nil)
+		st := stepTime
+		s.addHistory("RUN true", &st)
+		s.addHistory("CMD []", nil)
+		img, err := imageOf(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg v1.ConfigFile
+		if err := json.Unmarshal(img.config, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return &cfg
+	}
+	times := func(cfg *v1.ConfigFile) []time.Time {
+		var ts []time.Time
+		for _, h := range cfg.History {
+			ts = append(ts, h.Created.Time.UTC())
+		}
+		return ts
+	}
+	check := func(t *testing.T, cfg *v1.ConfigFile, created time.Time, history []time.Time) {
+		t.Helper()
+		if !cfg.Created.Time.Equal(created) {
+			t.Errorf("config created %v, want %v", cfg.Created.Time, created)
+		}
+		got := times(cfg)
+		if len(got) != len(history) {
+			t.Fatalf("history times %v, want %v", got, history)
+		}
+		for i := range got {
+			if !got[i].Equal(history[i]) {
+				t.Errorf("history[%d] (%s) created %v, want %v", i, cfg.History[i].CreatedBy, got[i], history[i])
+			}
+		}
+	}
+	t.Run("epoch", func(t *testing.T) {
+		// The base's history keeps its times; what the build added is the epoch.
+		check(t, dated(&epoch), epoch, []time.Time{baseOld, baseNew, epoch, epoch, epoch})
+	})
+	t.Run("no epoch", func(t *testing.T) {
+		check(t, dated(nil), stepTime, []time.Time{baseOld, baseNew, baseNew, stepTime, stepTime})
+	})
+}

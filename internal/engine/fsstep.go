@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/layer"
+	"github.com/slimbuild/slimbuild/internal/snapshot"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// workspace is the mounted snapshot of one filesystem step, and what the step
+// produced when it wrote its layer itself.
+type workspace struct {
+	*snapshot.Active
+	// direct is set when the step wrote its layer itself (layer, nil for none)
+	// or committed a tree of its own (snapshot) instead of leaving its changes
+	// in the upper directory.
+	direct   bool
+	layer    *store.LayerInfo
+	snapshot *v1.Hash
+}
+
+// snapshotter makes the build's snapshots in its temp dir under the store.
+func (b *builder) snapshotter() (snapshot.Snapshotter, error) {
+	if os.Geteuid() != 0 {
+		return snapshot.Snapshotter{}, ErrNeedRoot
+	}
+	tmp, err := b.tempDir()
+	return snapshot.Snapshotter{Dir: tmp}, err
+}
+
+// mountWorkspace prepares a writable snapshot over layers.
+func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
+	lowers, err := b.layerDirs(layers)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := b.prepare(lowers)
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		// Another process promoted a snapshot between the lookup and the mount:
+		// its tree is now under the layer's diffID.
+		if lowers, err = b.layerDirs(layers); err != nil {
+			return nil, err
+		}
+		ws, err = b.prepare(lowers)
+	}
+	return ws, err
+}
+
+// mountDirView prepares a writable, throwaway snapshot over a host directory.
+func (b *builder) mountDirView(dir string) (*workspace, error) {
+	return b.prepare([]string{dir})
+}
+
+func (b *builder) prepare(lowers []string) (*workspace, error) {
+	sn, err := b.snapshotter()
+	if err != nil {
+		return nil, err
+	}
+	a, err := sn.Prepare(lowers)
+	if err != nil {
+		return nil, err
+	}
+	return &workspace{Active: a}, nil
+}
+
+// commit turns what the step changed into the content of its cache record: the
+// upper directory committed as a snapshot (its blob is made on demand, see
+// snaplayer.go), or the layer the step wrote itself. The record is empty when the
+// step changed nothing.
+func (b *builder) commit(ws *workspace) (record, error) {
+	if ws.direct {
+		ws.Remove()
+		return record{Layer: ws.layer, Snapshot: ws.snapshot}, nil
+	}
+	var rec record
+	_, err := ws.Commit(func(upper string) error {
+		if err := layer.CheckNames(upper); err != nil {
+			return err
+		}
+		if e := b.opts.SourceDateEpoch; e != nil {
+			// The tree is to match its blob, whenever that is made: times clamped.
+			if err := layer.ClampTimes(upper, *e); err != nil {
+				return err
+			}
+		}
+		id, err := b.st.CommitSnapshot(upper)
+		rec.Snapshot = &id
+		return err
+	})
+	return rec, err
+}
+
+// fsStep runs fn on a writable overlay of s, commits what it changed and records
+// it under key. It serves the step from the cache when it can.
+func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key string, fn func(ws *workspace) error) error {
+	key = b.epochKey(key)
+	useCache := !b.opts.noCache(st.stage)
+	if rec, ok := b.cacheGet(key); ok && useCache {
+		if err := b.applyRecord(s, st, key, rec); err == nil {
+			b.logStep(st, key, rec, lastLayer(s, rec))
+			b.countStep(true)
+			b.emit(Event{Kind: StepCached, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+			return nil
+		}
+	}
+	if rec, l, ok := b.sharedGet(key); ok && useCache {
+		b.applyLayer(s, st, key, rec, l)
+		b.logStep(st, key, rec, l)
+		b.countStep(true)
+		b.emit(Event{Kind: StepCached, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+		return nil
+	}
+	b.emit(Event{Kind: StepStart, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text})
+	ws, err := b.mountWorkspace(s.layers)
+	if err != nil {
+		return b.fail(st, err)
+	}
+	defer ws.Remove()
+	if err := fn(ws); err != nil {
+		var stepErr *StepError
+		if errors.As(err, &stepErr) || errors.Is(err, context.Canceled) {
+			return err
+		}
+		return b.fail(st, err)
+	}
+	rec, err := b.commit(ws)
+	if err != nil {
+		return b.fail(st, err)
+	}
+	rec.Created = time.Now().UTC().Truncate(time.Second)
+	if e := b.opts.SourceDateEpoch; e != nil {
+		rec.Created = *e // the key holds the epoch, so the record can too
+	}
+	if err := b.cachePut(key, rec); err != nil {
+		return b.fail(st, fmt.Errorf("saving cache record: %w", err))
+	}
+	if err := b.applyRecord(s, st, key, &rec); err != nil {
+		return b.fail(st, err)
+	}
+	b.logStep(st, key, &rec, lastLayer(s, &rec))
+	b.countStep(false)
+	b.emit(Event{Kind: StepDone, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+	return nil
+}
+
+// applyRecord moves s to the state a filesystem step produced.
+func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) error {
+	var l v1.Layer
+	switch {
+	case rec.Snapshot != nil:
+		l = &snapLayer{b: b, key: key, rec: *rec}
+	case rec.Layer != nil:
+		var err error
+		if l, err = b.st.Layer(*rec.Layer); err != nil {
+			return err
+		}
+	}
+	b.applyLayer(s, st, key, rec, l)
+	return nil
+}
+
+// applyLayer moves s to the state a filesystem step produced, with l as the
+// content of rec's layer (nil for none). The config's diffIDs are filled when
+// the image is assembled, from the layers.
+func (b *builder) applyLayer(s *stageState, st *step, key string, rec *record, l v1.Layer) {
+	if l != nil {
+		s.layers = append(s.layers, l)
+		s.cfg.RootFS.Type = "layers"
+		t := rec.Created
+		s.addHistory(historyText(st.cmd, s), &t)
+	} else {
+		s.addHistory(historyText(st.cmd, s), nil)
+	}
+	s.key = key
+}
+
+// lastLayer is the layer rec added to s, nil when it added none.
+func lastLayer(s *stageState, rec *record) v1.Layer {
+	if (rec.Layer == nil && rec.Snapshot == nil) || len(s.layers) == 0 {
+		return nil
+	}
+	return s.layers[len(s.layers)-1]
+}
+
+// inRoot resolves an image path inside a mounted root, following the image's own
+// symlinks without leaving it.
+func inRoot(root, p string) (string, error) {
+	return securejoin.SecureJoin(root, p)
+}
+
+// StepError is a failed RUN: the command, its exit code and the tail of its output.
+type StepError struct {
+	File     string
+	Line     int
+	Stage    string
+	Command  string
+	ExitCode int
+	Tail     []string
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("%s:%d: %s: %s: exit code %d", e.File, e.Line, e.Stage, e.Command, e.ExitCode)
+	if len(e.Tail) > 0 {
+		msg += "\nlast lines of output:"
+		for _, l := range e.Tail {
+			msg += "\n  " + l
+		}
+	}
+	return msg
+}

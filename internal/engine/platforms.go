@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
+	"github.com/slimbuild/slimbuild/internal/image"
+	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/store"
+)
+
+// Multi-platform builds are one thin layer over the single-platform engine:
+// Options.Platform is the target of one Build (its TARGET* ARGs, the platform
+// FROM images are picked for, the result's config and every step's cache key),
+// and BuildPlatforms runs Build once per platform and stores the results as one
+// OCI image index. A stage whose platform is not the host's runs RUN through a
+// binfmt_misc handler (Debian's qemu-user-static); runc needs nothing else.
+
+// ParsePlatforms parses a --platform list ("linux/amd64,linux/arm64"),
+// normalised as BuildKit does; duplicates are an error.
+func ParsePlatforms(list []string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	seen := map[string]bool{}
+	for _, s := range list {
+		p, err := dockerfile.ParsePlatform(s)
+		if err != nil {
+			return nil, err
+		}
+		vp := v1Platform(p)
+		if seen[platformString(vp)] {
+			return nil, fmt.Errorf("platform %s given twice", platformString(vp))
+		}
+		seen[platformString(vp)] = true
+		out = append(out, vp)
+	}
+	return out, nil
+}
+
+func v1Platform(p ocispecs.Platform) v1.Platform {
+	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
+}
+
+// ociPlatform converts p; the zero value stays zero (the host's).
+func ociPlatform(p v1.Platform) ocispecs.Platform {
+	return ocispecs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
+}
+
+func platformString(p v1.Platform) string {
+	return dockerfile.FormatPlatform(ociPlatform(p))
+}
+
+// targetPlatform is the platform the build is for.
+func (b *builder) targetPlatform() v1.Platform { return v1Platform(b.plan.Platform) }
+
+// stagePlatform is the platform stg is built for: its FROM --platform, or the target.
+func stagePlatform(stg *dockerfile.Stage) v1.Platform { return v1Platform(stg.On) }
+
+// setPlatform makes a stage that starts from an image or scratch one for its
+// platform: the config says it, and the key of every step covers it and the
+// target platform (so steps of two targets never share a result, even when
+// the FROM image is the same).
+func (b *builder) setPlatform(s *stageState, stg *dockerfile.Stage) {
+	p := stagePlatform(stg)
+	s.cfg.OS, s.cfg.Architecture, s.cfg.Variant = p.OS, p.Architecture, p.Variant
+	s.key = keyOf(s.key, "platform", platformString(p), "target", platformString(b.targetPlatform()))
+}
+
+// checkEmulation fails a RUN of a stage whose platform the host cannot run
+// programs of (once per architecture and build).
+func (b *builder) checkEmulation(stg *dockerfile.Stage) error {
+	arch := stg.On.Architecture
+	if runtime.Native(arch) {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.emulated == nil {
+		b.emulated = map[string]error{}
+	}
+	err, ok := b.emulated[arch]
+	if !ok {
+		err = runtime.CheckEmulation(b.binfmtDir(), arch)
+		b.emulated[arch] = err
+	}
+	return err
+}
+
+func (b *builder) binfmtDir() string {
+	if b.opts.binfmtDir != "" {
+		return b.opts.binfmtDir
+	}
+	return runtime.BinfmtDir
+}
+
+// PlatformsResult is a finished multi-platform build.
+type PlatformsResult struct {
+	// Digest is the stored index's.
+	Digest v1.Hash
+	Index  v1.ImageIndex
+	// Results are the builds of each platform, in the order asked for.
+	Results []*Result
+}
+
+// BuildPlatforms builds opts for each platform, one after the other, stores
+// the images as one OCI image index and names it with opts.Tags. The images of
+// the platforms stay in the store, unnamed, under the index.
+func BuildPlatforms(ctx context.Context, st *store.Store, opts Options, platforms []v1.Platform) (*PlatformsResult, error) {
+	if len(platforms) == 0 {
+		return nil, errors.New("building for platforms: none given")
+	}
+	tags := opts.Tags
+	res := &PlatformsResult{}
+	var manifests []v1.Hash
+	for _, p := range platforms {
+		o := opts
+		o.Tags = nil
+		o.Platform = p
+		o.BuildArgs = maps.Clone(opts.BuildArgs)
+		progress := opts.Progress
+		if progress != nil {
+			name := platformString(p)
+			o.Progress = func(e Event) {
+				e.Stage = name + " " + e.Stage
+				progress(e)
+			}
+		}
+		r, err := Build(ctx, st, o)
+		if err != nil {
+			return nil, fmt.Errorf("building for %s: %w", platformString(p), err)
+		}
+		res.Results = append(res.Results, r)
+		if slices.Contains(manifests, r.Digest) {
+			return nil, fmt.Errorf("building for %s: the image is the same as another platform's (%s): is the target stage FROM --platform?", platformString(p), r.Digest)
+		}
+		manifests = append(manifests, r.Digest)
+	}
+	h, err := st.WriteIndex(manifests, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tags {
+		n, err := image.NormalizeName(t)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Tag(n, h); err != nil {
+			return nil, fmt.Errorf("tagging %s: %w", n, err)
+		}
+	}
+	idx, err := st.Index(h.String())
+	if err != nil {
+		return nil, err
+	}
+	res.Digest, res.Index = h, idx
+	return res, nil
+}
