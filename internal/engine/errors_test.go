@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
+	"github.com/slimbuild/slimbuild/internal/engine"
 )
 
 func TestWhiteouts(t *testing.T) {
