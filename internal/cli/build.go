@@ -13,6 +13,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/slim"
+	"github.com/slimbuild/slimbuild/internal/source"
 	"github.com/slimbuild/slimbuild/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -138,10 +139,10 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if engine.IsGitURL(opts.ContextDir) {
+			if source.IsGitURL(opts.ContextDir) {
 				// A git URL context (URL#ref:subdir) is checked out under the
 				// store's tmp/ and removed after the build, as buildx does.
-				dir, cleanup, err := engine.FetchGitContext(cmd.Context(), st, opts.ContextDir)
+				dir, cleanup, err := source.FetchGitContext(cmd.Context(), st, opts.ContextDir)
 				if err != nil {
 					return err
 				}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/slimbuild/slimbuild/internal/engine"
+	"github.com/slimbuild/slimbuild/internal/source"
 )
 
 // TestAddGit adds a loopback repository at a tag with a subdir, at its default
@@ -148,7 +149,7 @@ func TestGitContext(t *testing.T) {
 	st := newStore(t)
 	gs := newGitServer(t)
 	repo := newTestRepo(t, gs, "app")
-	dir, cleanup, err := engine.FetchGitContext(context.Background(), st, repo.url+"#dev:ctx")
+	dir, cleanup, err := source.FetchGitContext(context.Background(), st, repo.url+"#dev:ctx")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestGitContext(t *testing.T) {
 	}
 	assertClean(t, st)
 
-	if _, _, err := engine.FetchGitContext(context.Background(), st, repo.url+"#nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, _, err := source.FetchGitContext(context.Background(), st, repo.url+"#nope"); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing ref: %v", err)
 	}
 	assertClean(t, st)

@@ -18,6 +18,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/source"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -186,7 +187,7 @@ type builder struct {
 	st     *store.Store
 	opts   Options
 	plan   *dockerfile.Plan
-	bctx   *buildContext
+	bctx   *source.Context
 	tmp    string // per-build temp dir under the store
 	runDir string // runc state dir
 
@@ -271,7 +272,7 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 			return nil, fmt.Errorf("%s: %w", plan.File, err)
 		}
 	}
-	bctx, err := openContext(st, abs, opts.Dockerfile)
+	bctx, err := source.OpenContext(st, abs, opts.Dockerfile)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +337,7 @@ func (b *builder) tempDir() (string, error) {
 
 func (b *builder) close() {
 	if b.bctx != nil {
-		b.bctx.save()
+		b.bctx.Save()
 	}
 	if b.tmp != "" {
 		os.RemoveAll(b.tmp)

@@ -1,32 +1,19 @@
 package engine
 
 import (
-	"archive/tar"
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/patternmatcher"
-	digest "github.com/opencontainers/go-digest"
 	"github.com/slimbuild/slimbuild/internal/layer"
-	"github.com/slimbuild/slimbuild/internal/runtime"
-	mode "github.com/tonistiigi/dchapes-mode"
-	"golang.org/x/sys/unix"
+	"github.com/slimbuild/slimbuild/internal/source"
+	"github.com/slimbuild/slimbuild/internal/store"
 )
 
 type copyRequest struct {
@@ -48,127 +35,17 @@ type copyRequest struct {
 	link bool
 }
 
-// srcItem is one matched source: a file, directory or link on the host.
-type srcItem struct {
-	host string      // path to read
-	rel  string      // the source as named (for messages), slash-separated
-	fi   fs.FileInfo // Stat of host (the named source's own symlink is followed)
-	url  string      // for ADD URL: where it was downloaded from
-	data *string     // heredoc content
-	name string      // heredoc or URL file name
-	// git, for an ADD of a git repository, is fetched when the step runs (a
-	// cache hit does not fetch); url is then the source as written.
-	git *gitFetch
-	// filter, for a directory, selects what under it is copied (COPY --exclude,
-	// --parents); nil copies everything.
-	filter *copyFilter
-}
-
-// copyFilter selects the paths under a directory source that a COPY copies
-// (relative to it, slash-separated), as BuildKit's copy does: include is the
-// --parents pattern below the pivot (a path is kept when it or a parent
-// matches), exclude the --exclude patterns (a path is dropped when it or a
-// parent matches, "!" exceptions bringing paths back). A directory that is not
-// kept itself is made when something under it is, with its source's metadata.
-type copyFilter struct {
-	include, exclude *patternmatcher.PatternMatcher
-}
-
-func (f *copyFilter) keep(rel string) bool {
-	if f == nil || rel == "" {
-		return true
-	}
-	if f.include != nil {
-		if ok, err := f.include.MatchesOrParentMatches(rel); err != nil || !ok {
-			return false
-		}
-	}
-	if f.exclude != nil {
-		if ok, err := f.exclude.MatchesOrParentMatches(rel); err != nil || ok {
-			return false
-		}
-	}
-	return true
-}
-
-// prune reports whether a directory that is not kept can be skipped whole.
-func (f *copyFilter) prune(rel string) bool {
-	if f == nil || f.include != nil || f.exclude == nil || f.exclude.Exclusions() {
-		return false
-	}
-	return !f.keep(rel)
-}
-
-// simple is true when the filter only drops whole subtrees (no lazy parents).
-func (f *copyFilter) simple() bool {
-	return f == nil || (f.include == nil && (f.exclude == nil || !f.exclude.Exclusions()))
-}
-
-// withExclude returns the filter with --exclude's matcher added.
-func (f *copyFilter) withExclude(m *patternmatcher.PatternMatcher) *copyFilter {
-	if m == nil {
-		return f
-	}
-	out := &copyFilter{exclude: m}
-	if f != nil {
-		out.include = f.include
-	}
-	return out
-}
-
-// parentSources resolves COPY --parents sources under root. Each names a pivot
-// directory before "/./" (the root without one) and a pattern after it; the
-// pivot's contents that the pattern matches are copied with their directories
-// relative to the pivot. A pattern without wildcards must exist.
-func parentSources(root string, patterns []string, bctx *buildContext) ([]srcItem, error) {
-	var items []srcItem
-	for _, p := range patterns {
-		pivot, pattern, ok := strings.Cut(filepath.ToSlash(p), "/./")
-		if !ok {
-			pivot, pattern = ".", filepath.ToSlash(p)
-		}
-		pattern = strings.TrimPrefix(path.Clean("/"+pattern), "/")
-		pivots, err := matchSources(root, []string{pivot}, bctx)
-		if err != nil {
-			return nil, err
-		}
-		var include *patternmatcher.PatternMatcher
-		if pattern != "" {
-			if include, err = patternmatcher.New([]string{pattern}); err != nil {
-				return nil, fmt.Errorf("COPY --parents %s: %w", p, err)
-			}
-		}
-		for _, it := range pivots {
-			if !it.fi.IsDir() {
-				return nil, fmt.Errorf("COPY --parents %s: %s is not a directory", p, pivot)
-			}
-			if !hasWildcard(pattern) && pattern != "" {
-				hp, err := inRoot(root, path.Join("/", it.rel, pattern))
-				if err != nil {
-					return nil, err
-				}
-				if _, err := os.Lstat(hp); err != nil {
-					return nil, fmt.Errorf("COPY source %q not found", p)
-				}
-			}
-			it.filter = &copyFilter{include: include}
-			items = append(items, it)
-		}
-	}
-	return items, nil
-}
-
-// source is where COPY --from or RUN --mount from= reads: a stage's or an image's layers.
-type source struct {
+// origin is where COPY --from or RUN --mount from= reads: a stage's or an image's layers.
+type origin struct {
 	layers []v1.Layer
 	key    string
 	// dir is set instead of layers for a local-directory named context.
-	dir *buildContext
+	dir *source.Context
 }
 
 // fromSource resolves a --from: a named context, a stage, or an image (pulled
 // under ctx when missing, so that Ctrl-C stops the pull).
-func (b *builder) fromSource(ctx context.Context, ref string) (*source, error) {
+func (b *builder) fromSource(ctx context.Context, ref string) (*origin, error) {
 	// A named context wins over a stage or an image of its name, as in BuildKit.
 	if nc := b.namedContext(ref); nc != nil {
 		return b.namedSource(nc)
@@ -180,7 +57,7 @@ func (b *builder) fromSource(ctx context.Context, ref string) (*source, error) {
 		if s == nil {
 			return nil, fmt.Errorf("stage %q has not been built", ref)
 		}
-		return &source{layers: s.layers, key: s.key}, nil
+		return &origin{layers: s.layers, key: s.key}, nil
 	}
 	// An image named by --from is for the target platform, as in BuildKit.
 	img, err := b.resolveImage(ctx, ref, b.targetPlatform())
@@ -191,7 +68,7 @@ func (b *builder) fromSource(ctx context.Context, ref string) (*source, error) {
 }
 
 // imageSource reads from img's layers, keyed by its digest.
-func imageSource(img v1.Image) (*source, error) {
+func imageSource(img v1.Image) (*origin, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, err
@@ -200,264 +77,15 @@ func imageSource(img v1.Image) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source{layers: layers, key: keyOf("image", d.String())}, nil
-}
-
-// contextItems finds the source patterns in a context directory (the main
-// one or a named one) with find and hashes what they select for the step's key.
-func contextItems(c *buildContext, patterns []string, find func(string, []string, *buildContext) ([]srcItem, error)) ([]srcItem, string, error) {
-	items, err := find(c.dir, patterns, c)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(items) == 0 {
-		return nil, "", fmt.Errorf("no source files were specified: %s matched nothing in the build context", strings.Join(patterns, " "))
-	}
-	h := sha256.New()
-	for _, it := range items {
-		fmt.Fprintf(h, "item %s %v\n", it.rel, it.fi.IsDir())
-	}
-	if err := c.hashItems(h, items); err != nil {
-		return nil, "", err
-	}
-	return items, hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[") }
-
-func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
-
-// matchSources finds what the source patterns name under root.
-func matchSources(root string, patterns []string, bctx *buildContext) ([]srcItem, error) {
-	var items []srcItem
-	for _, p := range patterns {
-		clean := path.Clean("/" + filepath.ToSlash(p))
-		if bctx != nil {
-			if rp := path.Clean(filepath.ToSlash(p)); rp == ".." || strings.HasPrefix(rp, "../") {
-				return nil, fmt.Errorf("COPY source %s is outside the build context", p)
-			}
-		}
-		if !hasWildcard(clean) {
-			hp, err := inRoot(root, clean)
-			if err != nil {
-				return nil, err
-			}
-			fi, err := os.Stat(hp)
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					if bctx != nil {
-						return nil, fmt.Errorf("COPY source %q not found in the build context %s", p, root)
-					}
-					return nil, fmt.Errorf("COPY source %q not found", p)
-				}
-				return nil, err
-			}
-			rel := strings.TrimPrefix(clean, "/")
-			if bctx != nil && rel != "" && bctx.excluded(rel) && (!fi.IsDir() || bctx.skipDir(rel)) {
-				return nil, fmt.Errorf("COPY source %q is excluded by .dockerignore", p)
-			}
-			items = append(items, srcItem{host: hp, rel: rel, fi: fi})
-			continue
-		}
-		matched, err := glob(root, strings.TrimPrefix(clean, "/"))
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range matched {
-			if bctx != nil && bctx.excluded(m) {
-				continue
-			}
-			hp, err := inRoot(root, m)
-			if err != nil {
-				return nil, err
-			}
-			fi, err := os.Stat(hp)
-			if err != nil {
-				continue
-			}
-			items = append(items, srcItem{host: hp, rel: m, fi: fi})
-		}
-	}
-	return items, nil
-}
-
-// glob matches a slash-separated pattern under root, one path element at a time,
-// never leaving root.
-func glob(root, pattern string) ([]string, error) {
-	parts := strings.Split(pattern, "/")
-	cur := []string{""}
-	for _, part := range parts {
-		var next []string
-		for _, dir := range cur {
-			if !hasWildcard(part) {
-				next = append(next, path.Join(dir, part))
-				continue
-			}
-			hp, err := inRoot(root, dir)
-			if err != nil {
-				return nil, err
-			}
-			entries, err := os.ReadDir(hp)
-			if err != nil {
-				continue
-			}
-			for _, e := range entries {
-				ok, err := path.Match(part, e.Name())
-				if err != nil {
-					return nil, fmt.Errorf("bad pattern %q: %w", pattern, err)
-				}
-				if ok {
-					next = append(next, path.Join(dir, e.Name()))
-				}
-			}
-		}
-		cur = next
-	}
-	var out []string
-	for _, p := range cur {
-		hp, err := inRoot(root, p)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := os.Lstat(hp); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// walkItem calls fn for the item and, for a directory, everything under it, with
-// rel relative to the item ("" for the item itself). Context paths excluded by
-// .dockerignore are left out. Links inside directories are not followed.
-func walkItem(it srcItem, bctx *buildContext, fn func(rel, host string, fi fs.FileInfo) error) error {
-	return walkEntries(it, bctx, func(rel, host string, d fs.DirEntry) error {
-		if d == nil {
-			return fn(rel, host, it.fi)
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return fn(rel, host, fi)
-	})
-}
-
-// walkEntries is walkItem without the Lstat: d is nil for the item itself.
-func walkEntries(it srcItem, bctx *buildContext, fn func(rel, host string, d fs.DirEntry) error) error {
-	if err := fn("", it.host, nil); err != nil {
-		return err
-	}
-	if !it.fi.IsDir() {
-		return nil
-	}
-	return filepath.WalkDir(it.host, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == it.host {
-			return nil
-		}
-		rel := filepath.ToSlash(p[len(it.host)+1:])
-		if bctx != nil {
-			crel := path.Join(it.rel, rel)
-			if d.IsDir() && bctx.skipDir(crel) {
-				return filepath.SkipDir
-			}
-			if bctx.excluded(crel) {
-				return nil
-			}
-		}
-		return fn(rel, p, d)
-	})
-}
-
-// owner is a resolved --chown.
-type owner struct {
-	set      bool
-	uid, gid int
-}
-
-// resolveChown resolves --chown against the destination's /etc/passwd and /etc/group.
-// See the comment inside on the group of a user given without one.
-func resolveChown(rootfs, chown string) (owner, error) {
-	if chown == "" {
-		return owner{}, nil
-	}
-	userPart, groupPart, hasGroup := strings.Cut(chown, ":")
-	u, err := runtime.ResolveUser(rootfs, userPart)
-	if err != nil {
-		return owner{}, fmt.Errorf("--chown=%s: %w", chown, err)
-	}
-	// A numeric user without a group uses the same number as group; a named one
-	// uses its primary group from /etc/passwd (as BuildKit does).
-	o := owner{set: true, uid: int(u.UID), gid: int(u.GID)}
-	if _, err := strconv.Atoi(userPart); err == nil {
-		o.gid = o.uid
-	}
-	if hasGroup {
-		g, err := runtime.ResolveUser(rootfs, "0:"+groupPart)
-		if err != nil {
-			return owner{}, fmt.Errorf("--chown=%s: %w", chown, err)
-		}
-		o.gid = int(g.GID)
-	}
-	return o, nil
-}
-
-// parseChmodArg reads --chmod: an octal mode, or a symbolic one (u+x,go-w,
-// a=rX...) applied to each file's own mode, as BuildKit 0.34 accepts.
-func parseChmodArg(s string) (fs.FileMode, bool, *mode.Set, error) {
-	m, ok, err := parseChmod(s)
-	if err == nil {
-		return m, ok, nil, nil
-	}
-	if _, nerr := strconv.ParseUint(s, 10, 64); nerr == nil || strings.Trim(s, "01234567") == "" {
-		return 0, false, nil, err
-	}
-	set, serr := mode.Parse(s)
-	if serr != nil {
-		return 0, false, nil, fmt.Errorf("--chmod=%s: neither an octal mode nor a symbolic one: %w", s, serr)
-	}
-	return 0, false, &set, nil
-}
-
-func parseChmod(s string) (fs.FileMode, bool, error) {
-	if s == "" {
-		return 0, false, nil
-	}
-	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || n > 0o7777 {
-		return 0, false, fmt.Errorf("--chmod=%s: only octal modes are supported", s)
-	}
-	return layer.FileMode(int64(n)), true, nil
+	return &origin{layers: layers, key: keyOf("image", d.String())}, nil
 }
 
 func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req copyRequest) error {
-	var exclude *patternmatcher.PatternMatcher
-	if len(req.excludes) > 0 {
-		m, err := patternmatcher.New(req.excludes)
-		if err != nil {
-			return b.fail(st, fmt.Errorf("--exclude: %w", err))
-		}
-		exclude = m
+	match, err := source.NewMatcher(req.parents, req.excludes)
+	if err != nil {
+		return b.fail(st, err)
 	}
-	// sourcesIn matches the source paths under root (a context or a --from view).
-	sourcesIn := func(root string, paths []string, bctx *buildContext) ([]srcItem, error) {
-		var items []srcItem
-		var err error
-		if req.parents {
-			items, err = parentSources(root, paths, bctx)
-		} else {
-			items, err = matchSources(root, paths, bctx)
-		}
-		for i := range items {
-			if items[i].fi.IsDir() {
-				items[i].filter = items[i].filter.withExclude(exclude)
-			}
-		}
-		return items, err
-	}
-	chmod, hasChmod, chmodSet, err := parseChmodArg(req.chmod)
+	chmod, err := source.ParseChmod(req.chmod)
 	if err != nil {
 		return b.fail(st, err)
 	}
@@ -468,13 +96,13 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	if nsrc > 1 && !destIsDir {
 		return b.fail(st, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name())))
 	}
-	if err := checkChecksum(req, req.keepGitDir); err != nil {
+	if err := source.CheckChecksum(req.sources, req.checksum, req.keepGitDir); err != nil {
 		return b.fail(st, err)
 	}
 	keyParts := []any{"copy", s.key, dest, destIsDir, req.chown, req.chmod, req.add, req.unpack, req.unpackURL, req.link, req.parents, req.excludes}
 
-	var items []srcItem
-	var from *source
+	var items []source.Item
+	var from *origin
 	dirCtx := b.bctx // the context directory the items come from, nil for a stage or image
 	var downloads []string
 	defer func() {
@@ -483,8 +111,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		}
 	}()
 	for _, c := range req.sources.SourceContents {
-		data := c.Data
-		items = append(items, srcItem{data: &data, name: path.Base(c.Path)})
+		items = append(items, source.Heredoc(c.Path, c.Data))
 		keyParts = append(keyParts, "heredoc", c.Path, c.Data)
 	}
 	switch {
@@ -495,7 +122,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		}
 		if from.dir != nil {
 			// A local-directory named context is read like the main context.
-			dirItems, sum, err := contextItems(from.dir, req.sources.SourcePaths, sourcesIn)
+			dirItems, sum, err := match.InContext(from.dir, req.sources.SourcePaths)
 			if err != nil {
 				return b.fail(st, fmt.Errorf("--from=%s: %w", req.from, err))
 			}
@@ -508,7 +135,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	default:
 		var local []string
 		for _, p := range req.sources.SourcePaths {
-			g, isGit, err := parseGitSource(p, req.keepGitDir)
+			g, isGit, err := source.ParseGitSource(p, req.keepGitDir)
 			if err != nil {
 				return b.fail(st, err)
 			}
@@ -517,40 +144,43 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 					return b.fail(st, fmt.Errorf("source can't be a git ref for COPY: %s", p))
 				}
 				if req.checksum != "" {
-					if g.checksum != "" && g.checksum != req.checksum {
-						return b.fail(st, fmt.Errorf("checksum mismatch %q != %q", req.checksum, g.checksum))
+					if err := g.SetChecksum(req.checksum); err != nil {
+						return b.fail(st, err)
 					}
-					g.checksum = req.checksum
 				}
 				home, err := b.gitHome()
 				if err != nil {
 					return b.fail(st, err)
 				}
-				r, err := g.resolve(ctx, home)
+				r, err := g.Resolve(ctx, home)
 				if err != nil {
 					return b.fail(st, fmt.Errorf("ADD %s: %w", p, err))
 				}
-				items = append(items, srcItem{rel: p, url: p, git: &gitFetch{src: g, res: r}})
-				keyParts = append(keyParts, g.key(r)...)
+				items = append(items, source.GitItem(p, g, r))
+				keyParts = append(keyParts, g.Key(r)...)
 				continue
 			}
-			if isURL(p) {
+			if source.IsURL(p) {
 				if !req.add {
 					return b.fail(st, fmt.Errorf("source can't be a URL for COPY: %s", p))
 				}
-				it, sum, err := b.download(ctx, p, req.checksum)
+				tmp, err := b.tempDir()
 				if err != nil {
 					return b.fail(st, err)
 				}
-				downloads = append(downloads, it.host)
+				it, sum, err := source.Download(ctx, tmp, p, req.checksum)
+				if err != nil {
+					return b.fail(st, err)
+				}
+				downloads = append(downloads, it.Host())
 				items = append(items, it)
-				keyParts = append(keyParts, "url", p, sum, it.fi.ModTime().Unix())
+				keyParts = append(keyParts, "url", p, sum, it.ModTime().Unix())
 				continue
 			}
 			local = append(local, p)
 		}
 		if len(local) > 0 {
-			ctxItems, sum, err := contextItems(b.bctx, local, sourcesIn)
+			ctxItems, sum, err := match.InContext(b.bctx, local)
 			if err != nil {
 				return b.fail(st, err)
 			}
@@ -560,11 +190,15 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 	}
 	key := keyOf(keyParts...)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
-		all, err := b.fetchGit(ctx, items)
+		tmp, err := b.tempDir()
 		if err != nil {
 			return err
 		}
-		defer cleanGit(all)
+		all, err := source.FetchGit(ctx, tmp, items)
+		if err != nil {
+			return err
+		}
+		defer source.CleanGit(all)
 		fromContext := req.from == "" || from == nil
 		if from != nil {
 			view, err := b.mountWorkspace(from.layers)
@@ -572,7 +206,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				return err
 			}
 			defer view.Remove()
-			matched, err := sourcesIn(view.Root(), req.sources.SourcePaths, nil)
+			matched, err := match.Match(view.Root(), req.sources.SourcePaths, nil)
 			if err != nil {
 				return fmt.Errorf("--from=%s: %w", req.from, err)
 			}
@@ -584,16 +218,17 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		if len(all) > 1 && !destIsDir {
 			return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.ToUpper(st.cmd.Name()))
 		}
-		own, err := resolveChown(ws.Root(), req.chown)
+		own, err := source.ResolveChown(ws.Root(), req.chown)
 		if err != nil {
 			return err
 		}
-		c := &copier{root: ws.Root(), own: own, chmod: chmod, hasChmod: hasChmod, chmodSet: chmodSet, resetOwner: fromContext, bctx: nil}
+		opts := source.CopyOptions{Owner: own, Chmod: chmod, ResetOwner: fromContext}
 		if fromContext {
-			c.bctx = dirCtx
+			opts.Context = dirCtx
 		}
-		unpackOf := func(it srcItem) bool {
-			return req.add && it.data == nil && ((it.url == "" && req.unpack) || (it.url != "" && req.unpackURL))
+		c := source.NewCopier(ws.Root(), opts)
+		unpackOf := func(it source.Item) bool {
+			return req.add && !it.IsHeredoc() && ((!it.IsRemote() && req.unpack) || (it.IsRemote() && req.unpackURL))
 		}
 		ships := b.ships[st.stage.Index]
 		if req.link && (req.add || !ships) {
@@ -613,11 +248,11 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				}
 				defer os.Remove(view)
 			}
-			plan, ok, err := planDirect(view, all, dest, destIsDir, own, chmod, hasChmod, c.bctx)
+			plan, ok, err := source.PlanDirect(view, all, dest, destIsDir, own, chmod.Mode, chmod.Set, c.Context())
 			if err != nil {
 				return err
 			}
-			if chmodSet != nil {
+			if chmod.Symbolic != nil {
 				ok = false // a symbolic --chmod depends on each file's mode: copied, not planned
 			}
 			if !ok && req.link {
@@ -625,7 +260,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 				return b.linkedAdd(ws, c, all, dest, destIsDir, unpackOf, ships)
 			}
 			if ok {
-				info, err := b.writeDirect(plan, own, fromContext, chmod, hasChmod)
+				info, err := b.writeDirect(plan, own, fromContext, chmod)
 				if err != nil {
 					return err
 				}
@@ -634,7 +269,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 			}
 		}
 		for _, it := range all {
-			if err := c.copyItem(it, dest, destIsDir, unpackOf(it)); err != nil {
+			if err := c.CopyItem(it, dest, destIsDir, unpackOf(it)); err != nil {
 				return err
 			}
 		}
@@ -648,7 +283,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 // depend on the stage it lands on.
 //
 // The tree becomes ws's layer: a blob when the stage ships, else a snapshot.
-func (b *builder) linkedAdd(ws *workspace, c *copier, items []srcItem, dest string, destIsDir bool, unpack func(srcItem) bool, ships bool) error {
+func (b *builder) linkedAdd(ws *workspace, c *source.Copier, items []source.Item, dest string, destIsDir bool, unpack func(source.Item) bool, ships bool) error {
 	tmp, err := b.tempDir()
 	if err != nil {
 		return err
@@ -658,10 +293,9 @@ func (b *builder) linkedAdd(ws *workspace, c *copier, items []srcItem, dest stri
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	lc := *c
-	lc.root, lc.done = scratch, nil
+	lc := c.WithRoot(scratch)
 	for _, it := range items {
-		if err := lc.copyItem(it, dest, destIsDir, unpack(it)); err != nil {
+		if err := lc.CopyItem(it, dest, destIsDir, unpack(it)); err != nil {
 			return err
 		}
 	}
@@ -688,494 +322,48 @@ func (b *builder) linkedAdd(ws *workspace, c *copier, items []srcItem, dest stri
 	return err
 }
 
-// copier writes sources into a mounted root.
-type copier struct {
-	root     string
-	own      owner
-	chmod    fs.FileMode
-	hasChmod bool
-	// chmodSet is a symbolic --chmod, applied to each copied file's mode
-	// (directories made for the destination stay 0755).
-	chmodSet   *mode.Set
-	resetOwner bool // context files belong to 0:0 unless --chown
-	bctx       *buildContext
-	buf        []byte
-	// done holds the directories this copy has made or merged (host paths).
-	done map[string]bool
+// writeDirect streams the plan into a new layer blob.
+func (b *builder) writeDirect(p *source.DirectPlan, own source.Owner, resetOwner bool, chmod source.Chmod) (*store.LayerInfo, error) {
+	return b.writeLayer(func(tw *layer.Writer) error {
+		return p.Write(tw, own, resetOwner, chmod.Mode, chmod.Set)
+	})
 }
 
-func (c *copier) ids(fi fs.FileInfo) (int, int) {
-	if c.own.set {
-		return c.own.uid, c.own.gid
-	}
-	if c.resetOwner {
-		return 0, 0
-	}
-	if st, ok := sysStat(fi); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return 0, 0
-}
-
-// mkdirAll creates dir (an image path) and missing parents, owned by --chown's
-// owner or root, with --chmod's mode or 0755 (as BuildKit does).
-func (c *copier) mkdirAll(dir string) (string, error) {
-	uid, gid := 0, 0
-	if c.own.set {
-		uid, gid = c.own.uid, c.own.gid
-	}
-	perm := fs.FileMode(0o755)
-	if c.hasChmod {
-		perm = c.chmod
-	}
-	return mkdirAllMode(c.root, dir, uid, gid, perm)
-}
-
-// mkdirAllOwned creates dir (an image path, resolved inside root) and its missing
-// parents with mode 0755, owned by uid:gid, and returns its host path.
-func mkdirAllOwned(root, dir string, uid, gid int) (string, error) {
-	return mkdirAllMode(root, dir, uid, gid, 0o755)
-}
-
-// mkdirAllMode is mkdirAllOwned with the created directories' mode.
-func mkdirAllMode(root, dir string, uid, gid int, perm fs.FileMode) (string, error) {
-	cur := "/"
-	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		cur = path.Join(cur, part)
-		hp, err := inRoot(root, cur)
-		if err != nil {
-			return "", err
-		}
-		fi, err := os.Stat(hp)
-		if err == nil {
-			if !fi.IsDir() {
-				return "", fmt.Errorf("%s is not a directory", cur)
-			}
-			continue
-		}
-		if err := os.Mkdir(hp, 0o755); err != nil {
-			return "", err
-		}
-		if err := os.Lchown(hp, uid, gid); err != nil {
-			return "", err
-		}
-		if err := os.Chmod(hp, perm); err != nil {
-			return "", err
-		}
-	}
-	return inRoot(root, dir)
-}
-
-func (c *copier) copyItem(it srcItem, dest string, destIsDir, unpack bool) error {
-	if it.data != nil {
-		target := dest
-		if destIsDir {
-			target = path.Join(dest, it.name)
-		}
-		if _, err := c.mkdirAll(path.Dir(target)); err != nil {
-			return err
-		}
-		hp, err := inRoot(c.root, target)
-		if err != nil {
-			return err
-		}
-		os.Remove(hp)
-		mode := fs.FileMode(0o644)
-		if c.hasChmod {
-			mode = c.chmod
-		} else if c.chmodSet != nil {
-			mode = c.chmodSet.Apply(mode)
-		}
-		if err := os.WriteFile(hp, []byte(*it.data), mode.Perm()); err != nil {
-			return err
-		}
-		uid, gid := 0, 0
-		if c.own.set {
-			uid, gid = c.own.uid, c.own.gid
-		}
-		if err := os.Lchown(hp, uid, gid); err != nil {
-			return err
-		}
-		return os.Chmod(hp, mode)
-	}
-	if unpack && it.fi.Mode().IsRegular() {
-		ok, err := c.tryExtract(it, dest)
-		if err != nil || ok {
-			return err
-		}
-	}
-	if it.fi.IsDir() {
-		// A directory source copies its contents: an existing destination keeps
-		// its metadata, a created one is 0755 (or --chmod) and root's (or --chown's).
-		top, err := c.mkdirAll(dest)
-		if err != nil {
-			return err
-		}
-		bctx := c.bctx
-		if it.url != "" {
-			bctx = nil // a git checkout: the context's .dockerignore is not its
-		}
-		return walkItem(it, bctx, func(rel, host string, fi fs.FileInfo) error {
-			if rel == "" {
-				return nil
-			}
-			target := filepath.Join(top, filepath.FromSlash(rel))
-			if it.filter != nil {
-				if !it.filter.keep(rel) {
-					if fi.IsDir() && it.filter.prune(rel) {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				if err := c.ensureParents(top, it.host, rel, true); err != nil {
-					return err
-				}
-			}
-			if bctx != nil && bctx.ignore != nil && bctx.ignore.Exclusions() {
-				// An excluded directory is walked for its exceptions but not
-				// copied itself: make it when something under it is.
-				if err := c.ensureParents(top, it.host, rel, false); err != nil {
-					return err
-				}
-			}
-			return c.copyEntry(host, target, fi)
-		})
-	}
-	target := dest
-	if !destIsDir {
-		if hp, err := inRoot(c.root, dest); err == nil {
-			if fi, err := os.Stat(hp); err == nil && fi.IsDir() {
-				destIsDir = true
-			}
-		}
-	}
-	if destIsDir {
-		target = path.Join(dest, path.Base("/"+it.rel))
-		if it.name != "" {
-			target = path.Join(dest, it.name)
-		}
-	}
-	// A symlink at the destination is followed, inside the root, as BuildKit does.
-	if hp, err := inRoot(c.root, target); err == nil {
-		target = "/" + strings.TrimPrefix(strings.TrimPrefix(hp, c.root), "/")
-	}
-	parent, err := c.mkdirAll(path.Dir(target))
+// writeLayer streams a new layer blob that fill writes, with the build's
+// compression and source date epoch; nothing stays in the store if fill fails.
+func (b *builder) writeLayer(fill func(tw *layer.Writer) error) (*store.LayerInfo, error) {
+	lw, err := b.st.NewLayerWriter(b.opts.Compression)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.copyEntry(it.host, filepath.Join(parent, path.Base(target)), it.fi)
+	tw := layer.NewWriter(lw)
+	if b.opts.SourceDateEpoch != nil {
+		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
+	}
+	if err := fill(tw); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		lw.Abort()
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	info, err := lw.Commit()
+	if err != nil {
+		return nil, fmt.Errorf("storing layer: %w", err)
+	}
+	return &info, nil
 }
 
-// ensureParents copies the directories between top and rel's parent that this
-// copy has not handled yet from the matching source directories under src.
-// Directories that COPY --exclude or --parents left out (filtered) are made
-// as BuildKit makes them when something under them is copied: one that exists
-// takes the source's mode and keeps its owner; a new one gets the source's
-// metadata (or --chown's, --chmod's).
-func (c *copier) ensureParents(top, src, rel string, filtered bool) error {
-	dir := path.Dir(rel)
-	if dir == "." {
-		return nil
-	}
-	if c.done == nil {
-		c.done = map[string]bool{}
-	}
-	cur := ""
-	for _, part := range strings.Split(dir, "/") {
-		cur = path.Join(cur, part)
-		target := filepath.Join(top, filepath.FromSlash(cur))
-		if c.done[target] {
-			continue
-		}
-		host := filepath.Join(src, filepath.FromSlash(cur))
-		fi, err := os.Lstat(host)
-		if err != nil {
-			return err
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", cur)
-		}
-		if old, err := os.Lstat(target); err == nil && old.IsDir() && filtered {
-			c.done[target] = true
-			mode := fi.Mode()
-			if err := os.Chmod(target, mode.Perm()|(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := c.copyEntry(host, target, fi); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// copyEntry copies one file, link, directory or special file to target (a host path
-// whose parent exists), replacing what is there unless both are directories.
-func (c *copier) copyEntry(src, target string, fi fs.FileInfo) error {
-	mode := fi.Mode()
-	if old, err := os.Lstat(target); err == nil {
-		if !(old.IsDir() && mode.IsDir()) {
-			if err := os.RemoveAll(target); err != nil {
-				return err
-			}
-		}
-	}
-	switch {
-	case mode.IsDir():
-		if c.done == nil {
-			c.done = map[string]bool{}
-		}
-		c.done[target] = true
-		if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	case mode&fs.ModeSymlink != 0:
-		link, err := os.Readlink(src)
-		if err != nil {
-			return err
-		}
-		if err := os.Symlink(link, target); err != nil {
-			return err
-		}
-	case mode.IsRegular():
-		if err := c.copyFile(src, target); err != nil {
-			return err
-		}
-	default:
-		st, ok := sysStat(fi)
-		if !ok {
-			return fmt.Errorf("%s: unsupported file type", src)
-		}
-		if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
-			return fmt.Errorf("creating %s: %w", target, err)
-		}
-	}
-	return c.applyMeta(target, fi, mode.IsDir())
-}
-
-func (c *copier) copyFile(src, target string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	// io.Copy between files uses copy_file_range where the kernel can.
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	return out.Close()
-}
-
-// applyMeta sets owner, mode and modification time on target.
-func (c *copier) applyMeta(target string, fi fs.FileInfo, isDir bool) error {
-	uid, gid := c.ids(fi)
-	if err := os.Lchown(target, uid, gid); err != nil {
-		return err
-	}
-	mode := fi.Mode()
-	if mode&fs.ModeSymlink == 0 {
-		perm := mode.Perm() | (mode & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
-		if c.hasChmod {
-			perm = c.chmod
-		} else if c.chmodSet != nil {
-			m := c.chmodSet.Apply(mode)
-			perm = m.Perm() | (m & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
-		}
-		if err := os.Chmod(target, perm); err != nil {
-			return err
-		}
-	}
-	ts := []unix.Timespec{unix.NsecToTimespec(fi.ModTime().UnixNano()), unix.NsecToTimespec(fi.ModTime().UnixNano())}
-	return unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-// tryExtract unpacks it into dest when it is a (possibly compressed) tar archive.
-func (c *copier) tryExtract(it srcItem, dest string) (bool, error) {
-	f, err := os.Open(it.host)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	rc, err := layer.Decompress(bufio.NewReader(f))
-	if err != nil {
-		return false, nil
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	hdr, err := tr.Next()
-	if err != nil {
-		return false, nil
-	}
-	// --chmod does not apply to what an archive holds, nor to the directory
-	// it is unpacked into (BuildKit); --chown does.
-	plain := *c
-	plain.hasChmod = false
-	top, err := plain.mkdirAll(dest)
-	if err != nil {
-		return true, err
-	}
-	var dirs []*tar.Header
-	for ; err == nil; hdr, err = tr.Next() {
-		name := path.Clean("/" + hdr.Name)
-		if name == "/" {
-			continue
-		}
-		target, jerr := inRoot(top, name)
-		if jerr != nil {
-			return true, jerr
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return true, err
-		}
-		if old, lerr := os.Lstat(target); lerr == nil && !(old.IsDir() && hdr.Typeflag == tar.TypeDir) {
-			os.RemoveAll(target)
-		}
-		mode := layer.FileMode(hdr.Mode)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return true, err
-			}
-			dirs = append(dirs, hdr)
-		case tar.TypeReg:
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return true, err
-			}
-			if _, err := io.Copy(out, tr); err != nil {
-				out.Close()
-				return true, fmt.Errorf("extracting %s from %s: %w", hdr.Name, it.rel, err)
-			}
-			out.Close()
-		case tar.TypeSymlink:
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return true, err
-			}
-		case tar.TypeLink:
-			src, err := inRoot(top, path.Clean("/"+hdr.Linkname))
-			if err != nil {
-				return true, err
-			}
-			if err := os.Link(src, target); err != nil {
-				return true, fmt.Errorf("extracting link %s from %s: %w", hdr.Name, it.rel, err)
-			}
-			continue
-		default:
-			continue
-		}
-		uid, gid := hdr.Uid, hdr.Gid
-		if c.own.set {
-			uid, gid = c.own.uid, c.own.gid
-		}
-		if err := os.Lchown(target, uid, gid); err != nil {
-			return true, err
-		}
-		if hdr.Typeflag != tar.TypeSymlink {
-			if err := os.Chmod(target, mode); err != nil {
-				return true, err
-			}
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-		unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
-	}
-	if err != io.EOF {
-		return true, fmt.Errorf("extracting %s: %w", it.rel, err)
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		target, _ := inRoot(top, path.Clean("/"+dirs[i].Name))
-		ts := []unix.Timespec{unix.NsecToTimespec(dirs[i].ModTime.UnixNano()), unix.NsecToTimespec(dirs[i].ModTime.UnixNano())}
-		unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
-	}
-	return true, nil
-}
-
-// checkChecksum applies BuildKit's rules to ADD --checksum: one source, an
-// HTTP(S) URL with a well-formed digest or a git URL (whose commit it names,
-// checked when the ref is resolved).
-func checkChecksum(req copyRequest, keep *bool) error {
-	if req.checksum == "" {
-		return nil
-	}
-	if len(req.sources.SourcePaths)+len(req.sources.SourceContents) != 1 {
-		return fmt.Errorf("ADD --checksum can't be specified for multiple sources")
-	}
-	if len(req.sources.SourcePaths) == 1 {
-		if _, isGit, _ := parseGitSource(req.sources.SourcePaths[0], keep); isGit {
-			return nil
-		}
-	}
-	if len(req.sources.SourcePaths) != 1 || !isURL(req.sources.SourcePaths[0]) {
-		return fmt.Errorf("ADD --checksum requires an HTTP(S) or Git source, not a local file")
-	}
-	if _, err := digest.Parse(req.checksum); err != nil {
-		return fmt.Errorf("ADD --checksum=%s: %w", req.checksum, err)
-	}
-	return nil
-}
-
-// download fetches an ADD URL into the build's temp dir and returns it with the
-// sha256 of its content, computed while it was written.
-func (b *builder) download(ctx context.Context, rawURL, checksum string) (srcItem, string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return srcItem{}, "", fmt.Errorf("ADD %s: %w", rawURL, err)
-	}
+// gitHome is an empty directory for git's HOME in the build's temp dir.
+func (b *builder) gitHome() (string, error) {
 	tmp, err := b.tempDir()
 	if err != nil {
-		return srcItem{}, "", err
+		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil {
-		return srcItem{}, "", err
+	home := filepath.Join(tmp, "git-home")
+	if err := os.Mkdir(home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return srcItem{}, "", fmt.Errorf("ADD %s: %w", rawURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return srcItem{}, "", fmt.Errorf("ADD %s: %s", rawURL, resp.Status)
-	}
-	f, err := os.CreateTemp(tmp, "download-")
-	if err != nil {
-		return srcItem{}, "", err
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), resp.Body); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return srcItem{}, "", fmt.Errorf("ADD %s: %w", rawURL, err)
-	}
-	f.Close()
-	sum := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	if checksum != "" {
-		if got := sum; got != checksum {
-			os.Remove(f.Name())
-			return srcItem{}, "", fmt.Errorf("ADD %s: checksum mismatch: got %s, want %s", rawURL, got, checksum)
-		}
-	}
-	mtime := time.Unix(0, 0)
-	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-		mtime = lm
-	}
-	os.Chmod(f.Name(), 0o600)
-	os.Chtimes(f.Name(), mtime, mtime)
-	fi, err := os.Stat(f.Name())
-	if err != nil {
-		return srcItem{}, "", err
-	}
-	name := path.Base(u.Path)
-	if name == "/" || name == "." || name == "" {
-		name = "index.html"
-	}
-	return srcItem{host: f.Name(), rel: rawURL, fi: fi, url: rawURL, name: name}, sum, nil
+	return home, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/source"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -108,7 +109,7 @@ type namedCtx struct {
 
 	mu   sync.Mutex
 	imgs map[string]v1.Image // Image or Layout, by platform
-	dir  *buildContext       // Dir
+	dir  *source.Context     // Dir
 }
 
 // namedContext returns the named context that ref (a FROM base, a stage's
@@ -145,7 +146,7 @@ func (b *builder) loadNamed(ctx context.Context, nc *namedCtx, p v1.Platform) (v
 	defer nc.mu.Unlock()
 	if nc.spec.Dir != "" {
 		if nc.dir == nil {
-			c, err := openContext(b.st, nc.spec.Dir, filepath.Join(nc.spec.Dir, "Dockerfile"))
+			c, err := source.OpenContext(b.st, nc.spec.Dir, filepath.Join(nc.spec.Dir, "Dockerfile"))
 			if err != nil {
 				return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
 			}
@@ -174,13 +175,13 @@ func (b *builder) loadNamed(ctx context.Context, nc *namedCtx, p v1.Platform) (v
 }
 
 // namedSource is a named context as COPY --from and RUN --mount from= read it.
-func (b *builder) namedSource(nc *namedCtx) (*source, error) {
+func (b *builder) namedSource(nc *namedCtx) (*origin, error) {
 	img, err := b.loadNamed(context.Background(), nc, b.targetPlatform())
 	if err != nil {
 		return nil, err
 	}
 	if img == nil {
-		return &source{dir: nc.dir, key: keyOf("named-dir", nc.spec.Dir)}, nil
+		return &origin{dir: nc.dir, key: keyOf("named-dir", nc.spec.Dir)}, nil
 	}
 	return imageSource(img)
 }

@@ -26,6 +26,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/source"
 )
 
 // runArgs is the command a RUN executes, and a script file to provide when a
@@ -180,7 +181,7 @@ func (b *builder) mountKey(ctx context.Context, s *stageState, m *instructions.M
 			}
 			bctx = src.dir
 		}
-		sum, err := bctx.digestTree(m.Source)
+		sum, err := bctx.DigestTree(m.Source)
 		if err != nil {
 			return nil, err
 		}
@@ -554,7 +555,7 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 			opts = append(opts, "ro")
 		}
 		bctx := b.bctx
-		var from *source
+		var from *origin
 		if m.From != "" {
 			var err error
 			if from, err = b.fromSource(ctx, m.From); err != nil {
@@ -563,7 +564,7 @@ func (b *builder) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 			bctx = from.dir // a local-directory named context, else nil
 		}
 		if bctx != nil {
-			src, err := bctx.resolve(m.Source)
+			src, err := bctx.Resolve(m.Source)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -696,7 +697,7 @@ func (b *builder) cacheSeedName(ctx context.Context, m *instructions.Mount) (str
 		return "", err
 	}
 	if from.dir != nil {
-		sum, err := from.dir.digestTree(m.Source)
+		sum, err := from.dir.DigestTree(m.Source)
 		if err != nil {
 			return "", err
 		}
@@ -714,10 +715,10 @@ func (b *builder) seedCache(ctx context.Context, dir string, m *instructions.Mou
 	if err != nil {
 		return err
 	}
-	c := &copier{root: dir}
+	opts := source.CopyOptions{}
 	root := ""
 	if from.dir != nil {
-		root, c.bctx, c.resetOwner = from.dir.dir, from.dir, true
+		root, opts.Context, opts.ResetOwner = from.dir.Dir(), from.dir, true
 	} else {
 		view, err := b.mountWorkspace(from.layers)
 		if err != nil {
@@ -737,7 +738,8 @@ func (b *builder) seedCache(ctx context.Context, dir string, m *instructions.Mou
 	if !fi.IsDir() {
 		return fmt.Errorf("cache mount from=%s,source=%s: not a directory", m.From, m.Source)
 	}
-	if err := c.copyItem(srcItem{host: host, rel: strings.TrimPrefix(path.Clean("/"+m.Source), "/"), fi: fi}, "/", true, false); err != nil {
+	c := source.NewCopier(dir, opts)
+	if err := c.CopyItem(source.HostItem(host, strings.TrimPrefix(path.Clean("/"+m.Source), "/"), fi), "/", true, false); err != nil {
 		return fmt.Errorf("cache mount from=%s,source=%s: seeding: %w", m.From, m.Source, err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/slimbuild/slimbuild/internal/runtime"
+	"github.com/slimbuild/slimbuild/internal/source"
 )
 
 // workdir sets the working directory and creates it, as BuildKit does, owned by
@@ -22,7 +23,7 @@ func (b *builder) workdir(ctx context.Context, s *stageState, st *step, c *instr
 			}
 			uid, gid = int(u.UID), int(u.GID)
 		}
-		_, err := mkdirAllOwned(ws.Root(), wd, uid, gid)
+		_, err := source.MkdirAllOwned(ws.Root(), wd, uid, gid)
 		return err
 	})
 }

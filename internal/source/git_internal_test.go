@@ -1,4 +1,4 @@
-package engine
+package source
 
 import (
 	"context"
@@ -21,29 +21,29 @@ func TestParseGitSource(t *testing.T) {
 		name, src string
 		keep      *bool
 		isGit     bool
-		want      *gitSource
+		want      *GitSource
 		err       string
 	}{
 		{name: "https ref and subdir", src: "https://host/org/repo.git#v1:sub/dir", isGit: true,
-			want: &gitSource{remote: "https://host/org/repo.git", ref: "v1", subdir: "sub/dir", submodules: true}},
+			want: &GitSource{remote: "https://host/org/repo.git", ref: "v1", subdir: "sub/dir", submodules: true}},
 		{name: "https default branch", src: "https://host/repo.git", isGit: true,
-			want: &gitSource{remote: "https://host/repo.git", submodules: true}},
+			want: &GitSource{remote: "https://host/repo.git", submodules: true}},
 		{name: "subdir only", src: "https://host/repo.git#:sub", isGit: true,
-			want: &gitSource{remote: "https://host/repo.git", subdir: "sub", submodules: true}},
+			want: &GitSource{remote: "https://host/repo.git", subdir: "sub", submodules: true}},
 		{name: "ref only", src: "https://host/repo.git#main", isGit: true,
-			want: &gitSource{remote: "https://host/repo.git", ref: "main", submodules: true}},
+			want: &GitSource{remote: "https://host/repo.git", ref: "main", submodules: true}},
 		{name: "scp-like", src: "git@github.com:org/repo.git#main", isGit: true,
-			want: &gitSource{remote: "git@github.com:org/repo.git", ref: "main", submodules: true}},
+			want: &GitSource{remote: "git@github.com:org/repo.git", ref: "main", submodules: true}},
 		{name: "ssh", src: "ssh://git@host:2222/repo.git#dev:a", isGit: true,
-			want: &gitSource{remote: "ssh://git@host:2222/repo.git", ref: "dev", subdir: "a", submodules: true}},
+			want: &GitSource{remote: "ssh://git@host:2222/repo.git", ref: "dev", subdir: "a", submodules: true}},
 		{name: "git protocol without .git", src: "git://host/repo#x", isGit: true,
-			want: &gitSource{remote: "git://host/repo", ref: "x", submodules: true}},
+			want: &GitSource{remote: "git://host/repo", ref: "x", submodules: true}},
 		{name: "query forms", src: "https://host/repo.git?tag=v1&subdir=s&keep-git-dir=true&submodules=false&mtime=commit", isGit: true,
-			want: &gitSource{remote: "https://host/repo.git", ref: "refs/tags/v1", subdir: "s", keepGitDir: true, mtimeCommit: true}},
+			want: &GitSource{remote: "https://host/repo.git", ref: "refs/tags/v1", subdir: "s", keepGitDir: true, mtimeCommit: true}},
 		{name: "--keep-git-dir", src: "https://host/repo.git", keep: &yes, isGit: true,
-			want: &gitSource{remote: "https://host/repo.git", keepGitDir: true, submodules: true}},
+			want: &GitSource{remote: "https://host/repo.git", keepGitDir: true, submodules: true}},
 		{name: "checksum in query", src: "https://host/repo.git?checksum=abc123", isGit: true,
-			want: &gitSource{remote: "https://host/repo.git", checksum: "abc123", submodules: true}},
+			want: &GitSource{remote: "https://host/repo.git", checksum: "abc123", submodules: true}},
 
 		{name: "http file", src: "https://host/file.tar.gz", isGit: false},
 		{name: "http without .git", src: "https://host/org/repo", isGit: false},
@@ -64,7 +64,7 @@ func TestParseGitSource(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, isGit, err := parseGitSource(tc.src, tc.keep)
+			got, isGit, err := ParseGitSource(tc.src, tc.keep)
 			if isGit != tc.isGit {
 				t.Fatalf("isGit = %v, want %v (err %v)", isGit, tc.isGit, err)
 			}
@@ -80,7 +80,7 @@ func TestParseGitSource(t *testing.T) {
 			if tc.want != nil {
 				tc.want.raw = tc.src
 			}
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(gitSource{})); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(GitSource{})); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		})
@@ -98,9 +98,8 @@ func TestCheckChecksumGit(t *testing.T) {
 		{src: "https://host/f.txt"},
 		{src: "local.txt", err: "requires an HTTP(S) or Git source"},
 	} {
-		req := copyRequest{add: true, checksum: "sha256:" + strings.Repeat("0", 64)}
-		req.sources = instructions.SourcesAndDest{SourcePaths: []string{tc.src}, DestPath: "/x"}
-		err := checkChecksum(req, nil)
+		sources := instructions.SourcesAndDest{SourcePaths: []string{tc.src}, DestPath: "/x"}
+		err := CheckChecksum(sources, "sha256:"+strings.Repeat("0", 64), nil)
 		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: err = %v, want %q", tc.src, err, tc.err)
 		}
@@ -157,7 +156,7 @@ func FuzzParseGitSource(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		g, ok, err := parseGitSource(src, nil)
+		g, ok, err := ParseGitSource(src, nil)
 		if !ok || err != nil {
 			return
 		}

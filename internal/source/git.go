@@ -1,4 +1,4 @@
-package engine
+package source
 
 // Git sources: ADD of a git repository and git URL build contexts, fetched
 // with the git program (exec, no shell) under rules taken from BuildKit's git
@@ -23,14 +23,13 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
-	"github.com/slimbuild/slimbuild/internal/store"
 	"golang.org/x/sys/unix"
 )
 
-// gitSource is a parsed git URL (BuildKit's forms: https://host/repo.git,
+// GitSource is a parsed git URL (BuildKit's forms: https://host/repo.git,
 // git@host:repo.git, ssh://, git://, with #ref, #ref:subdir, #:subdir and the
 // ?ref=&tag=&branch=&subdir=&checksum=&keep-git-dir=&submodules=&mtime= query).
-type gitSource struct {
+type GitSource struct {
 	raw         string // as written, for messages
 	remote      string // what git is given (no fragment, no query)
 	ref         string // "" is the remote's default branch
@@ -44,10 +43,10 @@ type gitSource struct {
 // gitMaxOutput bounds what slimbuild reads from one git command.
 const gitMaxOutput = 1 << 20
 
-// parseGitSource reports whether src is a git URL as BuildKit's Dockerfile
+// ParseGitSource reports whether src is a git URL as BuildKit's Dockerfile
 // frontend reads one and, if it is, parses and checks it. keep is ADD
 // --keep-git-dir (nil when not given).
-func parseGitSource(src string, keep *bool) (*gitSource, bool, error) {
+func ParseGitSource(src string, keep *bool) (*GitSource, bool, error) {
 	ref, isGit, err := dfgitutil.ParseGitRef(src)
 	if err != nil {
 		if isGit {
@@ -58,7 +57,7 @@ func parseGitSource(src string, keep *bool) (*gitSource, bool, error) {
 	if ref == nil || !isGit || ref.IndistinguishableFromLocal {
 		return nil, false, nil
 	}
-	g := &gitSource{raw: src, remote: ref.Remote, ref: ref.Ref, checksum: ref.Checksum, submodules: true}
+	g := &GitSource{raw: src, remote: ref.Remote, ref: ref.Ref, checksum: ref.Checksum, submodules: true}
 	if keep != nil && ref.KeepGitDir != nil && *keep != *ref.KeepGitDir {
 		return nil, true, errors.New("inconsistent keep-git-dir configuration")
 	}
@@ -226,8 +225,8 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*limitedBuffer)(nil)
 
-// gitResolved is a remote ref resolved by ls-remote.
-type gitResolved struct {
+// GitResolved is a remote ref resolved by ls-remote.
+type GitResolved struct {
 	ref    string // the full ref fetched (refs/heads/…, refs/tags/…), or the commit
 	commit string // what ref points to (an annotated tag's own object for tags)
 	peeled string // an annotated tag's commit, else ""
@@ -238,34 +237,34 @@ var symrefRE = regexp.MustCompile(`(?m)^ref:\s+(\S+)\s+HEAD$`)
 // resolve finds the commit g's ref names on the remote, as BuildKit does:
 // the default branch when no ref is given, an exact full ref first, then a
 // branch, then a tag. A full commit hash is taken as it is.
-func (g *gitSource) resolve(ctx context.Context, home string) (gitResolved, error) {
+func (g *GitSource) Resolve(ctx context.Context, home string) (GitResolved, error) {
 	if g.checksum != "" && !hexRE.MatchString(g.checksum) {
-		return gitResolved{}, fmt.Errorf("invalid checksum %s for Git URL, expected hex commit hash", g.checksum)
+		return GitResolved{}, fmt.Errorf("invalid checksum %s for Git URL, expected hex commit hash", g.checksum)
 	}
 	if isCommitSHA(g.ref) {
 		if g.checksum != "" && !strings.HasPrefix(g.ref, g.checksum) {
-			return gitResolved{}, fmt.Errorf("expected checksum to match %s, got %s", g.checksum, g.ref)
+			return GitResolved{}, fmt.Errorf("expected checksum to match %s, got %s", g.checksum, g.ref)
 		}
-		return gitResolved{ref: g.ref, commit: g.ref}, nil
+		return GitResolved{ref: g.ref, commit: g.ref}, nil
 	}
 	ref := g.ref
 	if ref == "" {
 		out, err := gitRun(ctx, home, "", "ls-remote", "--symref", "--", g.remote, "HEAD")
 		if err != nil {
-			return gitResolved{}, fmt.Errorf("error fetching default branch for repository %s: %w", redactURL(g.remote), err)
+			return GitResolved{}, fmt.Errorf("error fetching default branch for repository %s: %w", redactURL(g.remote), err)
 		}
 		m := symrefRE.FindSubmatch(out)
 		if m == nil {
-			return gitResolved{}, fmt.Errorf("could not find default branch for repository: %s", redactURL(g.remote))
+			return GitResolved{}, fmt.Errorf("could not find default branch for repository: %s", redactURL(g.remote))
 		}
 		ref = string(m[1])
 		if err := checkGitRef(ref); err != nil {
-			return gitResolved{}, err
+			return GitResolved{}, err
 		}
 	}
 	out, err := gitRun(ctx, home, "", "ls-remote", "--", g.remote, ref, ref+"^{}")
 	if err != nil {
-		return gitResolved{}, fmt.Errorf("failed to fetch remote %s: %w", redactURL(g.remote), err)
+		return GitResolved{}, fmt.Errorf("failed to fetch remote %s: %w", redactURL(g.remote), err)
 	}
 	var (
 		exact  = "refs/" + strings.TrimPrefix(ref, "refs/")
@@ -273,7 +272,7 @@ func (g *gitSource) resolve(ctx context.Context, home string) (gitResolved, erro
 		tag    = "refs/tags/" + strings.TrimPrefix(ref, "refs/tags/")
 		peeled = tag + "^{}"
 	)
-	var r gitResolved
+	var r GitResolved
 	var headSHA, tagSHA string
 	for _, line := range strings.Split(string(out), "\n") {
 		sha, name, _ := strings.Cut(line, "\t")
@@ -299,23 +298,23 @@ func (g *gitSource) resolve(ctx context.Context, home string) (gitResolved, erro
 		r.commit, r.ref = tagSHA, tag
 	}
 	if r.commit == "" {
-		return gitResolved{}, fmt.Errorf("repository does not contain ref %s, output: %q", ref, string(out))
+		return GitResolved{}, fmt.Errorf("repository does not contain ref %s, output: %q", ref, string(out))
 	}
 	if !isCommitSHA(r.commit) || (r.peeled != "" && !isCommitSHA(r.peeled)) {
-		return gitResolved{}, fmt.Errorf("invalid commit sha %q", r.commit)
+		return GitResolved{}, fmt.Errorf("invalid commit sha %q", r.commit)
 	}
 	if g.checksum != "" && !strings.HasPrefix(r.commit, g.checksum) && (r.peeled == "" || !strings.HasPrefix(r.peeled, g.checksum)) {
 		got := r.commit
 		if r.peeled != "" {
 			got += " or " + r.peeled
 		}
-		return gitResolved{}, fmt.Errorf("expected checksum to match %s, got %s", g.checksum, got)
+		return GitResolved{}, fmt.Errorf("expected checksum to match %s, got %s", g.checksum, got)
 	}
 	return r, nil
 }
 
 // key is what decides the content fetched for r: part of a step's cache key.
-func (g *gitSource) key(r gitResolved) []any {
+func (g *GitSource) Key(r GitResolved) []any {
 	commit := r.commit
 	if r.peeled != "" && !g.keepGitDir {
 		commit = r.peeled // the tag object only matters when .git is kept
@@ -326,7 +325,7 @@ func (g *gitSource) key(r gitResolved) []any {
 // fetch checks out r into a new directory under tmp and returns the directory
 // to copy (the checkout or its subdir, without .git unless kept) and the
 // directory to remove afterwards.
-func (g *gitSource) fetch(ctx context.Context, tmp string, r gitResolved) (string, string, error) {
+func (g *GitSource) fetch(ctx context.Context, tmp string, r GitResolved) (string, string, error) {
 	work, err := os.MkdirTemp(tmp, "git-")
 	if err != nil {
 		return "", "", err
@@ -408,7 +407,7 @@ func (g *gitSource) fetch(ctx context.Context, tmp string, r gitResolved) (strin
 }
 
 // refName is the ref as the user gave it, or what the default branch was.
-func (g *gitSource) refName(r gitResolved) string {
+func (g *GitSource) refName(r GitResolved) string {
 	if g.ref != "" {
 		return g.ref
 	}
@@ -487,27 +486,27 @@ func setMtime(p string, t time.Time) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// gitItem is the srcItem for a fetched checkout directory.
-func gitItem(g *gitSource, dir string) (srcItem, error) {
+// gitItem is the Item for a fetched checkout directory.
+func gitItem(g *GitSource, dir string) (Item, error) {
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return srcItem{}, err
+		return Item{}, err
 	}
-	return srcItem{host: dir, rel: g.raw, fi: fi, url: g.raw}, nil
+	return Item{host: dir, rel: g.raw, fi: fi, url: g.raw}, nil
 }
 
 // IsGitURL reports whether a build context argument is a git URL, as buildx
 // reads one (https://…/repo.git, git@host:repo, ssh://, git://).
 func IsGitURL(s string) bool {
-	_, ok, _ := parseGitSource(s, nil)
+	_, ok, _ := ParseGitSource(s, nil)
 	return ok
 }
 
 // FetchGitContext checks out a git URL build context (URL#ref:subdir) into a
 // new directory under the store's tmp/ and returns the context directory and
 // a function that removes it.
-func FetchGitContext(ctx context.Context, st *store.Store, rawURL string) (string, func(), error) {
-	g, ok, err := parseGitSource(rawURL, nil)
+func FetchGitContext(ctx context.Context, st TempDirs, rawURL string) (string, func(), error) {
+	g, ok, err := ParseGitSource(rawURL, nil)
 	if err != nil {
 		return "", nil, err
 	}
@@ -524,7 +523,7 @@ func FetchGitContext(ctx context.Context, st *store.Store, rawURL string) (strin
 		cleanup()
 		return "", nil, err
 	}
-	r, err := g.resolve(ctx, home)
+	r, err := g.Resolve(ctx, home)
 	if err != nil {
 		cleanup()
 		return "", nil, fmt.Errorf("build context %s: %w", rawURL, err)
@@ -539,48 +538,30 @@ func FetchGitContext(ctx context.Context, st *store.Store, rawURL string) (strin
 
 // gitFetch is a git source of an ADD, resolved when the step's key was made.
 type gitFetch struct {
-	src *gitSource
-	res gitResolved
+	src *GitSource
+	res GitResolved
 	// work is the directory to remove once the step is done.
 	work string
 }
 
-// gitHome is an empty directory for git's HOME in the build's temp dir.
-func (b *builder) gitHome() (string, error) {
-	tmp, err := b.tempDir()
-	if err != nil {
-		return "", err
-	}
-	home := filepath.Join(tmp, "git-home")
-	if err := os.Mkdir(home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", err
-	}
-	return home, nil
-}
-
-// fetchGit returns items with each git source fetched into the build's temp
-// dir, in place; cleanGit removes the checkouts.
-func (b *builder) fetchGit(ctx context.Context, items []srcItem) ([]srcItem, error) {
-	out := make([]srcItem, len(items))
+// FetchGit returns items with each git source fetched into tmp (the build's
+// temp dir), in place; CleanGit removes the checkouts.
+func FetchGit(ctx context.Context, tmp string, items []Item) ([]Item, error) {
+	out := make([]Item, len(items))
 	copy(out, items)
 	for i, it := range out {
 		if it.git == nil {
 			continue
 		}
-		tmp, err := b.tempDir()
-		if err != nil {
-			cleanGit(out)
-			return nil, err
-		}
 		dir, work, err := it.git.src.fetch(ctx, tmp, it.git.res)
 		if err != nil {
-			cleanGit(out)
+			CleanGit(out)
 			return nil, err
 		}
 		fetched, err := gitItem(it.git.src, dir)
 		if err != nil {
 			os.RemoveAll(work)
-			cleanGit(out)
+			CleanGit(out)
 			return nil, err
 		}
 		fetched.git = &gitFetch{src: it.git.src, res: it.git.res, work: work}
@@ -589,7 +570,8 @@ func (b *builder) fetchGit(ctx context.Context, items []srcItem) ([]srcItem, err
 	return out, nil
 }
 
-func cleanGit(items []srcItem) {
+// CleanGit removes the checkouts FetchGit made.
+func CleanGit(items []Item) {
 	for _, it := range items {
 		if it.git != nil && it.git.work != "" {
 			os.RemoveAll(it.git.work)

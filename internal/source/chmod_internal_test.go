@@ -1,4 +1,4 @@
-package engine
+package source
 
 import (
 	"io/fs"
@@ -27,7 +27,8 @@ func TestParseChmodArg(t *testing.T) {
 		{in: "rwxr-xr-x", wantErr: true},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			_, octal, set, err := parseChmodArg(tc.in)
+			ch, err := ParseChmod(tc.in)
+			octal, set := ch.Set, ch.Symbolic
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}

@@ -1,7 +1,6 @@
-package engine
+package source
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/slimbuild/slimbuild/internal/layer"
-	"github.com/slimbuild/slimbuild/internal/store"
 )
 
 // A COPY usually writes its layer straight from the sources: the overlay is only
@@ -21,8 +19,8 @@ import (
 // directory replaced by a file, a non-directory in the way of a directory) take the
 // overlay path instead, where the kernel resolves them.
 
-// directPlan is the tar a COPY writes: parents, then each source at its destination.
-type directPlan struct {
+// DirectPlan is the tar a COPY writes: parents, then each source at its destination.
+type DirectPlan struct {
 	steps []directStep
 }
 
@@ -42,15 +40,15 @@ type dirEntry struct {
 	mtime time.Time
 }
 
-// planDirect maps items onto the root mounted at view; ok is false when the copy
+// PlanDirect maps items onto the root mounted at view; ok is false when the copy
 // must take the overlay path.
 //
 // A directory source copies its contents: the destination directory keeps its own
 // owner and mode when it exists, and is created with mode 0755 (or --chmod's) owned
 // by root (or --chown's owner) when it does not, as in BuildKit. The destination is
 // resolved through the image's symlinks, its last element included.
-func planDirect(view string, items []srcItem, dest string, destIsDir bool, own owner, chmod fs.FileMode, hasChmod bool, bctx *buildContext) (*directPlan, bool, error) {
-	p := &directPlan{}
+func PlanDirect(view string, items []Item, dest string, destIsDir bool, own Owner, chmod fs.FileMode, hasChmod bool, bctx *Context) (*DirectPlan, bool, error) {
+	p := &DirectPlan{}
 	seen := map[string]bool{}
 	now := time.Now()
 	// parents emits entries for every directory from / down to dir (an image path
@@ -181,61 +179,4 @@ func planDirect(view string, items []srcItem, dest string, destIsDir bool, own o
 		p.steps = append(p.steps, directStep{src: it.host, dest: rel, skip: skip, contents: true})
 	}
 	return p, true, nil
-}
-
-// writeDirect streams the plan into a new layer blob.
-func (b *builder) writeDirect(p *directPlan, own owner, resetOwner bool, chmod fs.FileMode, hasChmod bool) (*store.LayerInfo, error) {
-	opts := layer.AddOptions{}
-	switch {
-	case own.set:
-		opts.Owner = &layer.Owner{UID: own.uid, GID: own.gid}
-	case resetOwner:
-		opts.Owner = &layer.Owner{}
-	}
-	if hasChmod {
-		perm := layer.UnixMode(chmod)
-		opts.Perm = &perm
-	}
-	return b.writeLayer(func(tw *layer.Writer) error {
-		for _, s := range p.steps {
-			if s.mkdir != nil {
-				if err := tw.Mkdir(s.mkdir.name, s.mkdir.perm, s.mkdir.owner, s.mkdir.mtime); err != nil {
-					return err
-				}
-				continue
-			}
-			o := opts
-			o.Skip, o.ContentsOnly = s.skip, s.contents
-			if err := tw.Add(s.src, s.dest, o); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// writeLayer streams a new layer blob that fill writes, with the build's
-// compression and source date epoch; nothing stays in the store if fill fails.
-func (b *builder) writeLayer(fill func(tw *layer.Writer) error) (*store.LayerInfo, error) {
-	lw, err := b.st.NewLayerWriter(b.opts.Compression)
-	if err != nil {
-		return nil, err
-	}
-	tw := layer.NewWriter(lw)
-	if b.opts.SourceDateEpoch != nil {
-		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
-	}
-	if err := fill(tw); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	if err := tw.Close(); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	info, err := lw.Commit()
-	if err != nil {
-		return nil, fmt.Errorf("storing layer: %w", err)
-	}
-	return &info, nil
 }

@@ -1,4 +1,4 @@
-package engine
+package source
 
 import (
 	"bytes"
@@ -21,17 +21,16 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
-	"github.com/slimbuild/slimbuild/internal/store"
 )
 
-// buildContext is the context directory, its .dockerignore and a stat cache
+// Context is the context directory, its .dockerignore and a stat cache
 // that lets unchanged files keep their digest without being read again.
-type buildContext struct {
+type Context struct {
 	dir    string
 	ignore *patternmatcher.PatternMatcher // nil when there is no .dockerignore
 
-	st        *store.Store // keeps the stat cache
-	cacheName string       // the stat cache's name in the store
+	st        StatCache // keeps the stat cache
+	cacheName string    // the stat cache's name in the store
 	mu        sync.Mutex
 	stats     map[string]statEntry
 	dirty     bool
@@ -50,8 +49,23 @@ type statEntry struct {
 	Digest string
 }
 
-func openContext(st *store.Store, dir, dockerfile string) (*buildContext, error) {
-	c := &buildContext{dir: dir, stats: map[string]statEntry{}}
+// StatCache keeps a context's stat cache between builds, by name; the store
+// satisfies it. A missing or unreadable cache is an error from StatCache and
+// only costs the build some reading.
+type StatCache interface {
+	StatCache(name string) ([]byte, error)
+	PutStatCache(name string, data []byte) error
+}
+
+// TempDirs makes private temporary directories; the store satisfies it.
+type TempDirs interface {
+	TempDir(prefix string) (string, error)
+}
+
+// OpenContext opens the context directory dir: its .dockerignore (or the
+// dockerfile's own NAME.dockerignore) and the stat cache that st keeps for it.
+func OpenContext(st StatCache, dir, dockerfile string) (*Context, error) {
+	c := &Context{dir: dir, stats: map[string]statEntry{}}
 	ignorePath := filepath.Join(dir, ".dockerignore")
 	// A Dockerfile-specific ignore file (Dockerfile.dockerignore) wins, as in BuildKit.
 	if p := dockerfile + ".dockerignore"; fileExists(p) {
@@ -86,8 +100,11 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// save writes the stat cache back when it changed (atomically).
-func (c *buildContext) save() {
+// Dir is the context directory.
+func (c *Context) Dir() string { return c.dir }
+
+// Save writes the stat cache back when it changed (atomically).
+func (c *Context) Save() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty {
@@ -102,7 +119,7 @@ func (c *buildContext) save() {
 }
 
 // excluded reports whether a context path (slash-separated, relative) is ignored.
-func (c *buildContext) excluded(rel string) bool {
+func (c *Context) excluded(rel string) bool {
 	if c.ignore == nil || rel == "" || rel == "." {
 		return false
 	}
@@ -112,7 +129,7 @@ func (c *buildContext) excluded(rel string) bool {
 
 // skipDir reports whether an excluded directory can be skipped whole: only when no
 // exception pattern could bring something under it back.
-func (c *buildContext) skipDir(rel string) bool {
+func (c *Context) skipDir(rel string) bool {
 	if !c.excluded(rel) {
 		return false
 	}
@@ -131,8 +148,8 @@ func (c *buildContext) skipDir(rel string) bool {
 	return true
 }
 
-// resolve returns the host path of a context path, which must stay inside the context.
-func (c *buildContext) resolve(p string) (string, error) {
+// Resolve returns the host path of a context path, which must stay inside the context.
+func (c *Context) Resolve(p string) (string, error) {
 	clean := path.Clean("/" + filepath.ToSlash(p))
 	if strings.HasPrefix(path.Clean(filepath.ToSlash(p)), "../") || path.Clean(filepath.ToSlash(p)) == ".." {
 		return "", fmt.Errorf("%s: outside the build context", p)
@@ -146,7 +163,7 @@ func (c *buildContext) resolve(p string) (string, error) {
 
 // fileDigest returns the sha256 of a context file, from the stat cache when the
 // file has not changed since it was last read.
-func (c *buildContext) fileDigest(hostPath string, fi fs.FileInfo) (string, error) {
+func (c *Context) fileDigest(hostPath string, fi fs.FileInfo) (string, error) {
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	e := statEntry{Size: fi.Size(), Mtime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode())}
 	if st == nil {
@@ -177,18 +194,18 @@ func (c *buildContext) fileDigest(hostPath string, fi fs.FileInfo) (string, erro
 	return e.Digest, nil
 }
 
-// digestTree hashes a context path (file or directory) for a bind mount's cache key.
-func (c *buildContext) digestTree(p string) (string, error) {
-	hp, err := c.resolve(p)
+// DigestTree hashes a context path (file or directory) for a bind mount's cache key.
+func (c *Context) DigestTree(p string) (string, error) {
+	hp, err := c.Resolve(p)
 	if err != nil {
 		return "", err
 	}
-	items := []srcItem{}
+	items := []Item{}
 	fi, err := os.Stat(hp)
 	if err != nil {
 		return "", fmt.Errorf("bind mount source %s: %w", p, err)
 	}
-	items = append(items, srcItem{host: hp, rel: strings.TrimPrefix(path.Clean("/"+p), "/"), fi: fi})
+	items = append(items, Item{host: hp, rel: strings.TrimPrefix(path.Clean("/"+p), "/"), fi: fi})
 	h := sha256.New()
 	if err := c.hashItems(h, items); err != nil {
 		return "", err
@@ -199,7 +216,7 @@ func (c *buildContext) digestTree(p string) (string, error) {
 // hashItems writes the identity of every file under items (after .dockerignore) to h:
 // path, type, permission bits, size, content digest or link target. Files are
 // examined and hashed in parallel; what is written to h keeps the walk's order.
-func (c *buildContext) hashItems(h io.Writer, items []srcItem) error {
+func (c *Context) hashItems(h io.Writer, items []Item) error {
 	for _, it := range items {
 		var refs []fileRef
 		err := walkEntries(it, c, func(rel, host string, d fs.DirEntry) error {
