@@ -38,13 +38,22 @@ func Unpack(r io.Reader, dir string) error {
 		dirTimes: make(map[string]dirTime),
 	}
 	tr := tar.NewReader(r)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
-			return fmt.Errorf("reading layer tar: %w", err)
+	return u.run(tr, nil)
+}
+
+// run applies first (when not nil) and every further entry of tr, then
+// finishes the directories.
+func (u *unpacker) run(tr *tar.Reader, first *tar.Header) error {
+	for hdr := first; ; hdr = nil {
+		if hdr == nil {
+			var err error
+			hdr, err = tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
+				return fmt.Errorf("reading layer tar: %w", err)
+			}
 		}
 		if err := u.apply(tr, hdr); err != nil {
 			return fmt.Errorf("unpacking %q: %w", hdr.Name, err)
@@ -81,6 +90,11 @@ type unpacker struct {
 	root     string // clean
 	buf      []byte
 	dirTimes map[string]dirTime // directory path relative to root ("" the root) -> times, applied last
+	// merge is Archive.Merge: into an existing tree, no whiteouts, no opaque
+	// directories, no xattrs, the root entry and special files skipped.
+	merge bool
+	// owner, when set, owns every entry instead of the tar's owners.
+	owner *Owner
 }
 
 // cleanName turns a tar name into a clean relative slash path; "" is the root.
@@ -147,20 +161,29 @@ func (u *unpacker) apply(tr *tar.Reader, hdr *tar.Header) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
-		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if u.merge {
+			return nil
+		}
 	default:
+		if u.merge {
+			return nil
+		}
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 	rel := cleanName(hdr.Name)
 	if rel == "" {
+		if u.merge {
+			return nil // the directory merged into keeps its own metadata
+		}
 		if hdr.Typeflag != tar.TypeDir {
 			return errors.New("layer root must be a directory")
 		}
 		return u.meta(u.root, hdr)
 	}
 	base := path.Base(rel)
-	if strings.HasPrefix(base, WhiteoutPrefix) {
+	if strings.HasPrefix(base, WhiteoutPrefix) && !u.merge {
 		return u.whiteout(rel, base, hdr)
 	}
 
@@ -175,7 +198,7 @@ func (u *unpacker) apply(tr *tar.Reader, hdr *tar.Header) error {
 	keepDir := exists && isDirStat(&st) && hdr.Typeflag == tar.TypeDir
 	// A directory replacing a whiteout of this layer replaces the lower
 	// directory wholesale: it must be opaque.
-	opaque := exists && isWhiteoutStat(&st) && hdr.Typeflag == tar.TypeDir
+	opaque := exists && isWhiteoutStat(&st) && hdr.Typeflag == tar.TypeDir && !u.merge
 	if exists && !keepDir {
 		if err := os.RemoveAll(target); err != nil {
 			return fmt.Errorf("replacing earlier entry: %w", err)
@@ -300,7 +323,11 @@ func (u *unpacker) whiteout(rel, base string, hdr *tar.Header) error {
 // meta restores owner, mode, xattrs and (except for directories, which are
 // done in finish) times of target from hdr.
 func (u *unpacker) meta(target string, hdr *tar.Header) error {
-	if err := unix.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
+	uid, gid := hdr.Uid, hdr.Gid
+	if u.owner != nil {
+		uid, gid = u.owner.UID, u.owner.GID
+	}
+	if err := unix.Lchown(target, uid, gid); err != nil {
 		return fmt.Errorf("changing owner: %w", err)
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
@@ -311,7 +338,7 @@ func (u *unpacker) meta(target string, hdr *tar.Header) error {
 	}
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, paxXattrPrefix)
-		if !ok || !keepXattr(name) {
+		if !ok || !keepXattr(name) || u.merge {
 			continue
 		}
 		// After chown and writing, which clear security.capability.

@@ -1,8 +1,6 @@
 package source
 
 import (
-	"archive/tar"
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -679,23 +677,19 @@ func (c *Copier) applyMeta(target string, fi fs.FileInfo, isDir bool) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// tryExtract unpacks it into dest when it is a (possibly compressed) tar archive.
+// tryExtract unpacks it into dest when it is a (possibly compressed) tar
+// archive, merged into what is there by layer's extractor.
 func (c *Copier) tryExtract(it Item, dest string) (bool, error) {
 	f, err := os.Open(it.host)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	rc, err := layer.Decompress(bufio.NewReader(f))
+	a, err := layer.OpenArchive(f)
 	if err != nil {
 		return false, nil
 	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	hdr, err := tr.Next()
-	if err != nil {
-		return false, nil
-	}
+	defer a.Close()
 	// --chmod does not apply to what an archive holds, nor to the directory
 	// it is unpacked into (BuildKit); --chown does.
 	plain := *c
@@ -704,77 +698,12 @@ func (c *Copier) tryExtract(it Item, dest string) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	var dirs []*tar.Header
-	for ; err == nil; hdr, err = tr.Next() {
-		name := path.Clean("/" + hdr.Name)
-		if name == "/" {
-			continue
-		}
-		target, jerr := inRoot(top, name)
-		if jerr != nil {
-			return true, jerr
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return true, err
-		}
-		if old, lerr := os.Lstat(target); lerr == nil && !(old.IsDir() && hdr.Typeflag == tar.TypeDir) {
-			os.RemoveAll(target)
-		}
-		mode := layer.FileMode(hdr.Mode)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.Mkdir(target, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return true, err
-			}
-			dirs = append(dirs, hdr)
-		case tar.TypeReg:
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return true, err
-			}
-			if _, err := io.Copy(out, tr); err != nil {
-				out.Close()
-				return true, fmt.Errorf("extracting %s from %s: %w", hdr.Name, it.rel, err)
-			}
-			out.Close()
-		case tar.TypeSymlink:
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return true, err
-			}
-		case tar.TypeLink:
-			src, err := inRoot(top, path.Clean("/"+hdr.Linkname))
-			if err != nil {
-				return true, err
-			}
-			if err := os.Link(src, target); err != nil {
-				return true, fmt.Errorf("extracting link %s from %s: %w", hdr.Name, it.rel, err)
-			}
-			continue
-		default:
-			continue
-		}
-		uid, gid := hdr.Uid, hdr.Gid
-		if c.own.set {
-			uid, gid = c.own.uid, c.own.gid
-		}
-		if err := os.Lchown(target, uid, gid); err != nil {
-			return true, err
-		}
-		if hdr.Typeflag != tar.TypeSymlink {
-			if err := os.Chmod(target, mode); err != nil {
-				return true, err
-			}
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-		unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
+	var opts layer.MergeOptions
+	if c.own.set {
+		opts.Owner = &layer.Owner{UID: c.own.uid, GID: c.own.gid}
 	}
-	if err != io.EOF {
+	if err := a.Merge(top, opts); err != nil {
 		return true, fmt.Errorf("extracting %s: %w", it.rel, err)
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		target, _ := inRoot(top, path.Clean("/"+dirs[i].Name))
-		ts := []unix.Timespec{unix.NsecToTimespec(dirs[i].ModTime.UnixNano()), unix.NsecToTimespec(dirs[i].ModTime.UnixNano())}
-		unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return true, nil
 }
