@@ -1,0 +1,165 @@
+package source
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// requireRoot skips unless we are root: the copier sets owners (CI is root).
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("placing files with their owners needs root")
+	}
+}
+
+// treeOf lists dir: "path mode uid:gid" per entry, directories ending in "/".
+func treeOf(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if fi.IsDir() {
+			rel += "/"
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		out = append(out, rel+" "+strings.TrimPrefix(fi.Mode().Perm().String(), "-")+" "+itoa(st.Uid)+":"+itoa(st.Gid))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func itoa(n uint32) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// TestCopierContained: a destination through a symlink in the root, absolute
+// or relative, is resolved inside the root; nothing outside it is written.
+func TestCopierContained(t *testing.T) {
+	requireRoot(t)
+	outer := t.TempDir()
+	host := filepath.Join(outer, "host")
+	if err := os.Mkdir(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(outer, "root")
+	writeTree(t, root, map[string]string{"etc/keep": "k"})
+	if err := os.Symlink("/"+strings.TrimPrefix(host, "/"), filepath.Join(root, "abs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../host", filepath.Join(root, "rel")); err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"a.txt": "a", "dir/x": "x"})
+	c := openTestContext(t, ctxDir)
+	m, _ := NewMatcher(false, nil)
+	items, err := m.Match(ctxDir, []string{"a.txt", "dir"}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := NewCopier(root, CopyOptions{ResetOwner: true, Context: c})
+	for _, dest := range []string{"/abs/", "/rel/", "/abs/sub/deeper/", "/rel"} {
+		for _, it := range items {
+			if err := cp.CopyItem(it, dest, true, false); err != nil {
+				t.Logf("%s -> %s: %v", it.rel, dest, err)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(host); len(entries) != 0 {
+		t.Errorf("the copy wrote outside the root: %d entries in %s", len(entries), host)
+	}
+}
+
+// TestCopierPlacesAndExtracts: COPY gives context files root's owner (or
+// --chown's) and --chmod's mode; ADD unpacks an archive with layer's
+// extractor into what is there, with the archive's owners (or --chown's), and
+// --chmod not applied to what it holds; a file that is not an archive is
+// copied as is.
+func TestCopierPlacesAndExtracts(t *testing.T) {
+	requireRoot(t)
+	ctxDir := t.TempDir()
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	tw.WriteHeader(&tar.Header{Name: "pkg/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1234, Gid: 1234})
+	tw.WriteHeader(&tar.Header{Name: "pkg/inner.txt", Typeflag: tar.TypeReg, Mode: 0o640, Uid: 1234, Gid: 1234, Size: 2})
+	tw.Write([]byte("in"))
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	writeTree(t, ctxDir, map[string]string{"a.txt": "a", "a.tgz": gz.String(), "notatar.gz": "text"})
+	c := openTestContext(t, ctxDir)
+	m, _ := NewMatcher(false, nil)
+	items, err := m.Match(ctxDir, []string{"a.txt", "a.tgz", "notatar.gz"}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chmod, err := ParseChmod("0700")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		opts CopyOptions
+		want []string
+	}{
+		{
+			name: "plain",
+			opts: CopyOptions{ResetOwner: true, Context: c},
+			want: []string{
+				"dst/ rwxr-xr-x 0:0", "dst/a.txt rw-r--r-- 0:0", "dst/keep rw-r--r-- 0:0",
+				"dst/notatar.gz rw-r--r-- 0:0", "dst/pkg/ rwxr-x--- 1234:1234", "dst/pkg/inner.txt rw-r----- 1234:1234",
+			},
+		},
+		{
+			name: "chown chmod",
+			opts: CopyOptions{Owner: Owner{set: true, uid: 7, gid: 8}, Chmod: chmod, ResetOwner: true, Context: c},
+			want: []string{
+				"dst/ rwxr-xr-x 0:0", "dst/a.txt rwx------ 7:8", "dst/keep rw-r--r-- 0:0",
+				"dst/notatar.gz rwx------ 7:8", "dst/pkg/ rwxr-x--- 7:8", "dst/pkg/inner.txt rw-r----- 7:8",
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{"dst/keep": "k"})
+			cp := NewCopier(root, tc.opts)
+			for _, it := range items {
+				if err := cp.CopyItem(it, "/dst/", true, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff(tc.want, treeOf(t, root)); diff != "" {
+				t.Errorf("tree (-want +got):\n%s", diff)
+			}
+			if b, _ := os.ReadFile(filepath.Join(root, "dst/pkg/inner.txt")); string(b) != "in" {
+				t.Errorf("inner.txt = %q", b)
+			}
+		})
+	}
+}
