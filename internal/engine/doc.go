@@ -30,14 +30,13 @@
 // binfmt_misc (runtime.CheckEmulation). BuildPlatforms builds several platforms,
 // one after the other, into one OCI image index (platforms.go).
 //
-// ADD of a git repository (git.go; BuildKit's URL forms, parsed by its
-// dfgitutil) resolves the ref with `git ls-remote` when the step's key is made,
-// so the key holds the commit and an unchanged remote is a hit without a
-// fetch; on a miss the commit is fetched shallowly into the build's temp dir
-// by the git program, run without a shell, prompts, the machine's git
-// configuration or the file:// transport, and copied like a directory
-// (without .git unless --keep-git-dir). FetchGitContext does the same for a
-// git URL build context.
+// What a COPY or ADD reads and how it is placed (the build context and its
+// .dockerignore, source matching, --chown/--chmod, downloads, git sources, the
+// copier and ADD's archive extraction) is package source; the engine keys the
+// step, orders the work and picks the path: a layer planned straight from the
+// sources, a copy onto the step's snapshot, or onto an empty root for --link.
+// An ADD of a git repository is resolved when the step's key is made, so the
+// key holds the commit and an unchanged remote is a hit without a fetch.
 //
 // Named contexts (Options.NamedContexts, buildx --build-context) replace, by
 // name, a FROM base, a stage of that name and a --from (COPY, RUN --mount) as in

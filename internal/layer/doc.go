@@ -37,6 +37,13 @@
 // else can change meanwhile (the target lives in the private store). Unpack
 // needs root (mknod, chown, trusted.* xattrs).
 //
+// OpenArchive and Archive.Merge are the same extractor for ADD's archives
+// (plain or compressed, told apart from other files by ErrNotArchive before
+// anything is written), with ADD's rules: it merges into an existing
+// directory, keeps that directory's own metadata, takes ".wh." names for
+// ordinary files, marks nothing opaque, sets no xattrs, skips device nodes
+// and fifos, and can give every entry one owner (--chown).
+//
 // Contracts on streams: Write and Writer.Close write the tar trailer but
 // never close the io.Writer they were given. Unpack reads to the end of the
 // tar and never closes its reader. Compress returns a WriteCloser whose
