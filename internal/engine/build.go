@@ -438,7 +438,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			// Made on first use: a stage's image needs its layers' blobs, and a
 			// stage that does not ship has none until something asks.
 			s := b.results[i]
-			sr.Image = &lazyImage{make: func() (v1.Image, error) { return b.stageImage(s) }}
+			sr.Image = image.Lazy(func() (v1.Image, error) { return imageOf(s, nil) })
 			sr.Remote = remoteOnly(s.layers)
 		}
 		if sr.Layers, err = b.layerTrees(b.results[i].layers); err != nil {

@@ -108,12 +108,16 @@ func TestImageDating(t *testing.T) {
 		st := stepTime
 		s.addHistory("RUN true", &st)
 		s.addHistory("CMD []", nil)
-		img, err := imageOf(s)
+		img, err := imageOf(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := img.RawConfigFile()
 		if err != nil {
 			t.Fatal(err)
 		}
 		var cfg v1.ConfigFile
-		if err := json.Unmarshal(img.config, &cfg); err != nil {
+		if err := json.Unmarshal(raw, &cfg); err != nil {
 			t.Fatal(err)
 		}
 		return &cfg
