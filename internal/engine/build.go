@@ -146,9 +146,9 @@ type LayerTree struct {
 func (b *builder) layerTrees(ls []v1.Layer) ([]LayerTree, error) {
 	out := make([]LayerTree, len(ls))
 	for i, l := range ls {
-		if sl, ok := l.(*snapLayer); ok && !sl.made() {
+		if sl, ok := l.(*store.SnapshotLayer); ok && !sl.Made() {
 			// No blob, no diffID: the snapshot names the tree.
-			out[i] = LayerTree{ID: "snapshot:" + sl.id().Hex, Open: sl.tree}
+			out[i] = LayerTree{ID: "snapshot:" + sl.ID().Hex, Open: sl.Tree}
 			continue
 		}
 		id, err := l.DiffID()
@@ -200,8 +200,8 @@ type builder struct {
 	consumed map[string]bool
 	// stepLog lists the filesystem steps done, for cache export.
 	stepLog []CacheStep
-	// blobs holds, per snapshot (hex), the making of its blob in this build.
-	blobs map[string]*blob
+	// snaps makes the blobs of this build's snapshots (see snapshots).
+	snaps *store.SnapshotLayers
 	// ships holds the stages whose layers end up in the image: the target and
 	// the stages it is built FROM.
 	ships map[int]bool

@@ -40,12 +40,12 @@ type CacheStep struct {
 // LayerInfo is the step's layer blob, made now when the step left only a
 // snapshot; nil when the step changed nothing.
 func (s CacheStep) LayerInfo() (*store.LayerInfo, error) {
-	if sl, ok := s.Blob.(*snapLayer); ok {
-		bl, err := sl.materialize()
+	if sl, ok := s.Blob.(*store.SnapshotLayer); ok {
+		info, err := sl.Info()
 		if err != nil {
 			return nil, err
 		}
-		return &bl.info, nil
+		return &info, nil
 	}
 	return s.layer, nil
 }
