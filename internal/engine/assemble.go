@@ -26,7 +26,7 @@ func imageOf(s *stageState, annotations map[string]string) (v1.Image, error) {
 // are there already, or are fetched from the shared cache now) and returns the
 // stored image.
 func (b *builder) assemble(s *stageState) (v1.Hash, v1.Image, error) {
-	if err := fetchLayers(s.layers); err != nil {
+	if err := image.FetchLayers(s.layers); err != nil {
 		return v1.Hash{}, nil, err
 	}
 	if err := b.materializeAll(s.layers); err != nil {

@@ -439,7 +439,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			// stage that does not ship has none until something asks.
 			s := b.results[i]
 			sr.Image = image.Lazy(func() (v1.Image, error) { return imageOf(s, nil) })
-			sr.Remote = remoteOnly(s.layers)
+			sr.Remote = image.RemoteOnly(s.layers)
 		}
 		if sr.Layers, err = b.layerTrees(b.results[i].layers); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", sr.Name, err)
