@@ -72,7 +72,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				opts.Secrets[id] = src
 			}
 			for _, v := range namedContexts {
-				name, nc, err := engine.ParseNamedContext(v)
+				name, nc, err := image.ParseNamedContext(v)
 				if err != nil {
 					return err
 				}
@@ -80,7 +80,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("--build-context %q: a context of that name was already given", v)
 				}
 				if opts.NamedContexts == nil {
-					opts.NamedContexts = map[string]engine.NamedContext{}
+					opts.NamedContexts = map[string]image.NamedContext{}
 				}
 				opts.NamedContexts[name] = nc
 			}

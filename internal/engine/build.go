@@ -84,10 +84,10 @@ type Options struct {
 	// another architecture than the host's runs RUN through binfmt_misc (see
 	// platforms.go); BuildPlatforms builds several platforms into one index.
 	Platform v1.Platform
-	// NamedContexts are the --build-context values by name (ParseNamedContext
+	// NamedContexts are the --build-context values by name (image.ParseNamedContext
 	// gives both): FROM, COPY --from and RUN --mount=from= of that name read
 	// it instead of a stage or an image, as in BuildKit.
-	NamedContexts map[string]NamedContext
+	NamedContexts map[string]image.NamedContext
 	// SSH maps an ssh id to the agent sockets or key files forwarded to
 	// RUN --mount=type=ssh (buildx --ssh; ParseSSH).
 	SSH map[string][]string

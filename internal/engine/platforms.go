@@ -22,26 +22,6 @@ import (
 // OCI image index. A stage whose platform is not the host's runs RUN through a
 // binfmt_misc handler (Debian's qemu-user-static); runc needs nothing else.
 
-// ParsePlatforms parses a --platform list ("linux/amd64,linux/arm64"),
-// normalised as BuildKit does; duplicates are an error.
-func ParsePlatforms(list []string) ([]v1.Platform, error) {
-	var out []v1.Platform
-	seen := map[string]bool{}
-	for _, s := range list {
-		p, err := dockerfile.ParsePlatform(s)
-		if err != nil {
-			return nil, err
-		}
-		vp := v1Platform(p)
-		if seen[platformString(vp)] {
-			return nil, fmt.Errorf("platform %s given twice", platformString(vp))
-		}
-		seen[platformString(vp)] = true
-		out = append(out, vp)
-	}
-	return out, nil
-}
-
 func v1Platform(p ocispecs.Platform) v1.Platform {
 	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
 }
