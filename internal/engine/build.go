@@ -473,7 +473,7 @@ func (b *builder) warnUnconsumed() {
 	for _, k := range dockerfile.ProxyArgs {
 		known[k] = true
 	}
-	known[SourceDateEpochArg] = true
+	known[dockerfile.SourceDateEpochArg] = true
 	var unused []string
 	for _, k := range sortedKeys(b.opts.BuildArgs) {
 		if !known[k] && !b.consumed[k] {
