@@ -205,8 +205,8 @@ type builder struct {
 	// ships holds the stages whose layers end up in the image: the target and
 	// the stages it is built FROM.
 	ships map[int]bool
-	// emulated caches checkEmulation's answer per architecture.
-	emulated map[string]error
+	// emulators answer checkEmulation, once per architecture.
+	emulators runtime.Emulators
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
@@ -279,7 +279,9 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	for i := plan.Target; i >= 0; i = plan.Stages[i].BaseStage {
 		ships[i] = true
 	}
-	return &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}, ships: ships}, nil
+	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}, ships: ships}
+	b.emulators.Dir = opts.binfmtDir
+	return b, nil
 }
 
 // Check runs only the Dockerfile's build checks over every stage, as

@@ -11,7 +11,6 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
-	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -54,28 +53,7 @@ func (b *builder) setPlatform(s *stageState, stg *dockerfile.Stage) {
 // checkEmulation fails a RUN of a stage whose platform the host cannot run
 // programs of (once per architecture and build).
 func (b *builder) checkEmulation(stg *dockerfile.Stage) error {
-	arch := stg.On.Architecture
-	if runtime.Native(arch) {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.emulated == nil {
-		b.emulated = map[string]error{}
-	}
-	err, ok := b.emulated[arch]
-	if !ok {
-		err = runtime.CheckEmulation(b.binfmtDir(), arch)
-		b.emulated[arch] = err
-	}
-	return err
-}
-
-func (b *builder) binfmtDir() string {
-	if b.opts.binfmtDir != "" {
-		return b.opts.binfmtDir
-	}
-	return runtime.BinfmtDir
+	return b.emulators.Check(stg.On.Architecture)
 }
 
 // PlatformsResult is a finished multi-platform build.
