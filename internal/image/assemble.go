@@ -111,9 +111,17 @@ type assembledImage struct {
 
 func (i *assembledImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
+// ManifestStore is what StoreManifest needs of a store.
+type ManifestStore interface {
+	WriteBlob(data []byte) (v1.Hash, int64, error)
+	Image(nameOrDigest string) (v1.Image, error)
+}
+
+var _ ManifestStore = (*store.Store)(nil)
+
 // StoreManifest writes the config and manifest of img (assembled over layers
 // the store holds already) into st and returns the stored image and its digest.
-func StoreManifest(st *store.Store, img v1.Image) (v1.Hash, v1.Image, error) {
+func StoreManifest(st ManifestStore, img v1.Image) (v1.Hash, v1.Image, error) {
 	cfg, err := img.RawConfigFile()
 	if err != nil {
 		return v1.Hash{}, nil, err
