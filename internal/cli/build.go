@@ -8,6 +8,7 @@ import (
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/report"
@@ -73,7 +74,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				opts.Secrets[id] = src
 			}
 			for _, v := range namedContexts {
-				name, nc, err := engine.ParseNamedContext(v)
+				name, nc, err := image.ParseNamedContext(v)
 				if err != nil {
 					return err
 				}
@@ -81,7 +82,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 					return fmt.Errorf("--build-context %q: a context of that name was already given", v)
 				}
 				if opts.NamedContexts == nil {
-					opts.NamedContexts = map[string]engine.NamedContext{}
+					opts.NamedContexts = map[string]image.NamedContext{}
 				}
 				opts.NamedContexts[name] = nc
 			}
@@ -321,16 +322,16 @@ func buildSlim(cmd *cobra.Command, st *store.Store, res *engine.Result, tags []s
 // $SOURCE_DATE_EPOCH, the order of buildctl and buildx.
 func sourceDateEpochOf(cmd *cobra.Command, flag string, buildArgs map[string]string) (*time.Time, error) {
 	if cmd.Flags().Changed("source-date-epoch") {
-		t, err := engine.ParseSourceDateEpoch(flag)
+		t, err := dockerfile.ParseSourceDateEpoch(flag)
 		if err != nil {
 			return nil, fmt.Errorf("--source-date-epoch: %w", err)
 		}
 		return t, nil
 	}
-	if _, ok := buildArgs[engine.SourceDateEpochArg]; ok {
+	if _, ok := buildArgs[dockerfile.SourceDateEpochArg]; ok {
 		return nil, nil
 	}
-	t, err := engine.ParseSourceDateEpoch(os.Getenv(engine.SourceDateEpochArg))
+	t, err := dockerfile.ParseSourceDateEpoch(os.Getenv(dockerfile.SourceDateEpochArg))
 	if err != nil {
 		return nil, fmt.Errorf("environment: %w", err)
 	}

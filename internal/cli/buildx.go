@@ -193,7 +193,7 @@ func (x *buildxFlags) check(cmd *cobra.Command) error {
 		}
 	}
 	var err error
-	if x.parsed, err = engine.ParsePlatforms(x.platforms); err != nil {
+	if x.parsed, err = parsePlatforms(x.platforms); err != nil {
 		return fmt.Errorf("--platform: %w", err)
 	}
 	return nil

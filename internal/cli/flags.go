@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strconv"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
@@ -127,4 +130,24 @@ func checkGateFlags(cmd *cobra.Command) error {
 	forbid, _ := cmd.Flags().GetString("forbid")
 	_, err := report.ParseGate(maxSize, forbid)
 	return err
+}
+
+// parsePlatforms parses a --platform list ("linux/amd64,linux/arm64"),
+// normalised as BuildKit does; duplicates are an error.
+func parsePlatforms(list []string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	seen := map[string]bool{}
+	for _, s := range list {
+		p, err := dockerfile.ParsePlatform(s)
+		if err != nil {
+			return nil, err
+		}
+		name := dockerfile.FormatPlatform(p)
+		if seen[name] {
+			return nil, fmt.Errorf("platform %s given twice", name)
+		}
+		seen[name] = true
+		out = append(out, v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion})
+	}
+	return out, nil
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // TestFlagsCheckedBeforeTheStore: a bad option value is an error that names the
@@ -95,5 +97,45 @@ func TestRunRm(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not found") {
 			t.Errorf("%v: error %v, want the image not found", args, err)
 		}
+	}
+}
+
+// TestParsePlatforms: --platform values are normalised as BuildKit does, and
+// a platform given twice (in any spelling) is an error.
+func TestParsePlatforms(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []v1.Platform
+		err  string
+	}{
+		{name: "list", in: []string{"linux/amd64", "linux/arm64"}, want: []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}},
+		{name: "aarch64 is arm64", in: []string{"linux/aarch64"}, want: []v1.Platform{{OS: "linux", Architecture: "arm64"}}},
+		{name: "arm64/v8 is arm64", in: []string{"linux/arm64/v8"}, want: []v1.Platform{{OS: "linux", Architecture: "arm64"}}},
+		{name: "arm is arm/v7", in: []string{"linux/arm"}, want: []v1.Platform{{OS: "linux", Architecture: "arm", Variant: "v7"}}},
+		{name: "twice", in: []string{"linux/arm64", "linux/aarch64"}, err: "given twice"},
+		{name: "not linux", in: []string{"windows/amd64"}, err: "linux images only"},
+		{name: "garbage", in: []string{"linux/no such"}, err: "platform"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parsePlatforms(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if !got[i].Equals(tc.want[i]) {
+					t.Errorf("platform %d: got %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
 	}
 }

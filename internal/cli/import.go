@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/spf13/cobra"
 )
@@ -18,7 +17,7 @@ func newImportCmd(g *Globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p *v1.Platform
 			if cmd.Flags().Changed("platform") {
-				ps, err := engine.ParsePlatforms([]string{platform})
+				ps, err := parsePlatforms([]string{platform})
 				if err != nil {
 					return fmt.Errorf("--platform: %w", err)
 				}

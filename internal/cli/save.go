@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/spf13/cobra"
 )
@@ -26,7 +25,7 @@ func newSaveCmd(g *Globals) *cobra.Command {
 			}
 			var p *v1.Platform
 			if cmd.Flags().Changed("platform") {
-				ps, err := engine.ParsePlatforms([]string{platform})
+				ps, err := parsePlatforms([]string{platform})
 				if err != nil {
 					return fmt.Errorf("--platform: %w", err)
 				}

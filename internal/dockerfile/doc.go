@@ -15,6 +15,8 @@
 // their names, reported as Plan.Warnings with file:line, with the
 // `# check=skip=…;error=true` directive honoured, and a notice when `# syntax=`
 // names a frontend other than docker/dockerfile (slimbuild parses every
-// Dockerfile with its built-in parser). The package is pure: no disk, no
+// Dockerfile with its built-in parser). ParsePlatform and
+// ParseSourceDateEpoch read the values of --platform and of the
+// SOURCE_DATE_EPOCH build arg. The package is pure: no disk, no
 // network. Every error names file:line.
 package dockerfile

@@ -85,10 +85,10 @@ type Options struct {
 	// another architecture than the host's runs RUN through binfmt_misc (see
 	// platforms.go); BuildPlatforms builds several platforms into one index.
 	Platform v1.Platform
-	// NamedContexts are the --build-context values by name (ParseNamedContext
+	// NamedContexts are the --build-context values by name (image.ParseNamedContext
 	// gives both): FROM, COPY --from and RUN --mount=from= of that name read
 	// it instead of a stage or an image, as in BuildKit.
-	NamedContexts map[string]NamedContext
+	NamedContexts map[string]image.NamedContext
 	// SSH maps an ssh id to the agent sockets or key files forwarded to
 	// RUN --mount=type=ssh (buildx --ssh; ParseSSH).
 	SSH map[string][]string
@@ -147,9 +147,9 @@ type LayerTree struct {
 func (b *builder) layerTrees(ls []v1.Layer) ([]LayerTree, error) {
 	out := make([]LayerTree, len(ls))
 	for i, l := range ls {
-		if sl, ok := l.(*snapLayer); ok && !sl.made() {
+		if sl, ok := l.(*store.SnapshotLayer); ok && !sl.Made() {
 			// No blob, no diffID: the snapshot names the tree.
-			out[i] = LayerTree{ID: "snapshot:" + sl.id().Hex, Open: sl.tree}
+			out[i] = LayerTree{ID: "snapshot:" + sl.ID().Hex, Open: sl.Tree}
 			continue
 		}
 		id, err := l.DiffID()
@@ -201,13 +201,13 @@ type builder struct {
 	consumed map[string]bool
 	// stepLog lists the filesystem steps done, for cache export.
 	stepLog []CacheStep
-	// blobs holds, per snapshot (hex), the making of its blob in this build.
-	blobs map[string]*blob
+	// snaps makes the blobs of this build's snapshots (see snapshots).
+	snaps *store.SnapshotLayers
 	// ships holds the stages whose layers end up in the image: the target and
 	// the stages it is built FROM.
 	ships map[int]bool
-	// emulated caches checkEmulation's answer per architecture.
-	emulated map[string]error
+	// emulators answer checkEmulation, once per architecture.
+	emulators runtime.Emulators
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
@@ -280,7 +280,9 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	for i := plan.Target; i >= 0; i = plan.Stages[i].BaseStage {
 		ships[i] = true
 	}
-	return &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}, ships: ships}, nil
+	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}, ships: ships}
+	b.emulators.Dir = opts.binfmtDir
+	return b, nil
 }
 
 // Check runs only the Dockerfile's build checks over every stage, as
@@ -439,8 +441,8 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			// Made on first use: a stage's image needs its layers' blobs, and a
 			// stage that does not ship has none until something asks.
 			s := b.results[i]
-			sr.Image = &lazyImage{make: func() (v1.Image, error) { return b.stageImage(s) }}
-			sr.Remote = remoteOnly(s.layers)
+			sr.Image = image.Lazy(func() (v1.Image, error) { return imageOf(s, nil) })
+			sr.Remote = image.RemoteOnly(s.layers)
 		}
 		if sr.Layers, err = b.layerTrees(b.results[i].layers); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", sr.Name, err)
@@ -474,7 +476,7 @@ func (b *builder) warnUnconsumed() {
 	for _, k := range dockerfile.ProxyArgs {
 		known[k] = true
 	}
-	known[SourceDateEpochArg] = true
+	known[dockerfile.SourceDateEpochArg] = true
 	var unused []string
 	for _, k := range sortedKeys(b.opts.BuildArgs) {
 		if !known[k] && !b.consumed[k] {

@@ -1,6 +1,9 @@
 // Package engine is the engine: it walks a dockerfile.Plan, runs each needed stage
 // (concurrently where the stage graph allows), and assembles the final image in the
-// store.
+// store (with package image's one assembler, image.Assemble). A step's result is
+// a snapshot; its blob is made by the store (store.SnapshotLayers) only when
+// something ships or exports it, once per build, and kept in the step's cache
+// record (snapshots.go).
 //
 // Every step has a cache key that covers exactly what can change its result: the
 // parent state's key, the instruction after ARG/ENV expansion, the environment it
@@ -17,7 +20,7 @@
 // and cancellation.
 //
 // Shared caches (Options.CacheFrom, a registry's through package regcache) are
-// consulted when the store's cache misses. A hit there is lazy: the step is
+// consulted when the store's cache misses. A hit there is lazy (image.LazyLayer): the step is
 // CACHED with the layer's descriptor, and the blob comes over only when its bytes
 // are needed (a later step mounts it, or the final image is assembled), after
 // which the store's cache records the step too. Result.CacheSteps lists every
@@ -27,7 +30,7 @@
 // Options.Platform is the build's target platform (default the host's): the
 // TARGET* ARGs, the image FROM and --from pick, the result's config and every
 // step's key follow it; a stage for another architecture runs RUN through
-// binfmt_misc (runtime.CheckEmulation). BuildPlatforms builds several platforms,
+// binfmt_misc (runtime.Emulators). BuildPlatforms builds several platforms,
 // one after the other, into one OCI image index (platforms.go).
 //
 // What a COPY or ADD reads and how it is placed (the build context and its
@@ -38,10 +41,11 @@
 // An ADD of a git repository is resolved when the step's key is made, so the
 // key holds the commit and an unchanged remote is a hit without a fetch.
 //
-// Named contexts (Options.NamedContexts, buildx --build-context) replace, by
+// Named contexts (Options.NamedContexts, buildx --build-context, parsed by
+// image.ParseNamedContext) replace, by
 // name, a FROM base, a stage of that name and a --from (COPY, RUN --mount) as in
 // BuildKit (namedctx.go): an image (docker-image://, or oci-layout:// read into
-// the store) is used like any image; a local directory is read like the main
+// the store by image.LayoutImage) is used like any image; a local directory is read like the main
 // context, with its own .dockerignore, keyed by content, and cannot be a FROM
 // base yet. RUN --mount=type=ssh serves, for the RUN only, a read-only ssh
 // agent of the --ssh keys or forwarded socket on a socket in the step's

@@ -18,32 +18,11 @@ package engine
 //     without the epoch, or with another one, is never served to this build.
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 )
-
-// SourceDateEpochArg is the build arg (and environment variable) that carries the epoch.
-const SourceDateEpochArg = "SOURCE_DATE_EPOCH"
-
-// maxEpoch is the last second that an image config's RFC 3339 times can hold.
-var maxEpoch = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
-
-// ParseSourceDateEpoch parses a SOURCE_DATE_EPOCH value: whole seconds since
-// 1970, from 0 to the end of year 9999. "" gives nil, as if it were unset.
-func ParseSourceDateEpoch(s string) (*time.Time, error) {
-	if s == "" {
-		return nil, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > maxEpoch {
-		return nil, fmt.Errorf("invalid %s %q: want whole seconds since 1970 (0 to %d)", SourceDateEpochArg, s, maxEpoch)
-	}
-	t := time.Unix(n, 0).UTC()
-	return &t, nil
-}
 
 // wholeSeconds returns a copy of epoch in UTC, without its fraction of a second.
 func wholeSeconds(epoch *time.Time) *time.Time {
@@ -61,7 +40,7 @@ func withEpochArg(args map[string]string, epoch *time.Time) map[string]string {
 		out[k] = v
 	}
 	if epoch != nil {
-		out[SourceDateEpochArg] = strconv.FormatInt(epoch.Unix(), 10)
+		out[dockerfile.SourceDateEpochArg] = strconv.FormatInt(epoch.Unix(), 10)
 	}
 	return out
 }
@@ -69,14 +48,14 @@ func withEpochArg(args map[string]string, epoch *time.Time) map[string]string {
 // epochFromPlan is the epoch a build without Options.SourceDateEpoch gets from
 // the build arg or the global ARG default; nil for none.
 func epochFromPlan(p *dockerfile.Plan) (*time.Time, error) {
-	v, ok := p.BuildArgs[SourceDateEpochArg]
+	v, ok := p.BuildArgs[dockerfile.SourceDateEpochArg]
 	if !ok {
-		v = p.GlobalArgs()[SourceDateEpochArg]
+		v = p.GlobalArgs()[dockerfile.SourceDateEpochArg]
 	}
 	if v == "context" {
 		return nil, nil
 	}
-	return ParseSourceDateEpoch(v)
+	return dockerfile.ParseSourceDateEpoch(v)
 }
 
 // epochKey folds the epoch into a filesystem step's cache key.
@@ -84,5 +63,5 @@ func (b *builder) epochKey(key string) string {
 	if b.opts.SourceDateEpoch == nil {
 		return key
 	}
-	return keyOf(key, SourceDateEpochArg, b.opts.SourceDateEpoch.Unix())
+	return keyOf(key, dockerfile.SourceDateEpochArg, b.opts.SourceDateEpoch.Unix())
 }

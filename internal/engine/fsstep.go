@@ -155,7 +155,7 @@ func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) 
 	var l v1.Layer
 	switch {
 	case rec.Snapshot != nil:
-		l = &snapLayer{b: b, key: key, rec: *rec}
+		l = b.snapLayer(key, *rec)
 	case rec.Layer != nil:
 		var err error
 		if l, err = b.st.Layer(*rec.Layer); err != nil {

@@ -11,14 +11,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/slimbuild/slimbuild/internal/engine"
+	"github.com/slimbuild/slimbuild/internal/image"
 )
 
 // namedContexts parses --build-context flags as the CLI does.
-func namedContexts(t *testing.T, flags ...string) map[string]engine.NamedContext {
+func namedContexts(t *testing.T, flags ...string) map[string]image.NamedContext {
 	t.Helper()
-	out := map[string]engine.NamedContext{}
+	out := map[string]image.NamedContext{}
 	for _, f := range flags {
-		name, nc, err := engine.ParseNamedContext(f)
+		name, nc, err := image.ParseNamedContext(f)
 		if err != nil {
 			t.Fatal(err)
 		}

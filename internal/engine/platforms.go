@@ -11,7 +11,6 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
-	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -21,26 +20,6 @@ import (
 // and BuildPlatforms runs Build once per platform and stores the results as one
 // OCI image index. A stage whose platform is not the host's runs RUN through a
 // binfmt_misc handler (Debian's qemu-user-static); runc needs nothing else.
-
-// ParsePlatforms parses a --platform list ("linux/amd64,linux/arm64"),
-// normalised as BuildKit does; duplicates are an error.
-func ParsePlatforms(list []string) ([]v1.Platform, error) {
-	var out []v1.Platform
-	seen := map[string]bool{}
-	for _, s := range list {
-		p, err := dockerfile.ParsePlatform(s)
-		if err != nil {
-			return nil, err
-		}
-		vp := v1Platform(p)
-		if seen[platformString(vp)] {
-			return nil, fmt.Errorf("platform %s given twice", platformString(vp))
-		}
-		seen[platformString(vp)] = true
-		out = append(out, vp)
-	}
-	return out, nil
-}
 
 func v1Platform(p ocispecs.Platform) v1.Platform {
 	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
@@ -74,28 +53,7 @@ func (b *builder) setPlatform(s *stageState, stg *dockerfile.Stage) {
 // checkEmulation fails a RUN of a stage whose platform the host cannot run
 // programs of (once per architecture and build).
 func (b *builder) checkEmulation(stg *dockerfile.Stage) error {
-	arch := stg.On.Architecture
-	if runtime.Native(arch) {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.emulated == nil {
-		b.emulated = map[string]error{}
-	}
-	err, ok := b.emulated[arch]
-	if !ok {
-		err = runtime.CheckEmulation(b.binfmtDir(), arch)
-		b.emulated[arch] = err
-	}
-	return err
-}
-
-func (b *builder) binfmtDir() string {
-	if b.opts.binfmtDir != "" {
-		return b.opts.binfmtDir
-	}
-	return runtime.BinfmtDir
+	return b.emulators.Check(stg.On.Architecture)
 }
 
 // PlatformsResult is a finished multi-platform build.

@@ -28,44 +28,6 @@ var (
 	arm64 = v1.Platform{OS: "linux", Architecture: "arm64"}
 )
 
-func TestParsePlatforms(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		in   []string
-		want []v1.Platform
-		err  string
-	}{
-		{name: "list", in: []string{"linux/amd64", "linux/arm64"}, want: []v1.Platform{amd64, arm64}},
-		{name: "aarch64 is arm64", in: []string{"linux/aarch64"}, want: []v1.Platform{arm64}},
-		{name: "arm64/v8 is arm64", in: []string{"linux/arm64/v8"}, want: []v1.Platform{arm64}},
-		{name: "arm is arm/v7", in: []string{"linux/arm"}, want: []v1.Platform{{OS: "linux", Architecture: "arm", Variant: "v7"}}},
-		{name: "twice", in: []string{"linux/arm64", "linux/aarch64"}, err: "given twice"},
-		{name: "not linux", in: []string{"windows/amd64"}, err: "linux images only"},
-		{name: "garbage", in: []string{"linux/no such"}, err: "platform"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := engine.ParsePlatforms(tc.in)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one containing %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %v, want %v", got, tc.want)
-			}
-			for i := range got {
-				if !got[i].Equals(tc.want[i]) {
-					t.Errorf("platform %d: got %v, want %v", i, got[i], tc.want[i])
-				}
-			}
-		})
-	}
-}
-
 // foreign is an architecture the test host does not run natively.
 func foreign() v1.Platform {
 	if runtime.GOARCH == "arm64" {

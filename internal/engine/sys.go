@@ -1,11 +1,9 @@
 package engine
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"io/fs"
-	goruntime "runtime"
 	"syscall"
 )
 
@@ -19,7 +17,3 @@ func randomID() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-func goarch() string { return goruntime.GOARCH }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -45,6 +45,20 @@
 // retries of whole operations on top. Errors about refused credentials wrap
 // ErrUnauthorized and name the registry.
 //
+// Assembly: Assemble is the one image assembler (manifest + config + history),
+// used by the engine, slim and rootfs imports: the same config and layers give
+// the same bytes whoever assembles them, and nothing is written until
+// StoreManifest (config and manifest; the layers must be in the store). Lazy is
+// an image made on first use. LazyLayer is a layer a remote (a shared build
+// cache) holds: its metadata is known, its blob is fetched into the store on
+// the first read of its content, digest-checked and bounded by its recorded
+// size.
+//
+// Named contexts: ParseNamedContext parses a --build-context value;
+// LayoutImage reads the image an OCI layout names (for a platform, through
+// nested indexes), size-checking index.json, manifests and configs before they
+// are read, and writes it into the store.
+//
 // Errors name the reference, path or output spec they concern. The package is silent:
 // progress goes through the logf callbacks the callers pass.
 package image

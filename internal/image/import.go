@@ -15,9 +15,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -229,23 +227,14 @@ func rootfsImage(st *store.Store, info store.LayerInfo, p v1.Platform, created t
 		return nil, err
 	}
 	now := v1.Time{Time: created.UTC().Truncate(time.Second)}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+	cfg := &v1.ConfigFile{
 		Architecture: p.Architecture,
 		OS:           p.OS,
 		Variant:      p.Variant,
 		Created:      now,
-		RootFS:       v1.RootFS{Type: "layers"},
-	})
-	if err != nil {
-		return nil, err
+		History:      []v1.History{{Created: now, CreatedBy: "slimbuild import", Comment: comment}},
 	}
-	return mutate.Append(img, mutate.Addendum{
-		Layer:     l,
-		MediaType: info.MediaType,
-		History:   v1.History{Created: now, CreatedBy: "slimbuild import", Comment: comment},
-	})
+	return Assemble(cfg, []v1.Layer{l}, nil)
 }
 
 // ctxWriter stops a long copy when ctx is cancelled.

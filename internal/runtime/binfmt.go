@@ -9,6 +9,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Programs of another architecture run through binfmt_misc: the kernel hands an
@@ -160,4 +161,36 @@ func CheckEmulation(dir, arch string) error {
 			platform, withoutF, arch, ErrNoEmulator, BinfmtSetup)
 	}
 	return fmt.Errorf("RUN for %s: %w for %s programs in %s: set one up with: %s", platform, ErrNoEmulator, arch, dir, BinfmtSetup)
+}
+
+// Emulators answers CheckEmulation once per architecture (a build asks before
+// every RUN of a foreign stage). Dir is where binfmt_misc entries are read, ""
+// for BinfmtDir. The zero value is ready to use; it is safe for concurrent use.
+type Emulators struct {
+	Dir string
+
+	mu      sync.Mutex
+	checked map[string]error
+}
+
+// Check is CheckEmulation(e.Dir, arch), asked once per arch.
+func (e *Emulators) Check(arch string) error {
+	if Native(arch) {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.checked == nil {
+		e.checked = map[string]error{}
+	}
+	err, ok := e.checked[arch]
+	if !ok {
+		dir := e.Dir
+		if dir == "" {
+			dir = BinfmtDir
+		}
+		err = CheckEmulation(dir, arch)
+		e.checked[arch] = err
+	}
+	return err
 }

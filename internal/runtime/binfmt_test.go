@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,31 @@ func TestElfHeaderMatchesDebian(t *testing.T) {
 	h, _ = elfHeader("amd64")
 	if e.matches(h) {
 		t.Error("Debian's aarch64 entry matches an amd64 ELF header")
+	}
+}
+
+// TestEmulatorsAskOnce: Emulators reads binfmt_misc once per architecture (a
+// handler set up during a build is not seen by it), and never for the host's.
+func TestEmulatorsAskOnce(t *testing.T) {
+	if Native("arm64") {
+		t.Skip("arm64 is native here")
+	}
+	dir := t.TempDir()
+	e := &Emulators{Dir: dir}
+	if err := e.Check(goruntime.GOARCH); err != nil {
+		t.Fatalf("the host's architecture: %v", err)
+	}
+	if err := e.Check("arm64"); !errors.Is(err, ErrNoEmulator) {
+		t.Fatalf("no handler: %v, want ErrNoEmulator", err)
+	}
+	entry := "enabled\n" + strings.Replace(aarch64Entry, "%s", "F", 1)
+	if err := os.WriteFile(filepath.Join(dir, "qemu-aarch64"), []byte(entry), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Check("arm64"); !errors.Is(err, ErrNoEmulator) {
+		t.Errorf("asked again: %v, want the first answer", err)
+	}
+	if err := (&Emulators{Dir: dir}).Check("arm64"); err != nil {
+		t.Errorf("a new Emulators: %v, want the handler found", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/layer"
@@ -323,39 +321,24 @@ func writeLayer(st *store.Store, rootfs string, paths []string, c store.Compress
 // writeImage writes the slim image's config and manifest to the store.
 func writeImage(st *store.Store, cf *v1.ConfigFile, info store.LayerInfo, comment string) (v1.Hash, v1.Image, error) {
 	cfg := cf.DeepCopy()
-	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{info.DiffID}}
 	cfg.History = append(cfg.History, v1.History{Created: cfg.Created, CreatedBy: "slimbuild slim", Comment: comment})
 	// Every earlier history entry stands for no layer of this image.
 	for i := range cfg.History[:len(cfg.History)-1] {
 		cfg.History[i].EmptyLayer = true
 	}
-	cfgBytes, err := json.Marshal(cfg)
+	l, err := st.Layer(info)
 	if err != nil {
-		return v1.Hash{}, nil, fmt.Errorf("encoding slim config: %w", err)
+		return v1.Hash{}, nil, fmt.Errorf("reading slim layer: %w", err)
 	}
-	cd, cs, err := st.WriteBlob(cfgBytes)
+	img, err := image.Assemble(cfg, []v1.Layer{l}, nil)
 	if err != nil {
-		return v1.Hash{}, nil, fmt.Errorf("writing slim config: %w", err)
+		return v1.Hash{}, nil, fmt.Errorf("assembling slim image: %w", err)
 	}
-	m := v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: cs, Digest: cd},
-		Layers:        []v1.Descriptor{{MediaType: info.MediaType, Size: info.Size, Digest: info.Digest}},
-	}
-	mBytes, err := json.Marshal(m)
+	d, stored, err := image.StoreManifest(st, img)
 	if err != nil {
-		return v1.Hash{}, nil, fmt.Errorf("encoding slim manifest: %w", err)
+		return v1.Hash{}, nil, fmt.Errorf("writing slim image: %w", err)
 	}
-	d, _, err := st.WriteBlob(mBytes)
-	if err != nil {
-		return v1.Hash{}, nil, fmt.Errorf("writing slim manifest: %w", err)
-	}
-	img, err := st.Image(d.String())
-	if err != nil {
-		return v1.Hash{}, nil, err
-	}
-	return d, img, nil
+	return d, stored, nil
 }
 
 // runProbe runs img with one probe and records what it did; when watch is

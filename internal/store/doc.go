@@ -40,6 +40,13 @@
 // from the compression asked for (package image, Compressed), so how a layer
 // was first stored never shows in a pushed or exported image.
 //
+// Snapshot layers (snaplayer.go): SnapshotLayers hands out committed snapshots
+// as v1.Layers whose blobs are made on demand (tar → hash → compress → hash →
+// temp file, one pass), once per SnapshotLayers however many layers name the
+// snapshot, then kept in the caller's SnapshotRecord (the engine's cache
+// record) and the tree promoted to layers/DIFFID. Tree reads a snapshot's files
+// without making its blob; LowerDirs gives overlay lower dirs of any layers.
+//
 // IngestLayer stores a layer that arrives as a stream (an import, a pull) in
 // one pass: the blob is written as read while it is hashed, decompressed,
 // hashed again (diffID, checked against the declared one) and unpacked into a

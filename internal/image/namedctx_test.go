@@ -1,4 +1,4 @@
-package engine
+package image
 
 import (
 	"errors"
@@ -74,7 +74,7 @@ func TestLayoutImageBounded(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(big, "index.json"), make([]byte, store.MaxManifestSize+1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := layoutImage(st, NamedContext{Layout: big, LayoutTag: "latest"}, v1.Platform{OS: "linux", Architecture: "amd64"}); !errors.Is(err, store.ErrTooLarge) {
+	if _, err := LayoutImage(st, big, "latest", "", v1.Platform{OS: "linux", Architecture: "amd64"}); !errors.Is(err, store.ErrTooLarge) {
 		t.Errorf("oversized index.json: error %v, want store.ErrTooLarge", err)
 	}
 	lied := t.TempDir()
@@ -82,7 +82,7 @@ func TestLayoutImageBounded(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(lied, "index.json"), []byte(index), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := layoutImage(st, NamedContext{Layout: lied, LayoutTag: "latest"}, v1.Platform{OS: "linux", Architecture: "amd64"}); !errors.Is(err, store.ErrTooLarge) {
+	if _, err := LayoutImage(st, lied, "latest", "", v1.Platform{OS: "linux", Architecture: "amd64"}); !errors.Is(err, store.ErrTooLarge) {
 		t.Errorf("oversized manifest: error %v, want store.ErrTooLarge", err)
 	}
 }
