@@ -123,7 +123,7 @@ func (r *Mounter) resolveMount(ctx context.Context, m *instructions.Mount, wd, f
 		if err != nil {
 			return nil, nil, err
 		}
-		if readOnly {
+		if readOnly && !m.ReadOnly {
 			opts = append(opts, "ro")
 		}
 		return []specs.Mount{{Destination: target, Type: "bind", Source: host, Options: opts}}, release, nil
