@@ -448,6 +448,11 @@ func TestResolveBindAndTmpfs(t *testing.T) {
 	if file.bound != 0 || layers.bound != 0 {
 		t.Errorf("after Release, binds held: %d and %d", file.bound, layers.bound)
 	}
+	// Resolve refuses what Check refuses, even when no key was asked for first.
+	_, err = r.Resolve(context.Background(), parseRunMounts(t, "RUN --mount=type=tmpfs,target=/t,from=stage true"), "/", nil, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), `option "from" is not supported`) {
+		t.Errorf("a tmpfs mount with from=: error %v", err)
+	}
 }
 
 func TestResolveSSH(t *testing.T) {
