@@ -12,6 +12,7 @@ import (
 	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/report"
+	"github.com/slimbuild/slimbuild/internal/runmount"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/slim"
 	"github.com/slimbuild/slimbuild/internal/source"
@@ -86,7 +87,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				}
 				opts.NamedContexts[name] = nc
 			}
-			if opts.SSH, err = engine.ParseSSH(sshs); err != nil {
+			if opts.SSH, err = runmount.ParseSSH(sshs); err != nil {
 				return err
 			}
 			if err := bx.check(cmd); err != nil {

@@ -90,7 +90,7 @@ type Options struct {
 	// it instead of a stage or an image, as in BuildKit.
 	NamedContexts map[string]image.NamedContext
 	// SSH maps an ssh id to the agent sockets or key files forwarded to
-	// RUN --mount=type=ssh (buildx --ssh; ParseSSH).
+	// RUN --mount=type=ssh (buildx --ssh; runmount.ParseSSH).
 	SSH map[string][]string
 	// binfmtDir replaces runtime.BinfmtDir (tests).
 	binfmtDir string

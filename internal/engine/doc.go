@@ -47,10 +47,9 @@
 // BuildKit (namedctx.go): an image (docker-image://, or oci-layout:// read into
 // the store by image.LayoutImage) is used like any image; a local directory is read like the main
 // context, with its own .dockerignore, keyed by content, and cannot be a FROM
-// base yet. RUN --mount=type=ssh serves, for the RUN only, a read-only ssh
-// agent of the --ssh keys or forwarded socket on a socket in the step's
-// directory (sshagent.go); cache mounts with from= are seeded, when new, from
-// that source's directory.
+// base yet. RUN --mount flags are resolved by package runmount (secrets, cache,
+// tmpfs, bind and ssh mounts); the engine gives it the trees they read
+// (mounttree.go) and keeps the RUN's orchestration (run.go).
 //
 // The engine is silent: progress goes to Options.Progress. (One exception:
 // golang.org/x/crypto's agent server logs the requests it refuses.)

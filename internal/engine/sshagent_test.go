@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/slimbuild/slimbuild/internal/engine"
+	"github.com/slimbuild/slimbuild/internal/runmount"
 )
 
 // agentList builds testdata/agentlist, static, into dir and returns its path:
@@ -70,7 +71,7 @@ RUN --mount=type=ssh,id=other echo "optional=$SSH_AUTH_SOCK" > /opt && (test -e 
 `,
 	})
 	agentList(t, dir)
-	ssh, err := engine.ParseSSH([]string{"k=" + keyFile})
+	ssh, err := runmount.ParseSSH([]string{"k=" + keyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestSSHMountForwardsSocket(t *testing.T) {
 		"Dockerfile": "FROM busybox\nCOPY agentlist /agentlist\nRUN --mount=type=ssh /agentlist > /out\n",
 	})
 	agentList(t, dir)
-	sshs, err := engine.ParseSSH([]string{"default"})
+	sshs, err := runmount.ParseSSH([]string{"default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestSSHMountErrors(t *testing.T) {
 		{"source", "FROM busybox\nRUN --mount=type=ssh,source=/x true\n", nil, "source"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sshs, err := engine.ParseSSH(tc.ssh)
+			sshs, err := runmount.ParseSSH(tc.ssh)
 			if err != nil {
 				t.Fatal(err)
 			}

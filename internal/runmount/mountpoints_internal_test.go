@@ -1,4 +1,4 @@
-package engine
+package runmount
 
 import (
 	"io/fs"
@@ -55,5 +55,56 @@ func TestRemoveMountPointsStaysInUpper(t *testing.T) {
 				t.Errorf("the leftover mount point /run/secrets/tok (and its parents) stayed")
 			}
 		})
+	}
+}
+
+// TestPoints: what RecordPoints saw before the RUN decides what Remove takes
+// from the upper directory: new empty mount points and the parents copied up
+// only to hold them go; what existed before, or changed, stays.
+func TestPoints(t *testing.T) {
+	root, upper := t.TempDir(), t.TempDir()
+	mkdir := func(base, p string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(base, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(base, p), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(base, p, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(base, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Before the RUN (its root): /data and /keep exist, /etc/hosts is a file.
+	mkdir(root, "data", 0o755)
+	mkdir(root, "keep", 0o755)
+	mkdir(root, "etc", 0o755)
+	write(root, "etc/hosts", "127.0.0.1 localhost\n")
+	pts, err := RecordPoints(root, []string{"/data/m", "/keep/x", "/etc/hosts", "/new/dir/f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After it (its upper): each mount point left empty, /data copied up
+	// unchanged, /keep's mode changed by the RUN, /etc/hosts emptied by it.
+	mkdir(upper, "data/m", 0o755)
+	mkdir(upper, "keep/x", 0o755)
+	if err := os.Chmod(filepath.Join(upper, "keep"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(upper, "etc", 0o755)
+	write(upper, "etc/hosts", "")
+	mkdir(upper, "new/dir", 0o755)
+	write(upper, "new/dir/f", "")
+	pts.Remove(upper)
+	for p, want := range map[string]bool{
+		"data": false, "keep/x": false, "keep": true, "etc/hosts": true, "new": false,
+	} {
+		_, err := os.Lstat(filepath.Join(upper, p))
+		if got := err == nil; got != want {
+			t.Errorf("%s in the upper after Remove: %v, want %v", p, got, want)
+		}
 	}
 }

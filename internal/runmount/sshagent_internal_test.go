@@ -1,4 +1,4 @@
-package engine
+package runmount
 
 import (
 	"crypto/ed25519"

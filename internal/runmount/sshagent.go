@@ -1,4 +1,4 @@
-package engine
+package runmount
 
 import (
 	"errors"
@@ -159,9 +159,9 @@ const maxAgentConns = 16
 // says (root, 0600 by default, as in BuildKit), and returns its mount at
 // target and the function that stops it. An id not given with --ssh is an
 // error when m is required, else no mount at all, as in BuildKit.
-func (b *builder) sshMount(m *instructions.Mount, target, dir string) ([]specs.Mount, func(), error) {
+func (r *Mounter) sshMount(m *instructions.Mount, target, dir string) ([]specs.Mount, func(), error) {
 	id := sshID(m)
-	paths, ok := b.opts.SSH[id]
+	paths, ok := r.cfg.SSH[id]
 	if !ok {
 		if m.Required {
 			return nil, nil, fmt.Errorf("no SSH key %q forwarded: build with --ssh %s[=SOCKET|KEY]", id, id)

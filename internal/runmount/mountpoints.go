@@ -1,4 +1,4 @@
-package engine
+package runmount
 
 import (
 	"io"
@@ -7,11 +7,50 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"syscall"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
 	"github.com/slimbuild/slimbuild/internal/layer"
 )
+
+// Points are the mount points of a RUN: the image paths its container mounts
+// something on, and what each of them and of their parents was before the RUN.
+type Points struct {
+	targets []string
+	before  map[string]fs.FileInfo // nil: did not exist before the run
+}
+
+// RecordPoints records, before a RUN, what root (its mounted root filesystem)
+// holds at each of targets and at their parents, resolved inside root.
+func RecordPoints(root string, targets []string) (*Points, error) {
+	pts := &Points{targets: targets, before: map[string]fs.FileInfo{}}
+	for _, t := range targets {
+		for p := t; p != "/" && p != "."; p = path.Dir(p) {
+			if _, ok := pts.before[p]; ok {
+				continue
+			}
+			hp, err := securejoin.SecureJoin(root, p)
+			if err != nil {
+				return nil, err
+			}
+			fi, err := os.Lstat(hp)
+			if err != nil {
+				fi = nil
+			}
+			pts.before[p] = fi
+		}
+	}
+	return pts, nil
+}
+
+// Remove deletes, once the RUN is over and its root unmounted, the mount
+// points its container left in upper, the RUN's upper directory (see
+// removeMountPoints).
+func (pts *Points) Remove(upper string) {
+	removeMountPoints(upper, pts.targets, pts.before)
+}
 
 // removeMountPoints deletes, from the upper directory, what only exists there
 // because something was mounted: the empty files and directories runc created as
@@ -100,7 +139,7 @@ func sameDir(old fs.FileInfo, cur *unix.Stat_t, opaque bool) bool {
 	if !old.IsDir() || opaque {
 		return false
 	}
-	ost, ok := sysStat(old)
+	ost, ok := old.Sys().(*syscall.Stat_t)
 	if !ok {
 		return false
 	}
