@@ -343,7 +343,9 @@ func decodeStats(data []byte) (map[string]statEntry, bool) {
 		return nil, false
 	}
 	data = data[len(statMagic):]
-	stats := map[string]statEntry{}
+	// An entry is at least its 36-byte mode and digest and six varints;
+	// sizing the map for that many saves rehashing a large context's map.
+	stats := make(map[string]statEntry, len(data)/48)
 	uv := func() (uint64, bool) {
 		v, n := binary.Uvarint(data)
 		if n <= 0 {
