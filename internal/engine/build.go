@@ -207,8 +207,10 @@ type builder struct {
 	ships map[int]bool
 	// emulated caches checkEmulation's answer per architecture.
 	emulated map[string]error
-	// snaps and runner, when set, replace the overlay snapshotter and runc
-	// (the engine's root-free tests; see interfaces.go).
+	// unpack, snaps and runner, when set, replace the store's unpacked layers,
+	// the overlay snapshotter and runc (the engine's root-free tests; see
+	// interfaces.go).
+	unpack Unpacker
 	snaps  Snapshotter
 	runner Runner
 }

@@ -6,13 +6,14 @@ package engine
 // tree before and after the step; a RUN is recorded and may run a Go function
 // on the root instead of a process.
 //
-// What still needs root is left out honestly, not faked: unpacking an image's
-// layers (they carry owners), so these builds start FROM scratch or another
-// stage; and changing a file's owner, which a COPY into a stage that does not
-// ship and a WORKDIR that creates its directory do, so these tests COPY in the
-// target stage (whose COPY streams straight into a tar) and let a RUN make a
-// WORKDIR's directory. A deletion cannot be recorded without a whiteout (a
-// device node), so the fake snapshotter refuses one.
+// A layer blob (a COPY in the target stage streams straight into one) is
+// unpacked by tarUnpacker without its owners: owners need root, and these
+// tests look at names, contents and modes only. What else needs root is left
+// out, not faked: changing a file's owner, which a COPY into a stage that does
+// not ship and a WORKDIR that creates its directory do, so these tests COPY in
+// the target stage and let a RUN make a WORKDIR's directory; and a deletion,
+// which an upper directory records as a whiteout (a device node), so the fake
+// snapshotter refuses one. The builds start FROM scratch or another stage.
 
 import (
 	"archive/tar"
@@ -22,12 +23,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
@@ -37,7 +41,92 @@ var (
 	_ Snapshotter = (*dirSnapshotter)(nil)
 	_ Active      = (*dirActive)(nil)
 	_ Runner      = (*recRunner)(nil)
+	_ Unpacker    = (*tarUnpacker)(nil)
 )
+
+// tarUnpacker unpacks layer blobs under dir, one directory per diffID, with
+// their names, contents and modes, not their owners. It takes directories,
+// regular files and symlinks, and refuses anything else (whiteouts included).
+type tarUnpacker struct {
+	dir  string
+	mu   sync.Mutex
+	dirs map[v1.Hash]string
+}
+
+func (u *tarUnpacker) LayerDir(l v1.Layer) (string, error) {
+	id, err := l.DiffID()
+	if err != nil {
+		return "", err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if d, ok := u.dirs[id]; ok {
+		return d, nil
+	}
+	d, err := os.MkdirTemp(u.dir, "layer-")
+	if err != nil {
+		return "", err
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(path.Base(h.Name), ".wh.") {
+			return "", fmt.Errorf("fake unpacker: %s is a whiteout", h.Name)
+		}
+		hp, err := securejoin.SecureJoin(d, h.Name)
+		if err != nil {
+			return "", err
+		}
+		mode := h.FileInfo().Mode()
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(hp, 0o755); err != nil {
+				return "", err
+			}
+		case tar.TypeReg:
+			f, err := os.OpenFile(hp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return "", err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return "", err
+			}
+		case tar.TypeSymlink:
+			if err := os.Symlink(h.Linkname, hp); err != nil {
+				return "", err
+			}
+			continue
+		default:
+			return "", fmt.Errorf("fake unpacker: %s has tar type %c", h.Name, h.Typeflag)
+		}
+		if err := os.Chmod(hp, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+			return "", err
+		}
+		if err := os.Chtimes(hp, h.ModTime, h.ModTime); err != nil {
+			return "", err
+		}
+	}
+	if u.dirs == nil {
+		u.dirs = map[v1.Hash]string{}
+	}
+	u.dirs[id] = d
+	return d, nil
+}
 
 // dirSnapshotter prepares each snapshot as a copy of its parents under dir.
 type dirSnapshotter struct {
@@ -360,6 +449,7 @@ func (e *fakeEnv) build(opts Options, do func(runtime.Container) (int, error)) (
 		return nil, err
 	}
 	snaps := e.t.TempDir()
+	b.unpack = &tarUnpacker{dir: e.t.TempDir()}
 	b.snaps, b.runner = &dirSnapshotter{dir: snaps}, out.runner
 	out.res, err = b.run(context.Background())
 	b.close()

@@ -3,16 +3,20 @@ package engine
 import (
 	"context"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/snapshot"
+	"github.com/slimbuild/slimbuild/internal/store"
 )
 
-// The engine reaches the machine through two small interfaces: a Snapshotter
-// makes the working tree of each filesystem step, a Runner runs RUN's process
-// in it. A build uses package snapshot's overlays and package runtime's runc
-// launcher, which need root; the engine's own tests give it plain directories
-// and a recorder instead (fakes_internal_test.go), so that its planning, keys,
-// scoping and ordering are tested without root.
+// The engine reaches the machine through three small interfaces: an Unpacker
+// gives the directory of a layer, a Snapshotter makes the working tree of each
+// filesystem step over such directories, a Runner runs RUN's process in it. A
+// build uses the store's unpacked layers, package snapshot's overlays and
+// package runtime's runc launcher, which need root; the engine's own tests
+// give it plain directories and a recorder instead (fakes_internal_test.go),
+// so that its planning, keys, scoping and ordering are tested without root.
 
 // Snapshotter makes the working trees of filesystem steps.
 type Snapshotter interface {
@@ -38,6 +42,12 @@ type Active interface {
 	Remove()
 }
 
+// Unpacker gives the unpacked directory of a layer (overlay lower format),
+// unpacking it when needed.
+type Unpacker interface {
+	LayerDir(l v1.Layer) (string, error)
+}
+
 // Runner runs a process in a prepared root and returns its exit status.
 type Runner interface {
 	RunContainer(ctx context.Context, c runtime.Container) (int, error)
@@ -46,6 +56,7 @@ type Runner interface {
 var (
 	_ Active      = (*snapshot.Active)(nil)
 	_ Runner      = (*runtime.Runner)(nil)
+	_ Unpacker    = (*store.Store)(nil)
 	_ Snapshotter = overlays{}
 )
 
@@ -58,4 +69,12 @@ func (o overlays) Prepare(parents []string) (Active, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// unpacker is the store, unless a test gave the builder its own.
+func (b *builder) unpacker() Unpacker {
+	if b.unpack != nil {
+		return b.unpack
+	}
+	return b.st
 }

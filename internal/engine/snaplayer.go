@@ -263,7 +263,7 @@ func (b *builder) layerDirs(layers []v1.Layer) ([]string, error) {
 		if sl, ok := layers[i].(*snapLayer); ok {
 			d, err = sl.dir()
 		} else {
-			d, err = b.st.LayerDir(layers[i])
+			d, err = b.unpacker().LayerDir(layers[i])
 		}
 		if err != nil {
 			return nil, fmt.Errorf("unpacking layer: %w", err)
