@@ -547,3 +547,112 @@ func TestFakeFailedRun(t *testing.T) {
 		t.Errorf("second build ran %q, want the failed RUN again", ran)
 	}
 }
+
+// TestFakeCopySources checks which context files a COPY or ADD in the target
+// stage selects and where they land (the stage ships, so the COPY streams its
+// layer straight from the context).
+func TestFakeCopySources(t *testing.T) {
+	ctx := map[string]string{
+		"a.txt": "A", "b.txt": "B", "c.md": "C",
+		"dir/x": "X", "dir/sub/y": "Y", "dir/skip.log": "L",
+		"other/z": "Z",
+	}
+	tests := []struct {
+		name       string
+		dockerfile string
+		ignore     string // .dockerignore
+		args       map[string]string
+		want       map[string]string // the image's files
+		wantErr    string
+	}{
+		{
+			name:       "file to a file",
+			dockerfile: "COPY a.txt /f\n",
+			want:       map[string]string{"/f": "A"},
+		},
+		{
+			name:       "file into a directory",
+			dockerfile: "COPY a.txt /d/\n",
+			want:       map[string]string{"/d/a.txt": "A"},
+		},
+		{
+			name:       "glob into a directory",
+			dockerfile: "COPY *.txt /d/\n",
+			want:       map[string]string{"/d/a.txt": "A", "/d/b.txt": "B"},
+		},
+		{
+			name:       "a directory copies its contents",
+			dockerfile: "COPY dir /d\n",
+			want:       map[string]string{"/d/x": "X", "/d/sub/y": "Y", "/d/skip.log": "L"},
+		},
+		{
+			name:       "destination from ENV and ARG",
+			dockerfile: "ENV D=/env\nARG SUB=s\nCOPY a.txt $D/${SUB}/\n",
+			args:       map[string]string{"SUB": "built"},
+			want:       map[string]string{"/env/built/a.txt": "A"},
+		},
+		{
+			name:       ".dockerignore with an exception",
+			dockerfile: "COPY . /c/\n",
+			ignore:     "*.txt\n!b.txt\ndir/sub\nother\nDockerfile\n.dockerignore\n",
+			want:       map[string]string{"/c/b.txt": "B", "/c/c.md": "C", "/c/dir/x": "X", "/c/dir/skip.log": "L"},
+		},
+		{
+			name:       "COPY --exclude",
+			dockerfile: "# syntax=docker/dockerfile:1.7-labs\nCOPY --exclude=*.log --exclude=sub dir /d\n",
+			want:       map[string]string{"/d/x": "X"},
+		},
+		{
+			name:       "COPY --parents keeps the source's directories",
+			dockerfile: "# syntax=docker/dockerfile:1.7-labs\nCOPY --parents dir/sub/y other/z /p/\n",
+			want:       map[string]string{"/p/dir/sub/y": "Y", "/p/other/z": "Z"},
+		},
+		{
+			name:       "heredoc COPY",
+			dockerfile: "# syntax=docker/dockerfile:1\nCOPY <<EOF /h\nhello\nEOF\n",
+			want:       map[string]string{"/h": "hello\n"},
+		},
+		{
+			name:       "several sources need a directory destination",
+			dockerfile: "COPY a.txt b.txt /f\n",
+			wantErr:    "the destination must be a directory and end with a /",
+		},
+		{
+			name:       "a source outside the context is not found",
+			dockerfile: "COPY ../a.txt /f\n",
+			wantErr:    "../a.txt",
+		},
+		{
+			name:       "a pattern that matches nothing",
+			dockerfile: "COPY *.nothing /d/\n",
+			wantErr:    "*.nothing",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := maps.Clone(ctx)
+			files["Dockerfile"] = "FROM scratch\n" + tt.dockerfile
+			if tt.ignore != "" {
+				files[".dockerignore"] = tt.ignore
+			}
+			if i := strings.Index(tt.dockerfile, "# syntax"); i == 0 {
+				line, rest, _ := strings.Cut(tt.dockerfile, "\n")
+				files["Dockerfile"] = line + "\nFROM scratch\n" + rest
+			}
+			e := newFakeEnv(t, files)
+			fb, err := e.build(Options{BuildArgs: tt.args}, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "Dockerfile:") {
+					t.Fatalf("error %v, want one with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := imageFiles(t, fb.res); !maps.Equal(got, tt.want) {
+				t.Errorf("image files %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
