@@ -6,12 +6,16 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
@@ -654,5 +658,158 @@ func TestFakeCopySources(t *testing.T) {
 				t.Errorf("image files %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestFakeConfig checks the image config the metadata instructions make.
+func TestFakeConfig(t *testing.T) {
+	tests := []struct {
+		name       string
+		dockerfile string
+		opts       Options
+		check      func(cfg *v1.Config) string // what is wrong, "" for nothing
+	}{
+		{
+			name:       "CMD shell form uses SHELL",
+			dockerfile: "FROM scratch\nSHELL [\"/bin/ash\", \"-c\"]\nCMD run me\n",
+			check: func(c *v1.Config) string {
+				return diffStrings("Cmd", c.Cmd, []string{"/bin/ash", "-c", "run me"})
+			},
+		},
+		{
+			name:       "ENTRYPOINT keeps a CMD of its own stage",
+			dockerfile: "FROM scratch\nCMD [\"c\"]\nENTRYPOINT [\"/e\"]\n",
+			check: func(c *v1.Config) string {
+				return diffStrings("Cmd", c.Cmd, []string{"c"}) + diffStrings("Entrypoint", c.Entrypoint, []string{"/e"})
+			},
+		},
+		{
+			name:       "ENTRYPOINT clears a CMD from the base",
+			dockerfile: "FROM scratch AS base\nCMD [\"c\"]\nFROM base\nENTRYPOINT [\"/e\"]\n",
+			check: func(c *v1.Config) string {
+				return diffStrings("Cmd", c.Cmd, nil)
+			},
+		},
+		{
+			name:       "LABEL expands ARGs; --label wins",
+			dockerfile: "FROM scratch\nARG V=1\nLABEL a=$V b=x c=\"two words\"\n",
+			opts:       Options{BuildArgs: map[string]string{"V": "2"}, Labels: map[string]string{"b": "opt"}},
+			check: func(c *v1.Config) string {
+				if want := map[string]string{"a": "2", "b": "opt", "c": "two words"}; !maps.Equal(c.Labels, want) {
+					return fmt.Sprintf("labels %v, want %v", c.Labels, want)
+				}
+				return ""
+			},
+		},
+		{
+			name:       "EXPOSE, VOLUME, STOPSIGNAL, USER",
+			dockerfile: "FROM scratch\nARG P=80\nEXPOSE $P 53/udp\nVOLUME /data\nSTOPSIGNAL SIGTERM\nUSER app\n",
+			check: func(c *v1.Config) string {
+				var bad []string
+				for _, p := range []string{"80/tcp", "53/udp"} {
+					if _, ok := c.ExposedPorts[p]; !ok || len(c.ExposedPorts) != 2 {
+						bad = append(bad, fmt.Sprintf("exposed %v, want 80/tcp and 53/udp", c.ExposedPorts))
+						break
+					}
+				}
+				if _, ok := c.Volumes["/data"]; !ok {
+					bad = append(bad, fmt.Sprintf("volumes %v", c.Volumes))
+				}
+				if c.StopSignal != "SIGTERM" || c.User != "app" {
+					bad = append(bad, fmt.Sprintf("stop signal %q, user %q", c.StopSignal, c.User))
+				}
+				return strings.Join(bad, "; ")
+			},
+		},
+		{
+			name:       "ENV keeps its order and replaces in place",
+			dockerfile: "FROM scratch\nENV A=1 B=2\nENV A=3\n",
+			check: func(c *v1.Config) string {
+				return diffStrings("Env", c.Env, []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=3", "B=2"})
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newFakeEnv(t, map[string]string{"Dockerfile": tt.dockerfile})
+			fb := e.mustBuild(tt.opts, nil)
+			cf, err := fb.res.Image.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bad := tt.check(&cf.Config); bad != "" {
+				t.Error(bad)
+			}
+		})
+	}
+}
+
+func diffStrings(what string, got, want []string) string {
+	if slices.Equal(got, want) {
+		return ""
+	}
+	return fmt.Sprintf("%s %q, want %q; ", what, got, want)
+}
+
+// TestFakeNoCache checks that --no-cache runs every step again and
+// --no-cache-filter only the named stage's (whose dependants follow, their
+// input having been made again).
+func TestFakeNoCache(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		ran  []string
+	}{
+		{name: "cache", ran: nil},
+		{name: "no cache", opts: Options{NoCache: true}, ran: []string{"dep", "final"}},
+		{name: "no cache for the final stage", opts: Options{NoCacheFilter: []string{"FINAL"}}, ran: []string{"final"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newFakeEnv(t, map[string]string{"Dockerfile": "FROM scratch AS dep\nRUN dep\nFROM scratch AS final\nCOPY --from=dep /dep /dep\nRUN final\n"})
+			do := func(c runtime.Container) (int, error) {
+				cmd := c.Process.Args[len(c.Process.Args)-1]
+				return 0, writeIn(c, "/"+cmd, cmd)
+			}
+			e.mustBuild(Options{}, do)
+			fb := e.mustBuild(tt.opts, do)
+			if ran := fb.runner.ran(); !slices.Equal(ran, tt.ran) {
+				t.Errorf("second build ran %q, want %q", ran, tt.ran)
+			}
+		})
+	}
+}
+
+// TestFakeEpochReproducible builds the same Dockerfile in two stores, at
+// different times, with a source date epoch: the images must be the same.
+func TestFakeEpochReproducible(t *testing.T) {
+	files := map[string]string{
+		"Dockerfile": "FROM scratch AS dep\nRUN dep\nFROM scratch\nCOPY a /a\nCOPY --from=dep /dep /dep\nRUN final\nENV X=1\n",
+		"a":          "A",
+	}
+	do := func(c runtime.Container) (int, error) {
+		cmd := c.Process.Args[len(c.Process.Args)-1]
+		return 0, writeIn(c, "/"+cmd, cmd)
+	}
+	var digests []v1.Hash
+	for i := range 2 {
+		e := newFakeEnv(t, files)
+		if i == 1 {
+			// Later context files: only the epoch may date them.
+			later := time.Now().Add(time.Hour)
+			os.Chtimes(filepath.Join(e.dir, "a"), later, later)
+		}
+		fb := e.mustBuild(Options{BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "1700000000"}}, do)
+		digests = append(digests, fb.res.Digest)
+		cf, err := fb.res.Image.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Unix(1700000000, 0).UTC(); !cf.Created.Time.Equal(want) {
+			t.Errorf("created %v, want %v", cf.Created.Time, want)
+		}
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("digests %s and %s, want one", digests[0], digests[1])
 	}
 }

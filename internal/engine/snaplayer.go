@@ -55,7 +55,7 @@ func (l *snapLayer) dir() (string, error) {
 			if err != nil {
 				return "", err
 			}
-			return l.b.st.LayerDir(bl)
+			return l.b.unpacker().LayerDir(bl)
 		}
 	}
 	return "", fmt.Errorf("snapshot %s of cache key %s is missing from the store (try slimbuild fsck --repair)", l.id().Hex, l.key)
