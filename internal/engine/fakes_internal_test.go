@@ -341,8 +341,10 @@ func copyEntry(src, dst string, keepExisting bool) error {
 	return os.Chtimes(dst, fi.ModTime(), fi.ModTime())
 }
 
-// recRunner records every container it is asked to run and, when do is set,
-// runs do instead of the process (its exit code is the RUN's).
+// recRunner records every container it is asked to run, makes the mount
+// points in its root that runc would (the engine must keep them out of the
+// layer) and, when do is set, runs do instead of the process (its exit code is
+// the RUN's).
 type recRunner struct {
 	mu   sync.Mutex
 	runs []runtime.Container
@@ -353,10 +355,51 @@ func (r *recRunner) RunContainer(ctx context.Context, c runtime.Container) (int,
 	r.mu.Lock()
 	r.runs = append(r.runs, c)
 	r.mu.Unlock()
+	if err := makeMountPoints(c); err != nil {
+		return 0, err
+	}
 	if r.do == nil {
 		return 0, nil
 	}
 	return r.do(c)
+}
+
+// makeMountPoints makes, as runc does, a directory or an empty file in c's
+// root for each of its mounts that is not there yet.
+func makeMountPoints(c runtime.Container) error {
+	type point struct {
+		dest string
+		dir  bool
+	}
+	var points []point
+	for _, p := range runtime.MountPoints() {
+		points = append(points, point{p, !strings.HasPrefix(p, "/etc/")})
+	}
+	for _, m := range c.Process.Mounts {
+		fi, err := os.Stat(m.Source)
+		points = append(points, point{m.Destination, m.Type == "tmpfs" || (err == nil && fi.IsDir())})
+	}
+	for _, p := range points {
+		hp, err := securejoin.SecureJoin(c.Rootfs, p.dest)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Lstat(hp); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(hp), 0o755); err != nil {
+			return err
+		}
+		if p.dir {
+			err = os.Mkdir(hp, 0o755)
+		} else {
+			err = os.WriteFile(hp, nil, 0o644)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ran lists the commands run, in order: the last argument of each (the shell

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
@@ -812,4 +813,128 @@ func TestFakeEpochReproducible(t *testing.T) {
 	if digests[0] != digests[1] {
 		t.Errorf("digests %s and %s, want one", digests[0], digests[1])
 	}
+}
+
+// TestFakeRunMounts checks what a RUN --mount gives the process, that its
+// mount point stays out of the layer, and what enters the step's key.
+func TestFakeRunMounts(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "tok")
+	tests := []struct {
+		name  string
+		run   string // the target's RUN, after "FROM scratch AS dep\nRUN dep\nFROM scratch\n"
+		check func(c runtime.Container) string
+	}{
+		{
+			name: "tmpfs with a size, relative target",
+			run:  "RUN --mount=type=tmpfs,target=t,size=1m x",
+			check: func(c runtime.Container) string {
+				m, ok := mountAt(c, "/t")
+				if !ok || m.Type != "tmpfs" || !slices.Contains(m.Options, "size=1048576") {
+					return fmt.Sprintf("mounts %+v, want a tmpfs of 1MiB at /t", c.Process.Mounts)
+				}
+				return ""
+			},
+		},
+		{
+			name: "rw bind of a context directory is a throwaway copy",
+			run:  "RUN --mount=type=bind,source=dir,target=/src,rw x",
+			check: func(c runtime.Container) string {
+				m, ok := mountAt(c, "/src")
+				if !ok {
+					return fmt.Sprintf("mounts %+v, want one at /src", c.Process.Mounts)
+				}
+				data, err := os.ReadFile(filepath.Join(m.Source, "f"))
+				if err != nil || string(data) != "F" {
+					return fmt.Sprintf("/src/f reads %q, %v", data, err)
+				}
+				if slices.Contains(m.Options, "ro") {
+					return "a bind mount with rw is read-only"
+				}
+				// Written through the mount, lost with it.
+				return errString(os.WriteFile(filepath.Join(m.Source, "written"), []byte("w"), 0o644))
+			},
+		},
+		{
+			name: "bind from a stage",
+			run:  "RUN --mount=type=bind,from=dep,source=/dep,target=/d x",
+			check: func(c runtime.Container) string {
+				m, ok := mountAt(c, "/d")
+				if !ok {
+					return fmt.Sprintf("mounts %+v, want one at /d", c.Process.Mounts)
+				}
+				if data, err := os.ReadFile(m.Source); err != nil || string(data) != "dep" {
+					return fmt.Sprintf("/d reads %q, %v", data, err)
+				}
+				if !slices.Contains(m.Options, "ro") {
+					return "a bind mount is read-only unless rw"
+				}
+				return ""
+			},
+		},
+		{
+			name: "secret as an environment variable",
+			run:  "RUN --mount=type=secret,id=tok,env=TOK x",
+			check: func(c runtime.Container) string {
+				if v := envOf(c)["TOK"]; v != "s3cret" {
+					return fmt.Sprintf("TOK=%q, want the secret", v)
+				}
+				return ""
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e := newFakeEnv(t, map[string]string{
+				"Dockerfile": "FROM scratch AS dep\nRUN dep\nFROM scratch\n" + tt.run + "\n",
+				"dir/f":      "F",
+			})
+			opts := Options{Secrets: map[string]string{"tok": secret}}
+			var bad string
+			do := func(c runtime.Container) (int, error) {
+				cmd := c.Process.Args[len(c.Process.Args)-1]
+				if cmd == "dep" {
+					return 0, writeIn(c, "/dep", "dep")
+				}
+				bad = tt.check(c)
+				return 0, writeIn(c, "/out", "out")
+			}
+			fb := e.mustBuild(opts, do)
+			if bad != "" {
+				t.Error(bad)
+			}
+			if _, err := os.Lstat(filepath.Join(e.dir, "dir", "written")); err == nil {
+				t.Error("a write through a bind mount reached the context")
+			}
+			// Mount points are not in the layer; only what the RUN wrote is.
+			if got, want := imageFiles(t, fb.res), map[string]string{"/out": "out"}; !maps.Equal(got, want) {
+				t.Errorf("image files %v, want %v", got, want)
+			}
+			// A changed secret is not a changed step.
+			if err := os.WriteFile(secret, []byte("other"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if fb := e.mustBuild(opts, do); len(fb.runner.runs) != 0 {
+				t.Errorf("second build ran %q, want all cached", fb.runner.ran())
+			}
+		})
+	}
+}
+
+func mountAt(c runtime.Container, dest string) (specs.Mount, bool) {
+	for _, m := range c.Process.Mounts {
+		if m.Destination == dest {
+			return m, true
+		}
+	}
+	return specs.Mount{}, false
+}
+
+func errString(err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return ""
 }
