@@ -264,6 +264,17 @@ func TestFakeScoping(t *testing.T) {
 			configEnv:  map[string]string{"V": unset, "W": "a-w"},
 		},
 		{
+			name:       "ARG default expands earlier ARGs, not undeclared build args",
+			dockerfile: "FROM scratch\nARG A=1\nARG B=${A}2 C=${U:-none}\nRUN x\n",
+			args:       map[string]string{"U": "given"},
+			env:        map[string]string{"B": "12", "C": "none", "U": unset},
+		},
+		{
+			name:       "escaped dollar stays literal",
+			dockerfile: "FROM scratch\nARG A=1\nENV L=\\$A R=$A\nRUN x\n",
+			env:        map[string]string{"L": "$A", "R": "1"},
+		},
+		{
 			name:       "ARG in a stage is not in another stage",
 			dockerfile: "FROM scratch AS one\nARG V=1\nRUN one\nFROM scratch\nRUN x\n",
 			env:        map[string]string{"V": unset},
