@@ -15,6 +15,7 @@
 // is done and unmounted, is both the new layer's tar source and its unpacked form.
 // Mounts and temporary directories are released on every path, including errors
 // and cancellation.
+//
 // The engine reaches the layer directories, the overlays and runc only through
 // the Unpacker, Snapshotter and Runner interfaces (interfaces.go), so that its
 // planning, keys and scoping are tested with fakes, without root.
