@@ -580,6 +580,9 @@ func TestFakeCopySources(t *testing.T) {
 		args       map[string]string
 		want       map[string]string // the image's files
 		wantErr    string
+		// chowns is set where the COPY is not planned straight into a tar
+		// but copied onto the step's root, setting owners: that needs root.
+		chowns bool
 	}{
 		{
 			name:       "file to a file",
@@ -608,7 +611,14 @@ func TestFakeCopySources(t *testing.T) {
 			want:       map[string]string{"/env/built/a.txt": "A"},
 		},
 		{
+			name:       ".dockerignore",
+			dockerfile: "COPY . /c/\n",
+			ignore:     "*.txt\ndir/sub\nother\nDockerfile\n.dockerignore\n",
+			want:       map[string]string{"/c/c.md": "C", "/c/dir/x": "X", "/c/dir/skip.log": "L"},
+		},
+		{
 			name:       ".dockerignore with an exception",
+			chowns:     true,
 			dockerfile: "COPY . /c/\n",
 			ignore:     "*.txt\n!b.txt\ndir/sub\nother\nDockerfile\n.dockerignore\n",
 			want:       map[string]string{"/c/b.txt": "B", "/c/c.md": "C", "/c/dir/x": "X", "/c/dir/skip.log": "L"},
@@ -620,11 +630,13 @@ func TestFakeCopySources(t *testing.T) {
 		},
 		{
 			name:       "COPY --parents keeps the source's directories",
+			chowns:     true,
 			dockerfile: "# syntax=docker/dockerfile:1.7-labs\nCOPY --parents dir/sub/y other/z /p/\n",
 			want:       map[string]string{"/p/dir/sub/y": "Y", "/p/other/z": "Z"},
 		},
 		{
 			name:       "heredoc COPY",
+			chowns:     true,
 			dockerfile: "# syntax=docker/dockerfile:1\nCOPY <<EOF /h\nhello\nEOF\n",
 			want:       map[string]string{"/h": "hello\n"},
 		},
@@ -646,6 +658,9 @@ func TestFakeCopySources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.chowns && os.Geteuid() != 0 {
+				t.Skip("needs root: this COPY sets its files' owners (lchown to 0:0)")
+			}
 			files := maps.Clone(ctx)
 			files["Dockerfile"] = "FROM scratch\n" + tt.dockerfile
 			if tt.ignore != "" {
