@@ -348,7 +348,7 @@ func copyEntry(src, dst string, keepExisting bool) error {
 type recRunner struct {
 	mu   sync.Mutex
 	runs []runtime.Container
-	do   func(c runtime.Container) (int, error)
+	do   func(ctx context.Context, c runtime.Container) (int, error)
 }
 
 func (r *recRunner) RunContainer(ctx context.Context, c runtime.Container) (int, error) {
@@ -361,7 +361,7 @@ func (r *recRunner) RunContainer(ctx context.Context, c runtime.Container) (int,
 	if r.do == nil {
 		return 0, nil
 	}
-	return r.do(c)
+	return r.do(ctx, c)
 }
 
 // makeMountPoints makes, as runc does, a directory or an empty file in c's
@@ -475,6 +475,17 @@ func (e *fakeEnv) write(files map[string]string) {
 // when the build returns, whatever its outcome.
 func (e *fakeEnv) build(opts Options, do func(runtime.Container) (int, error)) (*fakeBuild, error) {
 	e.t.Helper()
+	var doCtx func(context.Context, runtime.Container) (int, error)
+	if do != nil {
+		doCtx = func(_ context.Context, c runtime.Container) (int, error) { return do(c) }
+	}
+	return e.buildCtx(context.Background(), opts, doCtx)
+}
+
+// buildCtx is build under ctx, with do given the RUN's context (cancelled
+// when the build stops).
+func (e *fakeEnv) buildCtx(ctx context.Context, opts Options, do func(context.Context, runtime.Container) (int, error)) (*fakeBuild, error) {
+	e.t.Helper()
 	opts.ContextDir = e.dir
 	out := &fakeBuild{runner: &recRunner{do: do}, steps: map[string]bool{}}
 	var mu sync.Mutex
@@ -494,7 +505,7 @@ func (e *fakeEnv) build(opts Options, do func(runtime.Container) (int, error)) (
 	snaps := e.t.TempDir()
 	b.unpack = &tarUnpacker{dir: e.t.TempDir()}
 	b.snaps, b.runner = &dirSnapshotter{dir: snaps}, out.runner
-	out.res, err = b.run(context.Background())
+	out.res, err = b.run(ctx)
 	b.close()
 	if left, _ := os.ReadDir(snaps); len(left) > 0 {
 		e.t.Errorf("the build left %d snapshot(s) behind, first %s", len(left), left[0].Name())

@@ -5,6 +5,7 @@ package engine
 // tests need no root, runc or overlayfs.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -963,4 +964,57 @@ func errString(err error) string {
 		return err.Error()
 	}
 	return ""
+}
+
+// TestFakeStopping checks that a build stops, and lets go of every snapshot,
+// when it is cancelled during a RUN or when one of two concurrent stages
+// fails: the other's RUN is cancelled, and the stage after both never runs.
+func TestFakeStopping(t *testing.T) {
+	dockerfile := "FROM scratch AS a\nRUN a\nFROM scratch AS b\nRUN b\nFROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nRUN final\n"
+	tests := []struct {
+		name   string
+		failA  bool // RUN a fails; else the build is cancelled
+		wantIs error
+	}{
+		{name: "cancelled during RUN", wantIs: context.Canceled},
+		{name: "a sibling stage fails", failA: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newFakeEnv(t, map[string]string{"Dockerfile": dockerfile})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			started := make(chan struct{})
+			fb, err := e.buildCtx(ctx, Options{}, func(runCtx context.Context, c runtime.Container) (int, error) {
+				switch c.Process.Args[len(c.Process.Args)-1] {
+				case "a":
+					<-started // b is running
+					if tt.failA {
+						return 1, nil
+					}
+					cancel()
+					<-runCtx.Done()
+					return 0, errors.New("killed")
+				case "b":
+					close(started)
+					// Runs until the build is stopped, as a real RUN is
+					// killed with its container.
+					<-runCtx.Done()
+					return 0, errors.New("killed")
+				}
+				return 0, nil
+			})
+			if tt.failA {
+				var se *StepError
+				if !errors.As(err, &se) || se.Stage != "a" {
+					t.Fatalf("error %v, want stage a's StepError", err)
+				}
+			} else if !errors.Is(err, tt.wantIs) {
+				t.Fatalf("error %v, want %v", err, tt.wantIs)
+			}
+			if ran := fb.runner.ran(); slices.Contains(ran, "final") || len(ran) != 2 {
+				t.Errorf("ran %q, want a and b only", ran)
+			}
+		})
+	}
 }
