@@ -208,6 +208,12 @@ type builder struct {
 	ships map[int]bool
 	// emulators answer checkEmulation, once per architecture.
 	emulators runtime.Emulators
+	// unpack, overlay and runner, when set, replace the store's unpacked layers,
+	// the overlay snapshotter and runc (the engine's root-free tests; see
+	// interfaces.go).
+	unpack  Unpacker
+	overlay Snapshotter
+	runner  Runner
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {

@@ -19,6 +19,10 @@
 // Mounts and temporary directories are released on every path, including errors
 // and cancellation.
 //
+// The engine reaches the layer directories, the overlays and runc only through
+// the Unpacker, Snapshotter and Runner interfaces (interfaces.go), so that its
+// planning, keys and scoping are tested with fakes, without root.
+//
 // Shared caches (Options.CacheFrom, a registry's through package regcache) are
 // consulted when the store's cache misses. A hit there is lazy (image.LazyLayer): the step is
 // CACHED with the layer's descriptor, and the blob comes over only when its bytes

@@ -17,7 +17,7 @@ import (
 // workspace is the mounted snapshot of one filesystem step, and what the step
 // produced when it wrote its layer itself.
 type workspace struct {
-	*snapshot.Active
+	Active
 	// direct is set when the step wrote its layer itself (layer, nil for none)
 	// or committed a tree of its own (snapshot) instead of leaving its changes
 	// in the upper directory.
@@ -26,13 +26,20 @@ type workspace struct {
 	snapshot *v1.Hash
 }
 
-// snapshotter makes the build's snapshots in its temp dir under the store.
-func (b *builder) snapshotter() (snapshot.Snapshotter, error) {
+// snapshotter makes the build's snapshots: overlays in its temp dir under the
+// store, unless a test gave the builder its own.
+func (b *builder) snapshotter() (Snapshotter, error) {
+	if b.overlay != nil {
+		return b.overlay, nil
+	}
 	if os.Geteuid() != 0 {
-		return snapshot.Snapshotter{}, ErrNeedRoot
+		return nil, ErrNeedRoot
 	}
 	tmp, err := b.tempDir()
-	return snapshot.Snapshotter{Dir: tmp}, err
+	if err != nil {
+		return nil, err
+	}
+	return overlays{snapshot.Snapshotter{Dir: tmp}}, nil
 }
 
 // mountWorkspace prepares a writable snapshot over layers.

@@ -227,7 +227,10 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return 0, err
 	}
-	runner := &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
+	var runner Runner = &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
+	if b.runner != nil {
+		runner = b.runner
+	}
 	return runner.RunContainer(ctx, runtime.Container{
 		ID: "slimbuild-" + randomID(), Rootfs: ws.Root(), Dir: dir, User: user, Process: p, Stdio: stdio,
 	})

@@ -75,5 +75,5 @@ func (b *builder) materializeAll(layers []v1.Layer) error {
 // layerDirs returns the directories of layers (bottom first) topmost first, as
 // overlayfs takes lower directories.
 func (b *builder) layerDirs(layers []v1.Layer) ([]string, error) {
-	return b.st.LowerDirs(layers)
+	return b.unpacker().LowerDirs(layers)
 }
