@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slimbuild/slimbuild/internal/regtest"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -354,4 +356,58 @@ func TestPullUnpacks(t *testing.T) {
 func sha(b []byte) v1.Hash {
 	h, _, _ := v1.SHA256(bytes.NewReader(b))
 	return h
+}
+
+// TestRootfsImportKeepsAnalysis: a rootfs import analyses its layer for the build
+// summary while it unpacks it, and keeps the analysis under the diffID: a report on
+// the imported image then reads no layer, and says what reading the layer says.
+func TestRootfsImportKeepsAnalysis(t *testing.T) {
+	rootfs := rootfsTar(t)
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"tar", rootfs},
+		{"tar.gz", compressWith(t, "gzip", rootfs)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			h, err := Import(context.Background(), st, writeFile(t, filepath.Join(t.TempDir(), "rootfs."+tc.name), tc.data), "x:1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := st.Image(h.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.GetCache(report.LayerKey(cf.RootFS.DiffIDs[0].String())); err != nil {
+				t.Fatalf("no analysis kept for the imported layer: %v", err)
+			}
+			want, err := report.AnalyzeContext(context.Background(), img, report.Options{Name: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, err := report.ImageLayers(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range ls {
+				ls[i].Open = func() (io.ReadCloser, error) {
+					t.Errorf("layer %d read although its analysis was kept", i)
+					return nil, errors.New("not to be read")
+				}
+			}
+			got, err := report.AnalyzeLayers(context.Background(), img, ls, report.Options{Name: "x", Cache: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Errorf("report from the kept analysis differs from reading the layer:\n%+v\n%+v", want, got)
+			}
+		})
+	}
 }
