@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -146,7 +147,8 @@ func startScan() *layerScan {
 	s := &layerScan{PipeWriter: pw, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		a, err := report.ScanLayer(pr)
+		// Read in large pieces: each write to the pipe then takes one hand-over.
+		a, err := report.ScanLayer(bufio.NewReaderSize(pr, 1<<20))
 		if err != nil {
 			io.Copy(io.Discard, pr)
 			return
