@@ -47,7 +47,7 @@ func MountPoints() []string {
 // RunContainer runs c to completion with runc and returns its exit status: the user
 // resolved in the root (with the supplementary groups BuildKit gives), the network
 // made for it (see NewNetNS) and released afterwards, hosts, hostname and resolv.conf
-// of its own. The container and its network helper are gone when it returns.
+// of its own. The container is gone when it returns, its network helper killed.
 func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 	u, err := ResolveUser(c.Rootfs, c.User)
 	if err != nil {
