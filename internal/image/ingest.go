@@ -100,7 +100,7 @@ func ingestOne(ctx context.Context, st *store.Store, img v1.Image, desc v1.Descr
 	}
 	defer rc.Close()
 	logf("fetching layer %s (%s)", short(desc.Digest), report.HumanSize(desc.Size))
-	got, err := st.IngestLayer(ctx, rc, store.IngestSpec{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, DiffID: diffID})
+	got, err := ingestScanned(ctx, st, rc, store.IngestSpec{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, DiffID: diffID})
 	if err != nil {
 		return err
 	}
@@ -111,17 +111,22 @@ func ingestOne(ctx context.Context, st *store.Store, img v1.Image, desc v1.Descr
 // ingestTar stores the uncompressed layer tar r as an uncompressed blob
 // (digest = diffID) and unpacks it in the same pass. A compressed source is
 // decompressed on the way (the store's read-ahead overlaps it with writing).
-// The same stream is analysed for the build summary (report.ScanLayer) and the
-// analysis kept under the diffID, so the first build on an imported base does
-// not read its layer again.
+// The same stream is analysed for the build summary (ingestScanned).
 func ingestTar(ctx context.Context, st *store.Store, r io.Reader) (store.Ingested, error) {
 	d, err := layer.Decompress(r)
 	if err != nil {
 		return store.Ingested{}, err
 	}
 	defer d.Close()
+	return ingestScanned(ctx, st, d, store.IngestSpec{MediaType: types.OCIUncompressedLayer})
+}
+
+// ingestScanned is st.IngestLayer that also analyses the layer's tar for the
+// build summary on the way and keeps the analysis under the diffID.
+func ingestScanned(ctx context.Context, st *store.Store, r io.Reader, spec store.IngestSpec) (store.Ingested, error) {
 	scan := startScan()
-	got, err := st.IngestLayer(ctx, io.TeeReader(d, scan), store.IngestSpec{MediaType: types.OCIUncompressedLayer})
+	spec.Tar = scan
+	got, err := st.IngestLayer(ctx, r, spec)
 	a := scan.finish()
 	if err != nil {
 		return store.Ingested{}, err

@@ -358,21 +358,37 @@ func sha(b []byte) v1.Hash {
 	return h
 }
 
-// TestRootfsImportKeepsAnalysis: a rootfs import analyses its layer for the build
-// summary while it unpacks it, and keeps the analysis under the diffID: a report on
-// the imported image then reads no layer, and says what reading the layer says.
-func TestRootfsImportKeepsAnalysis(t *testing.T) {
+// TestImportKeepsAnalysis: an import (a rootfs tarball, or an image whose layers
+// are pulled from a layout as a registry's would be) analyses each layer for the build
+// summary while it unpacks it, and keeps the analysis under the diffID: a report on the
+// imported image then reads no layer, and says what reading the layers says.
+func TestImportKeepsAnalysis(t *testing.T) {
 	rootfs := rootfsTar(t)
 	for _, tc := range []struct {
 		name string
-		data []byte
+		make func(t *testing.T, dir string) string
 	}{
-		{"tar", rootfs},
-		{"tar.gz", compressWith(t, "gzip", rootfs)},
+		{"rootfs tar", func(t *testing.T, dir string) string {
+			return writeFile(t, filepath.Join(dir, "rootfs.tar"), rootfs)
+		}},
+		{"rootfs tar.gz", func(t *testing.T, dir string) string {
+			return writeFile(t, filepath.Join(dir, "rootfs.tar.gz"), compressWith(t, "gzip", rootfs))
+		}},
+		{"oci layout, gzip layers", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "layout")
+			lp, err := layout.Write(p, empty.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lp.AppendImage(ociRandom(t)); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := openStore(t)
-			h, err := Import(context.Background(), st, writeFile(t, filepath.Join(t.TempDir(), "rootfs."+tc.name), tc.data), "x:1")
+			h, err := Import(context.Background(), st, tc.make(t, t.TempDir()), "x:1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -384,8 +400,10 @@ func TestRootfsImportKeepsAnalysis(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.GetCache(report.LayerKey(cf.RootFS.DiffIDs[0].String())); err != nil {
-				t.Fatalf("no analysis kept for the imported layer: %v", err)
+			for k, d := range cf.RootFS.DiffIDs {
+				if _, err := st.GetCache(report.LayerKey(d.String())); err != nil {
+					t.Errorf("no analysis kept for layer %d: %v", k, err)
+				}
 			}
 			want, err := report.AnalyzeContext(context.Background(), img, report.Options{Name: "x"})
 			if err != nil {
@@ -406,7 +424,7 @@ func TestRootfsImportKeepsAnalysis(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(want, got) {
-				t.Errorf("report from the kept analysis differs from reading the layer:\n%+v\n%+v", want, got)
+				t.Errorf("report from the kept analyses differs from reading the layers:\n%+v\n%+v", want, got)
 			}
 		})
 	}
