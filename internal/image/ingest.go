@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,7 @@ func ingestOne(ctx context.Context, st *store.Store, img v1.Image, desc v1.Descr
 	}
 	defer rc.Close()
 	logf("fetching layer %s (%s)", short(desc.Digest), report.HumanSize(desc.Size))
-	got, err := st.IngestLayer(ctx, rc, store.IngestSpec{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, DiffID: diffID})
+	got, err := ingestScanned(ctx, st, rc, store.IngestSpec{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, DiffID: diffID})
 	if err != nil {
 		return err
 	}
@@ -110,13 +111,63 @@ func ingestOne(ctx context.Context, st *store.Store, img v1.Image, desc v1.Descr
 // ingestTar stores the uncompressed layer tar r as an uncompressed blob
 // (digest = diffID) and unpacks it in the same pass. A compressed source is
 // decompressed on the way (the store's read-ahead overlaps it with writing).
+// The same stream is analysed for the build summary (ingestScanned).
 func ingestTar(ctx context.Context, st *store.Store, r io.Reader) (store.Ingested, error) {
 	d, err := layer.Decompress(r)
 	if err != nil {
 		return store.Ingested{}, err
 	}
 	defer d.Close()
-	return st.IngestLayer(ctx, d, store.IngestSpec{MediaType: types.OCIUncompressedLayer})
+	return ingestScanned(ctx, st, d, store.IngestSpec{MediaType: types.OCIUncompressedLayer})
+}
+
+// ingestScanned is st.IngestLayer that also analyses the layer's tar for the
+// build summary on the way and keeps the analysis under the diffID.
+func ingestScanned(ctx context.Context, st *store.Store, r io.Reader, spec store.IngestSpec) (store.Ingested, error) {
+	scan := startScan()
+	spec.Tar = scan
+	got, err := st.IngestLayer(ctx, r, spec)
+	a := scan.finish()
+	if err != nil {
+		return store.Ingested{}, err
+	}
+	if a != nil {
+		// A lost analysis only costs the summary a read of the layer.
+		_ = a.Keep(st, got.DiffID.String())
+	}
+	return got, nil
+}
+
+// layerScan analyses a layer tar written to it, in a goroutine of its own. A tar
+// that the analysis cannot read is drained and gives no analysis: the ingest
+// decides what the stream is worth.
+type layerScan struct {
+	*io.PipeWriter
+	done chan struct{}
+	a    *report.LayerAnalysis
+}
+
+func startScan() *layerScan {
+	pr, pw := io.Pipe()
+	s := &layerScan{PipeWriter: pw, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		// Read in large pieces: each write to the pipe then takes one hand-over.
+		a, err := report.ScanLayer(bufio.NewReaderSize(pr, 1<<20))
+		if err != nil {
+			io.Copy(io.Discard, pr)
+			return
+		}
+		s.a = a
+	}()
+	return s
+}
+
+// finish ends the stream and returns the analysis, nil when there is none.
+func (s *layerScan) finish() *report.LayerAnalysis {
+	s.Close()
+	<-s.done
+	return s.a
 }
 
 // short is a digest cut for progress lines: "sha256:abcdef012345".

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slimbuild/slimbuild/internal/regtest"
+	"github.com/slimbuild/slimbuild/internal/report"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
@@ -354,4 +356,76 @@ func TestPullUnpacks(t *testing.T) {
 func sha(b []byte) v1.Hash {
 	h, _, _ := v1.SHA256(bytes.NewReader(b))
 	return h
+}
+
+// TestImportKeepsAnalysis: an import (a rootfs tarball, or an image whose layers
+// are pulled from a layout as a registry's would be) analyses each layer for the build
+// summary while it unpacks it, and keeps the analysis under the diffID: a report on the
+// imported image then reads no layer, and says what reading the layers says.
+func TestImportKeepsAnalysis(t *testing.T) {
+	rootfs := rootfsTar(t)
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, dir string) string
+	}{
+		{"rootfs tar", func(t *testing.T, dir string) string {
+			return writeFile(t, filepath.Join(dir, "rootfs.tar"), rootfs)
+		}},
+		{"rootfs tar.gz", func(t *testing.T, dir string) string {
+			return writeFile(t, filepath.Join(dir, "rootfs.tar.gz"), compressWith(t, "gzip", rootfs))
+		}},
+		{"oci layout, gzip layers", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "layout")
+			lp, err := layout.Write(p, empty.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lp.AppendImage(ociRandom(t)); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			h, err := Import(context.Background(), st, tc.make(t, t.TempDir()), "x:1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := st.Image(h.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, d := range cf.RootFS.DiffIDs {
+				if _, err := st.GetCache(report.LayerKey(d.String())); err != nil {
+					t.Errorf("no analysis kept for layer %d: %v", k, err)
+				}
+			}
+			want, err := report.AnalyzeContext(context.Background(), img, report.Options{Name: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, err := report.ImageLayers(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range ls {
+				ls[i].Open = func() (io.ReadCloser, error) {
+					t.Errorf("layer %d read although its analysis was kept", i)
+					return nil, errors.New("not to be read")
+				}
+			}
+			got, err := report.AnalyzeLayers(context.Background(), img, ls, report.Options{Name: "x", Cache: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Errorf("report from the kept analyses differs from reading the layers:\n%+v\n%+v", want, got)
+			}
+		})
+	}
 }

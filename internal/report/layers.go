@@ -41,6 +41,30 @@ func LayerKey(id string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// LayerAnalysis is the analysis of one layer's tar, made by ScanLayer while something
+// else reads the same stream (an import unpacking it), and kept by Keep under the
+// layer's ID once that is known, so that no report reads the layer again.
+type LayerAnalysis struct{ scan *layerScan }
+
+// ScanLayer analyses the uncompressed layer tar r, reading it to its end. Memory grows
+// with the tar's entries, never with their contents.
+func ScanLayer(r io.Reader) (*LayerAnalysis, error) {
+	ls, err := scanLayer(r)
+	if err != nil {
+		return nil, err
+	}
+	return &LayerAnalysis{scan: ls}, nil
+}
+
+// Keep puts a in c as the analysis of the layer named id (see LayerSource): id must name
+// exactly the tar that a was made from.
+func (a *LayerAnalysis) Keep(c Cache, id string) error {
+	if id == "" {
+		return fmt.Errorf("keeping a layer analysis: no layer ID")
+	}
+	return c.PutCache(LayerKey(id), encodeScan(a.scan))
+}
+
 // ImageLayers describes img's own layers as sources: each named by its diffID and read
 // through its Uncompressed stream.
 func ImageLayers(img v1.Image) ([]LayerSource, error) {

@@ -347,3 +347,53 @@ func (c *countingCache) GetCache(key string) ([]byte, error) {
 	c.n++
 	return c.Cache.GetCache(key)
 }
+
+// TestKeptAnalysisSparesTheRead: an analysis made by ScanLayer from a layer's tar and
+// kept under the layer's ID (what an import does while it unpacks) gives the report that
+// reading the layer gives, and the layer is then never opened.
+func TestKeptAnalysisSparesTheRead(t *testing.T) {
+	ctx := context.Background()
+	for name, img := range equivalenceImages(t) {
+		want, err := AnalyzeContext(ctx, img, Options{Name: "img"})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cache := memCache{}
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range layers {
+			rc, err := l.Uncompressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := ScanLayer(rc)
+			rc.Close()
+			if err != nil {
+				t.Fatalf("%s: ScanLayer: %v", name, err)
+			}
+			id, err := l.DiffID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Keep(cache, id.String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := opens{}
+		got, err := AnalyzeLayers(ctx, img, sources(t, img, o), Options{Name: "img", Cache: cache})
+		if err != nil {
+			t.Fatalf("%s: AnalyzeLayers: %v", name, err)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s (-read +kept):\n%s", name, d)
+		}
+		if len(o) != 0 {
+			t.Errorf("%s: layers opened %v, want none", name, o)
+		}
+	}
+	if err := (&LayerAnalysis{scan: &layerScan{}}).Keep(memCache{}, ""); err == nil {
+		t.Error("Keep with no ID: no error")
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Container is one run of a process on a mounted root filesystem.
@@ -45,7 +47,7 @@ func MountPoints() []string {
 // RunContainer runs c to completion with runc and returns its exit status: the user
 // resolved in the root (with the supplementary groups BuildKit gives), the network
 // made for it (see NewNetNS) and released afterwards, hosts, hostname and resolv.conf
-// of its own. The container and its network helper are gone when it returns.
+// of its own. The container is gone when it returns, its network helper killed.
 func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 	u, err := ResolveUser(c.Rootfs, c.User)
 	if err != nil {
@@ -56,7 +58,10 @@ func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 	if p.Hostname == "" {
 		p.Hostname = "slimbuild"
 	}
-	ns, err := NewNetNS(p.Network, filepath.Join(c.Dir, "netns"))
+	// The helper of a private network takes longer to start than runc takes to
+	// create the container: both go on at once, and a hook holds the process
+	// back until the namespace is configured (waitNetwork).
+	ns, err := StartNetNS(p.Network, filepath.Join(c.Dir, "netns"))
 	if err != nil {
 		return 0, err
 	}
@@ -94,11 +99,79 @@ func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 	if err := os.Mkdir(bundle, 0o700); err != nil {
 		return 0, err
 	}
+	release, err := waitNetwork(ctx, ns, spec, filepath.Join(c.Dir, "netready"))
+	if err != nil {
+		return 0, err
+	}
 	status, err := r.Run(ctx, c.ID, bundle, spec, c.Stdio)
+	if nerr := release(); nerr != nil {
+		// The hook failed the run before the process started: say why.
+		if cerr := ctx.Err(); cerr != nil {
+			return -1, cerr
+		}
+		return 0, nerr
+	}
 	if cerr := ns.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("releasing network: %w", cerr)
 	}
 	return status, err
+}
+
+// netReadyScript is the hook that holds a container's process back until its
+// network is configured: it reads one line from the FIFO given as $0.
+const netReadyScript = `read r <"$0" && [ "$r" = ready ]`
+
+// waitNetwork makes spec wait, before its process starts, until ns is ready: a
+// createRuntime hook (run by runc once the container's namespaces exist, before
+// the process is started) reads a line from the FIFO fifo, which this process
+// writes once ns.Ready returns: "ready", or "failed" when the helper failed or
+// ctx ended, which fails the run. Nothing is added for a network with no helper
+// to wait for. release, called once runc is done, waits for that line to be
+// written, closes the FIFO and returns why it said "failed" (nil for "ready").
+func waitNetwork(ctx context.Context, ns *NetNS, spec *specs.Spec, fifo string) (release func() error, _ error) {
+	if ns.ready == nil {
+		return func() error { return nil }, nil
+	}
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, fmt.Errorf("creating network FIFO: %w", err)
+	}
+	// Read and write: the open does not wait for the hook, and what is written
+	// stays in the pipe until the hook reads it.
+	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening network FIFO: %w", err)
+	}
+	readyc := make(chan error, 1)
+	go func() { readyc <- ns.Ready() }()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		select {
+		case err = <-readyc:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		line := "ready\n"
+		if err != nil {
+			line = "failed\n"
+		}
+		if _, werr := f.WriteString(line); werr != nil && err == nil {
+			err = fmt.Errorf("signalling the network is ready: %w", werr)
+		}
+		done <- err
+	}()
+	timeout := int(helperTimeout/time.Second) + 5
+	if spec.Hooks == nil {
+		spec.Hooks = &specs.Hooks{}
+	}
+	spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, specs.Hook{
+		Path: "/bin/sh", Args: []string{"sh", "-c", netReadyScript, fifo}, Timeout: &timeout,
+	})
+	return func() error {
+		err := <-done
+		f.Close()
+		return err
+	}, nil
 }
 
 // withPrimary lists the supplementary groups of a process: the primary group first,

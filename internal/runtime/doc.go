@@ -11,8 +11,14 @@
 // through the host's sockets, with DNS through the helper's forwarder and none of the
 // host's own services in reach (no port forwarded, the gateway not mapped to the host);
 // NetworkNone is loopback only; NetworkHost shares the host's namespace. NewNetNS
-// makes one, Close releases it and stops and reaps its helper, which also dies with
-// this process (parent-death signal).
+// makes one, Close releases it and kills its helper (reaped in the background: a
+// killed pasta takes ~30 ms to exit), which also dies with this process
+// (parent-death signal). StartNetNS returns before the helper is ready
+// (pasta takes ~150 ms to start); RunContainer uses it so that the helper starts
+// while runc creates the container, and a createRuntime hook (a shell reading a FIFO
+// in the run's private directory) holds the process back until Ready: the process
+// never runs in a namespace that is not configured, and a helper that fails fails
+// the run before the process starts.
 //
 // ResolveUser reads the image's /etc/passwd and /etc/group through securejoin, so
 // symlinks in the image resolve inside rootfs and never reach the host's files.

@@ -70,13 +70,36 @@ type NetNS struct {
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed once cmd has been waited for
+	// ready waits for the helper to have configured the namespace (StartNetNS);
+	// nil once it has (or when there is no helper), see Ready.
+	ready     func() error
+	readyErr  error
+	readyOnce sync.Once
+	stopOnce  sync.Once
 }
 
 // NewNetNS makes the network for one container. For NetworkHost it makes nothing and
 // gives the host's resolv.conf; otherwise it binds a fresh namespace with lo up at path
 // (a file the caller names, in a private directory), and for NetworkPrivate starts
-// pasta (or slirp4netns) on it, killed with SIGKILL if this process dies.
+// pasta (or slirp4netns) on it, killed with SIGKILL if this process dies, and waits
+// until the helper has configured the namespace.
 func NewNetNS(n Network, path string) (*NetNS, error) {
+	ns, err := StartNetNS(n, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.Ready(); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return ns, nil
+}
+
+// StartNetNS is NewNetNS without the wait: the namespace is bound at path when it
+// returns, but a NetworkPrivate helper may still be configuring it (pasta takes
+// about 150 ms to start), so a caller can do other work meanwhile. No process may
+// run in the namespace before Ready has returned nil.
+func StartNetNS(n Network, path string) (*NetNS, error) {
 	switch n {
 	case NetworkHost:
 		resolv, err := os.ReadFile("/etc/resolv.conf")
@@ -112,9 +135,9 @@ func NewNetNS(n Network, path string) (*NetNS, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = time.Second
 	scratch := path + ".helper"
-	defer os.Remove(scratch)
 	ready, err := h.prepare(cmd, path, scratch)
 	if err != nil {
+		os.Remove(scratch)
 		return fail(err)
 	}
 	// The parent-death signal follows the thread that forks the helper, and Go ends
@@ -135,34 +158,65 @@ func NewNetNS(n Network, path string) (*NetNS, error) {
 	}()
 	if err := <-started; err != nil {
 		ready(nil)
+		os.Remove(scratch)
 		return fail(err)
 	}
 	ns.cmd = cmd
-	if err := ready(ns.done); err != nil {
-		ns.stop()
-		if msg := strings.TrimSpace(out.String()); msg != "" {
-			err = fmt.Errorf("%w: %s", err, msg)
+	ns.ready = func() error {
+		defer os.Remove(scratch)
+		if err := ready(ns.done); err != nil {
+			ns.stop()
+			if msg := strings.TrimSpace(out.String()); msg != "" {
+				err = fmt.Errorf("%w: %s", err, msg)
+			}
+			return fmt.Errorf("private network (%s): %w", h.name, err)
 		}
-		return fail(err)
+		return nil
 	}
 	return ns, nil
 }
 
-// stop kills the helper and waits for it.
+// Ready waits until the namespace is configured and reports whether it is; the
+// same answer every time. After an error the helper is stopped; Close still
+// releases the namespace.
+func (ns *NetNS) Ready() error {
+	ns.readyOnce.Do(func() {
+		if ns.ready != nil {
+			ns.readyErr = ns.ready()
+		}
+	})
+	return ns.readyErr
+}
+
+// kill sends the helper SIGKILL; safe from several goroutines. The goroutine that
+// started it reaps it (and closes done): a killed pasta takes ~30 ms to tear its
+// memory down, which the caller need not wait for.
+func (ns *NetNS) kill() {
+	ns.stopOnce.Do(func() {
+		if ns.cmd != nil {
+			ns.cmd.Process.Kill()
+		}
+	})
+}
+
+// stop kills the helper and waits until it is reaped.
 func (ns *NetNS) stop() {
+	ns.kill()
 	if ns.cmd != nil {
-		ns.cmd.Process.Kill()
 		<-ns.done
-		ns.cmd = nil
 	}
 }
 
-// Close stops the helper, waits for it, and releases the namespace. Safe to call twice.
+// Close kills the helper and releases the namespace; the helper is reaped in the
+// background. Safe to call twice.
 func (ns *NetNS) Close() error {
 	if ns == nil {
 		return nil
 	}
-	ns.stop()
+	ns.kill()
+	// A readiness check not yet made returns at once now that the helper is gone,
+	// and releases what it holds.
+	_ = ns.Ready()
 	if ns.Path != "" {
 		if err := RemoveNetNS(ns.Path); err != nil {
 			return err
@@ -183,6 +237,11 @@ func preparePasta(cmd *exec.Cmd, nsPath, pidFile string) (func(<-chan struct{}) 
 		"--dns-forward", dnsForward,
 		"-f", "-q", "-P", pidFile,
 	}
+	return pidFileReady(cmd, pidFile), nil
+}
+
+// pidFileReady waits until cmd has written its pid to pidFile, or exited.
+func pidFileReady(cmd *exec.Cmd, pidFile string) func(<-chan struct{}) error {
 	return func(exited <-chan struct{}) error {
 		if exited == nil {
 			return nil
@@ -202,7 +261,7 @@ func preparePasta(cmd *exec.Cmd, nsPath, pidFile string) (func(<-chan struct{}) 
 				return fmt.Errorf("namespace not ready after %v", helperTimeout)
 			}
 		}
-	}, nil
+	}
 }
 
 // prepareSlirp runs slirp4netns on the namespace with the host's loopback out of reach;

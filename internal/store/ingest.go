@@ -34,6 +34,11 @@ type IngestSpec struct {
 	Size int64
 	// DiffID, when set, is the digest the uncompressed tar must have.
 	DiffID v1.Hash
+	// Tar, when set, is given the uncompressed tar as it is read, all of it
+	// (what the diffID is the digest of), from a goroutine of IngestLayer's; a
+	// write error fails the ingest. The caller's analysis of the layer rides
+	// on the same pass.
+	Tar io.Writer
 }
 
 // Ingested is what IngestLayer stored.
@@ -107,6 +112,9 @@ func (s *Store) IngestLayer(ctx context.Context, r io.Reader, spec IngestSpec) (
 	blobHash := sha256.New()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	blob := &countWriter{w: io.MultiWriter(bw, blobHash)}
+	if spec.Tar != nil && IsUncompressed(mt) {
+		blob.w = io.MultiWriter(bw, blobHash, spec.Tar)
+	}
 	raw := newReadAhead(ctx, io.TeeReader(src, blob))
 	var (
 		tarStream io.Reader = raw
@@ -146,6 +154,9 @@ func (s *Store) IngestLayer(ctx context.Context, r io.Reader, spec IngestSpec) (
 		}
 		tarHash = sha256.New()
 		tarCount = &countWriter{w: tarHash}
+		if spec.Tar != nil {
+			tarCount.w = io.MultiWriter(tarHash, spec.Tar)
+		}
 		tarAhead = newReadAhead(ctx, io.TeeReader(dec, tarCount))
 		tarStream = tarAhead
 	}

@@ -74,9 +74,15 @@ func TestIngestLayer(t *testing.T) {
 				t.Errorf("store holds blobs %v, layers %v, tmp %v; want one blob, one dir, no temporaries", blobs, layers, tmp)
 			}
 			// Again: the directory is there, so nothing is unpacked.
-			again, err := s.IngestLayer(context.Background(), bytes.NewReader(tc.blob), IngestSpec{MediaType: tc.spec.MediaType, DiffID: sha(tarData)})
+			// The spec's Tar writer gets the uncompressed tar, whole, also when
+			// nothing is unpacked.
+			var seen bytes.Buffer
+			again, err := s.IngestLayer(context.Background(), bytes.NewReader(tc.blob), IngestSpec{MediaType: tc.spec.MediaType, DiffID: sha(tarData), Tar: &seen})
 			if err != nil || again.Unpacked || again.Dir != got.Dir {
 				t.Errorf("second ingest: %+v, %v", again, err)
+			}
+			if !bytes.Equal(seen.Bytes(), tarData) {
+				t.Errorf("Tar got %d bytes, want the %d of the uncompressed tar", seen.Len(), len(tarData))
 			}
 		})
 	}
