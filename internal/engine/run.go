@@ -9,60 +9,17 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runmount"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
-// runArgs is the command a RUN executes, and a script file to provide when a
-// heredoc with a shebang is the whole command.
-func runArgs(s *stageState, c *instructions.RunCommand) (args []string, script *instructions.ShellInlineFile) {
-	if !c.PrependShell {
-		return append([]string{}, c.CmdLine...), nil
-	}
-	if len(c.Files) == 1 && len(c.CmdLine) == 1 && isHeredocMarker(c.CmdLine[0], c.Files[0].Name) {
-		f := c.Files[0]
-		data := f.Data
-		if f.Chomp {
-			data = parser.ChompHeredocContent(data)
-		}
-		if strings.HasPrefix(data, "#!") {
-			f.Data = data
-			return []string{"/dev/pipes/" + f.Name}, &f
-		}
-		return append(append([]string{}, s.shellOf()...), data), nil
-	}
-	line := strings.Join(c.CmdLine, " ")
-	if len(c.Files) > 0 {
-		// The shell reads the heredocs itself: give it the whole script.
-		var sb strings.Builder
-		sb.WriteString(line)
-		sb.WriteString("\n")
-		for _, f := range c.Files {
-			sb.WriteString(f.Data)
-			if !strings.HasSuffix(f.Data, "\n") && f.Data != "" {
-				sb.WriteString("\n")
-			}
-			sb.WriteString(f.Name + "\n")
-		}
-		line = sb.String()
-	}
-	return append(append([]string{}, s.shellOf()...), line), nil
-}
-
-func isHeredocMarker(word, name string) bool {
-	w := strings.TrimPrefix(strings.TrimPrefix(word, "<<"), "-")
-	w = strings.Trim(w, `"'`)
-	return strings.HasPrefix(word, "<<") && w == name
-}
-
 func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instructions.RunCommand) error {
 	if err := b.checkEmulation(st.stage); err != nil {
 		return b.fail(st, err)
 	}
-	args, script := runArgs(s, c)
+	args, script := dockerfile.RunArgs(c, s.shellOf())
 	network := b.opts.Network
 	if n := instructions.GetNetwork(c); n != "" && n != "default" {
 		var err error

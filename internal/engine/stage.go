@@ -11,7 +11,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
@@ -55,7 +54,7 @@ func (b *builder) buildStage(ctx context.Context, stg *dockerfile.Stage) (*stage
 	cmds := stg.Commands
 	// ONBUILD triggers of the base run first, and are consumed.
 	if len(s.cfg.Config.OnBuild) > 0 {
-		triggers, err := parseTriggers(s.cfg.Config.OnBuild)
+		triggers, err := dockerfile.ParseTriggers(s.cfg.Config.OnBuild)
 		if err != nil {
 			return nil, &dockerfile.Error{File: b.plan.File, Line: stg.Line, Err: fmt.Errorf("ONBUILD trigger of the base image: %w", err)}
 		}
@@ -64,7 +63,7 @@ func (b *builder) buildStage(ctx context.Context, stg *dockerfile.Stage) (*stage
 	}
 	lex := shell.NewLex(b.plan.Escape)
 	for i, c := range cmds {
-		st := &step{stage: stg, n: i + 1, total: len(cmds), cmd: c, text: commandText(c), start: time.Now()}
+		st := &step{stage: stg, n: i + 1, total: len(cmds), cmd: c, text: dockerfile.CommandText(c), start: time.Now()}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -166,33 +165,6 @@ func (b *builder) resolveImage(ctx context.Context, ref string, p v1.Platform) (
 	b.images[key] = img
 	b.mu.Unlock()
 	return img, nil
-}
-
-func parseTriggers(triggers []string) ([]instructions.Command, error) {
-	res, err := parser.Parse(strings.NewReader(strings.Join(triggers, "\n")))
-	if err != nil {
-		return nil, err
-	}
-	var cmds []instructions.Command
-	for _, n := range res.AST.Children {
-		c, err := instructions.ParseCommand(n)
-		if err != nil {
-			return nil, err
-		}
-		switch strings.ToUpper(c.Name()) {
-		case "ONBUILD", "FROM", "MAINTAINER":
-			return nil, fmt.Errorf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(c.Name()))
-		}
-		cmds = append(cmds, c)
-	}
-	return cmds, nil
-}
-
-func commandText(c instructions.Command) string {
-	if s, ok := c.(fmt.Stringer); ok {
-		return s.String()
-	}
-	return c.Name()
 }
 
 // dispatch runs one instruction.
@@ -394,7 +366,7 @@ func historyText(c instructions.Command, s *stageState) string {
 		}
 		return "RUN " + strings.Join(args, " ") + " # buildkit"
 	case *instructions.CopyCommand, *instructions.AddCommand:
-		return commandText(c) + " # buildkit"
+		return dockerfile.CommandText(c) + " # buildkit"
 	case *instructions.WorkdirCommand:
 		return "WORKDIR " + s.cfg.Config.WorkingDir
 	case *instructions.CmdCommand:
@@ -402,7 +374,7 @@ func historyText(c instructions.Command, s *stageState) string {
 	case *instructions.EntrypointCommand:
 		return "ENTRYPOINT " + jsonString(s.cfg.Config.Entrypoint)
 	}
-	return commandText(c)
+	return dockerfile.CommandText(c)
 }
 
 func jsonString(v any) string {
