@@ -247,8 +247,8 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	defer f.Close()
-	opts.SourceDateEpoch = wholeSeconds(opts.SourceDateEpoch)
-	opts.BuildArgs = withEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
+	opts.SourceDateEpoch = dockerfile.WholeSeconds(opts.SourceDateEpoch)
+	opts.BuildArgs = dockerfile.WithEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
 	shown := displayName(opts.Dockerfile, abs)
 	if opts.DockerfileName != "" {
 		shown = opts.DockerfileName
@@ -268,7 +268,7 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		return nil, err
 	}
 	if opts.SourceDateEpoch == nil {
-		if opts.SourceDateEpoch, err = epochFromPlan(plan); err != nil {
+		if opts.SourceDateEpoch, err = plan.SourceDateEpoch(); err != nil {
 			return nil, fmt.Errorf("%s: %w", plan.File, err)
 		}
 	}
