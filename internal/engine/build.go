@@ -193,7 +193,7 @@ type builder struct {
 
 	mu      sync.Mutex
 	results map[int]*stageState
-	images  map[string]v1.Image
+	images  *image.Resolver // base and --from images, once per build
 	named   map[string]*namedCtx
 	steps   int
 	cached  int
@@ -280,7 +280,11 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	for i := plan.Target; i >= 0; i = plan.Stages[i].BaseStage {
 		ships[i] = true
 	}
-	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}, ships: ships}
+	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, ships: ships}
+	// A pull reports its layers (fetched, unpacked, bytes and time) as build events.
+	b.images = &image.Resolver{Store: st, Pull: opts.Pull, NoPull: opts.NoPull, Logf: func(format string, args ...any) {
+		b.emit(Event{Kind: Info, Text: fmt.Sprintf(format, args...)})
+	}}
 	b.emulators.Dir = opts.binfmtDir
 	return b, nil
 }

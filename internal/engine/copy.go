@@ -60,7 +60,7 @@ func (b *builder) fromSource(ctx context.Context, ref string) (*origin, error) {
 		return &origin{layers: s.layers, key: s.key}, nil
 	}
 	// An image named by --from is for the target platform, as in BuildKit.
-	img, err := b.resolveImage(ctx, ref, b.targetPlatform())
+	img, err := b.images.Resolve(ctx, ref, b.targetPlatform())
 	if err != nil {
 		return nil, err
 	}

@@ -81,7 +81,7 @@ func (b *builder) loadNamed(ctx context.Context, nc *namedCtx, p v1.Platform) (v
 	var img v1.Image
 	var err error
 	if nc.spec.Image != "" {
-		img, err = b.resolveImage(ctx, nc.spec.Image, p)
+		img, err = b.images.Resolve(ctx, nc.spec.Image, p)
 	} else {
 		img, err = image.LayoutImage(b.st, nc.spec.Layout, nc.spec.LayoutTag, nc.spec.LayoutDigest, p)
 	}

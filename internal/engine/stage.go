@@ -13,7 +13,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
-	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
@@ -100,7 +99,7 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		s = &stageState{key: keyOf("scratch")}
 		s.cfg.Config.WorkingDir = "/"
 	default:
-		img, err := b.resolveImage(ctx, stg.Base, stagePlatform(stg))
+		img, err := b.images.Resolve(ctx, stg.Base, stagePlatform(stg))
 		if err != nil {
 			return nil, err
 		}
@@ -134,37 +133,6 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	}
 	s.cfg.Config.Env = runtime.WithDefaultPath(s.cfg.Config.Env)
 	return s, nil
-}
-
-// resolveImage finds a base or --from image in the store or pulls it, once per build.
-func (b *builder) resolveImage(ctx context.Context, ref string, p v1.Platform) (v1.Image, error) {
-	name, err := image.NormalizeName(ref)
-	if err != nil {
-		return nil, err
-	}
-	key := name + " " + platformString(p)
-	b.mu.Lock()
-	img, ok := b.images[key]
-	b.mu.Unlock()
-	if ok {
-		return img, nil
-	}
-	// A pull reports its layers (fetched, unpacked, bytes and time) as build events.
-	ctx = image.WithLogf(ctx, func(format string, args ...any) {
-		b.emit(Event{Kind: Info, Text: fmt.Sprintf(format, args...)})
-	})
-	if b.opts.Pull {
-		img, err = image.RepullFor(ctx, b.st, name, p)
-	} else {
-		img, err = image.ResolveFor(ctx, b.st, name, !b.opts.NoPull, p)
-	}
-	if err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	b.images[key] = img
-	b.mu.Unlock()
-	return img, nil
 }
 
 // dispatch runs one instruction.
