@@ -316,7 +316,7 @@ func (b *builder) linkedAdd(ws *workspace, c *source.Copier, items []source.Item
 		ws.snapshot = &id
 		return nil
 	}
-	ws.layer, err = b.writeLayer(func(tw *layer.Writer) error {
+	ws.layer, err = b.st.WriteLayer(b.opts.Compression, b.opts.SourceDateEpoch, func(tw *layer.Writer) error {
 		return tw.Add(scratch, "", layer.AddOptions{})
 	})
 	return err
@@ -324,35 +324,9 @@ func (b *builder) linkedAdd(ws *workspace, c *source.Copier, items []source.Item
 
 // writeDirect streams the plan into a new layer blob.
 func (b *builder) writeDirect(p *source.DirectPlan, own source.Owner, resetOwner bool, chmod source.Chmod) (*store.LayerInfo, error) {
-	return b.writeLayer(func(tw *layer.Writer) error {
+	return b.st.WriteLayer(b.opts.Compression, b.opts.SourceDateEpoch, func(tw *layer.Writer) error {
 		return p.Write(tw, own, resetOwner, chmod.Mode, chmod.Set)
 	})
-}
-
-// writeLayer streams a new layer blob that fill writes, with the build's
-// compression and source date epoch; nothing stays in the store if fill fails.
-func (b *builder) writeLayer(fill func(tw *layer.Writer) error) (*store.LayerInfo, error) {
-	lw, err := b.st.NewLayerWriter(b.opts.Compression)
-	if err != nil {
-		return nil, err
-	}
-	tw := layer.NewWriter(lw)
-	if b.opts.SourceDateEpoch != nil {
-		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
-	}
-	if err := fill(tw); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	if err := tw.Close(); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	info, err := lw.Commit()
-	if err != nil {
-		return nil, fmt.Errorf("storing layer: %w", err)
-	}
-	return &info, nil
 }
 
 // gitHome is an empty directory for git's HOME in the build's temp dir.

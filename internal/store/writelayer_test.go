@@ -1,0 +1,78 @@
+package store
+
+import (
+	"archive/tar"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/slimbuild/slimbuild/internal/layer"
+)
+
+// TestWriteLayer: the layer holds what fill wrote, with times clamped to the
+// epoch; a fill that fails leaves no blob and no temporary file.
+func TestWriteLayer(t *testing.T) {
+	epoch := time.Unix(1_700_000_000, 0).UTC()
+	later := epoch.Add(48 * time.Hour)
+	earlier := epoch.Add(-48 * time.Hour)
+	for _, tc := range []struct {
+		name    string
+		epoch   *time.Time
+		mtime   time.Time
+		want    time.Time
+		failErr error
+	}{
+		{name: "no epoch", mtime: later, want: later},
+		{name: "later than the epoch is clamped", epoch: &epoch, mtime: later, want: epoch},
+		{name: "earlier than the epoch stays", epoch: &epoch, mtime: earlier, want: earlier},
+		{name: "fill fails", failErr: errors.New("boom")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t)
+			info, err := s.WriteLayer(Zstd, tc.epoch, func(tw *layer.Writer) error {
+				if err := tw.Mkdir("dir", 0o755, layer.Owner{}, tc.mtime); err != nil {
+					return err
+				}
+				return tc.failErr
+			})
+			if tc.failErr != nil {
+				if !errors.Is(err, tc.failErr) {
+					t.Fatalf("error %v, want %v", err, tc.failErr)
+				}
+				for _, d := range []string{"tmp", filepath.Join("blobs", "sha256")} {
+					ents, _ := os.ReadDir(filepath.Join(s.Root(), d))
+					if len(ents) != 0 {
+						t.Errorf("%s holds %d entries after a failed write", d, len(ents))
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := s.Layer(*info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := l.Uncompressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			tr := tar.NewReader(rc)
+			hdr, err := tr.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hdr.Name != "dir/" || !hdr.ModTime.Equal(tc.want) {
+				t.Errorf("entry %q at %v, want dir/ at %v", hdr.Name, hdr.ModTime, tc.want)
+			}
+			if _, err := tr.Next(); err != io.EOF {
+				t.Errorf("after the one entry: %v, want EOF", err)
+			}
+		})
+	}
+}
