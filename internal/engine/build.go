@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -134,31 +133,7 @@ type StageResult struct {
 	Remote bool
 	// Layers are the stage's layers, bottom first, for readers of its files (the
 	// payoff report): they need no blob, manifest or digest.
-	Layers []LayerTree
-}
-
-// LayerTree is one layer as a reader of its files sees it.
-type LayerTree struct {
-	ID   string                        // stable identity: the diffID ("sha256:…"), or "snapshot:<id>" for a layer that has no blob yet
-	Open func() (io.ReadCloser, error) // the layer as an uncompressed tar, written from its unpacked dir when the store has one
-}
-
-// layerTrees describes ls for readers of their files.
-func (b *builder) layerTrees(ls []v1.Layer) ([]LayerTree, error) {
-	out := make([]LayerTree, len(ls))
-	for i, l := range ls {
-		if sl, ok := l.(*store.SnapshotLayer); ok && !sl.Made() {
-			// No blob, no diffID: the snapshot names the tree.
-			out[i] = LayerTree{ID: "snapshot:" + sl.ID().Hex, Open: sl.Tree}
-			continue
-		}
-		id, err := l.DiffID()
-		if err != nil {
-			return nil, fmt.Errorf("reading diff ID of layer %d: %w", i, err)
-		}
-		out[i] = LayerTree{ID: id.String(), Open: func() (io.ReadCloser, error) { return b.st.TreeLayer(l).Uncompressed() }}
-	}
-	return out, nil
+	Layers []store.LayerTree
 }
 
 // Result is a finished build.
@@ -448,7 +423,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			sr.Image = image.Lazy(func() (v1.Image, error) { return imageOf(s, nil) })
 			sr.Remote = image.RemoteOnly(s.layers)
 		}
-		if sr.Layers, err = b.layerTrees(b.results[i].layers); err != nil {
+		if sr.Layers, err = b.st.LayerTrees(b.results[i].layers); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", sr.Name, err)
 		}
 		res.Stages = append(res.Stages, sr)

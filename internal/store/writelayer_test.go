@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/slimbuild/slimbuild/internal/layer"
 )
 
@@ -74,5 +76,36 @@ func TestWriteLayer(t *testing.T) {
 				t.Errorf("after the one entry: %v, want EOF", err)
 			}
 		})
+	}
+}
+
+// TestLayerTrees: a stored layer is named by its diffID and opens as its tar.
+func TestLayerTrees(t *testing.T) {
+	s := openStore(t)
+	info, err := s.WriteLayer(Gzip, nil, func(tw *layer.Writer) error {
+		return tw.Mkdir("only", 0o700, layer.Owner{}, time.Unix(0, 0))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Layer(*info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trees, err := s.LayerTrees([]v1.Layer{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trees) != 1 || trees[0].ID != info.DiffID.String() {
+		t.Fatalf("trees %+v, want one named %s", trees, info.DiffID)
+	}
+	rc, err := trees[0].Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	hdr, err := tar.NewReader(rc).Next()
+	if err != nil || hdr.Name != "only/" {
+		t.Errorf("first entry %v (%v), want only/", hdr, err)
 	}
 }
