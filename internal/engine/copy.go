@@ -2,11 +2,8 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -133,60 +130,16 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		}
 		keyParts = append(keyParts, "from", from.key, req.sources.SourcePaths)
 	default:
-		var local []string
-		for _, p := range req.sources.SourcePaths {
-			g, isGit, err := source.ParseGitSource(p, req.keepGitDir)
-			if err != nil {
-				return b.fail(st, err)
-			}
-			if isGit {
-				if !req.add {
-					return b.fail(st, fmt.Errorf("source can't be a git ref for COPY: %s", p))
-				}
-				if req.checksum != "" {
-					if err := g.SetChecksum(req.checksum); err != nil {
-						return b.fail(st, err)
-					}
-				}
-				home, err := b.gitHome()
-				if err != nil {
-					return b.fail(st, err)
-				}
-				r, err := g.Resolve(ctx, home)
-				if err != nil {
-					return b.fail(st, fmt.Errorf("ADD %s: %w", p, err))
-				}
-				items = append(items, source.GitItem(p, g, r))
-				keyParts = append(keyParts, g.Key(r)...)
-				continue
-			}
-			if source.IsURL(p) {
-				if !req.add {
-					return b.fail(st, fmt.Errorf("source can't be a URL for COPY: %s", p))
-				}
-				tmp, err := b.tempDir()
-				if err != nil {
-					return b.fail(st, err)
-				}
-				it, sum, err := source.Download(ctx, tmp, p, req.checksum)
-				if err != nil {
-					return b.fail(st, err)
-				}
-				downloads = append(downloads, it.Host())
-				items = append(items, it)
-				keyParts = append(keyParts, "url", p, sum, it.ModTime().Unix())
-				continue
-			}
-			local = append(local, p)
+		got, err := match.Collect(ctx, source.Sources{
+			Paths: req.sources.SourcePaths, Add: req.add, Checksum: req.checksum,
+			KeepGitDir: req.keepGitDir, Context: b.bctx, TempDir: b.tempDir,
+		})
+		if err != nil {
+			return b.fail(st, err)
 		}
-		if len(local) > 0 {
-			ctxItems, sum, err := match.InContext(b.bctx, local)
-			if err != nil {
-				return b.fail(st, err)
-			}
-			keyParts = append(keyParts, "context", sum)
-			items = append(items, ctxItems...)
-		}
+		downloads = got.Downloads
+		items = append(items, got.Items...)
+		keyParts = append(keyParts, got.Key...)
 	}
 	key := keyOf(keyParts...)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
@@ -327,17 +280,4 @@ func (b *builder) writeDirect(p *source.DirectPlan, own source.Owner, resetOwner
 	return b.st.WriteLayer(b.opts.Compression, b.opts.SourceDateEpoch, func(tw *layer.Writer) error {
 		return p.Write(tw, own, resetOwner, chmod.Mode, chmod.Set)
 	})
-}
-
-// gitHome is an empty directory for git's HOME in the build's temp dir.
-func (b *builder) gitHome() (string, error) {
-	tmp, err := b.tempDir()
-	if err != nil {
-		return "", err
-	}
-	home := filepath.Join(tmp, "git-home")
-	if err := os.Mkdir(home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", err
-	}
-	return home, nil
 }
