@@ -184,6 +184,6 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 	}
 	runner := &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
 	return runner.RunContainer(ctx, runtime.Container{
-		ID: "slimbuild-" + randomID(), Rootfs: ws.Root(), Dir: dir, User: user, Process: p, Stdio: stdio,
+		ID: runtime.NewContainerID(), Rootfs: ws.Root(), Dir: dir, User: user, Process: p, Stdio: stdio,
 	})
 }
