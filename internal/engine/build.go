@@ -448,21 +448,7 @@ func (b *builder) consume(name string) {
 
 // warnUnconsumed reports --build-arg values no ARG asked for, as BuildKit does.
 func (b *builder) warnUnconsumed() {
-	known := map[string]bool{}
-	for _, kv := range b.plan.MetaArgs {
-		known[kv.Key] = true
-	}
-	for _, k := range dockerfile.ProxyArgs {
-		known[k] = true
-	}
-	known[dockerfile.SourceDateEpochArg] = true
-	var unused []string
-	for _, k := range sortedKeys(b.opts.BuildArgs) {
-		if !known[k] && !b.consumed[k] {
-			unused = append(unused, k)
-		}
-	}
-	if len(unused) > 0 {
+	if unused := b.plan.UnusedBuildArgs(b.consumed); len(unused) > 0 {
 		b.emit(Event{Kind: Info, Text: "warning: build-arg " + strings.Join(unused, ", ") + " not consumed by any ARG of the stages built"})
 	}
 }
