@@ -8,7 +8,8 @@
 //
 // Resolver is what a build uses: each name and platform resolved once per
 // build (store first, the registry when allowed, or the registry again with
-// Pull), so one build sees one image per name.
+// Pull), so one build sees one image per name; Named does the same for an
+// image or OCI layout named context.
 //
 // Layers in, unpacked: imports and pulls stream every layer through
 // store.IngestLayer, which stores the blob as given and unpacks it in the same

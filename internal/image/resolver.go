@@ -25,7 +25,7 @@ type Resolver struct {
 	Logf func(format string, args ...any)
 
 	mu     sync.Mutex
-	images map[string]v1.Image // by normalized name and platform
+	images map[string]v1.Image // by normalized name (or OCI layout) and platform
 }
 
 // Resolve returns the image ref names for platform p: from the store, else
@@ -57,6 +57,29 @@ func (r *Resolver) Resolve(ctx context.Context, ref string, p v1.Platform) (v1.I
 	defer r.mu.Unlock()
 	if prev, ok := r.images[key]; ok {
 		return prev, nil // another ask of the same name won the race
+	}
+	if r.images == nil {
+		r.images = map[string]v1.Image{}
+	}
+	r.images[key] = img
+	return img, nil
+}
+
+// Named returns the image a named context that is an image or an OCI layout
+// (not a directory) gives for platform p, each layout image read once.
+func (r *Resolver) Named(ctx context.Context, spec NamedContext, p v1.Platform) (v1.Image, error) {
+	if spec.Image != "" {
+		return r.Resolve(ctx, spec.Image, p)
+	}
+	key := "layout " + spec.Layout + " " + spec.LayoutTag + " " + spec.LayoutDigest + " " + p.String()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if img, ok := r.images[key]; ok {
+		return img, nil
+	}
+	img, err := LayoutImage(r.Store, spec.Layout, spec.LayoutTag, spec.LayoutDigest, p)
+	if err != nil {
+		return nil, err
 	}
 	if r.images == nil {
 		r.images = map[string]v1.Image{}

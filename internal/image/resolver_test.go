@@ -2,11 +2,14 @@ package image
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -92,4 +95,37 @@ func TestResolver(t *testing.T) {
 			t.Error("with Pull, the registry's new image was not pulled")
 		}
 	})
+}
+
+// TestResolverNamedLayout: an OCI layout named context is read once per
+// platform: later asks do not read the layout again.
+func TestResolverNamedLayout(t *testing.T) {
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := ociRandom(t)
+	if err := lp.AppendImage(src, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	r := &Resolver{Store: openStore(t)}
+	spec := NamedContext{Layout: dir, LayoutTag: "v1"}
+	img, err := r.Named(context.Background(), spec, Platform())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digestOf(t, img) != digestOf(t, src) {
+		t.Fatal("Named read another image than the layout's")
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.Named(context.Background(), spec, Platform())
+	if err != nil {
+		t.Fatalf("a second ask read the layout again: %v", err)
+	}
+	if digestOf(t, again) != digestOf(t, src) {
+		t.Error("a second ask gave another image")
+	}
 }
