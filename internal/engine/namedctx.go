@@ -102,19 +102,10 @@ func (b *builder) namedState(ctx context.Context, nc *namedCtx, stg *dockerfile.
 	if img == nil {
 		return &stageState{namedDir: true, key: keyOf("named-dir", nc.spec.Dir)}, nil
 	}
-	cf, err := img.ConfigFile()
+	s, err := imageState(img)
 	if err != nil {
-		return nil, fmt.Errorf("--build-context %s: reading config: %w", nc.name, err)
+		return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("--build-context %s: reading layers: %w", nc.name, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	s := &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", d.String()), created: cf.Created.Time}
 	s.cfg.Config.Env = runtime.WithDefaultPath(s.cfg.Config.Env)
 	s.epoch = b.opts.SourceDateEpoch
 	s.args = map[string]string{}

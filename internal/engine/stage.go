@@ -103,19 +103,9 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		if err != nil {
 			return nil, err
 		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("reading config of %s: %w", stg.Base, err)
+		if s, err = imageState(img); err != nil {
+			return nil, fmt.Errorf("%s: %w", stg.Base, err)
 		}
-		layers, err := img.Layers()
-		if err != nil {
-			return nil, fmt.Errorf("reading layers of %s: %w", stg.Base, err)
-		}
-		digest, err := img.Digest()
-		if err != nil {
-			return nil, err
-		}
-		s = &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", digest.String()), created: cf.Created.Time}
 	}
 	if stg.BaseStage < 0 {
 		b.setPlatform(s, stg)
@@ -133,6 +123,24 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	}
 	s.cfg.Config.Env = runtime.WithDefaultPath(s.cfg.Config.Env)
 	return s, nil
+}
+
+// imageState is the state a stage starts with from img: its filesystem and
+// config, keyed by its digest.
+func imageState(img v1.Image) (*stageState, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers: %w", err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	return &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", d.String()), created: cf.Created.Time}, nil
 }
 
 // dispatch runs one instruction.
