@@ -254,15 +254,7 @@ func (b *builder) linkedAdd(ws *workspace, c *source.Copier, items []source.Item
 	}
 	ws.direct = true
 	if !ships {
-		if err := layer.CheckNames(scratch); err != nil {
-			return err
-		}
-		if e := b.opts.SourceDateEpoch; e != nil {
-			if err := layer.ClampTimes(scratch, *e); err != nil {
-				return err
-			}
-		}
-		id, err := b.st.CommitSnapshot(scratch)
+		id, err := b.st.CommitTree(scratch, b.opts.SourceDateEpoch)
 		if err != nil {
 			return err
 		}

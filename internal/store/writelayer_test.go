@@ -109,3 +109,58 @@ func TestLayerTrees(t *testing.T) {
 		t.Errorf("first entry %v (%v), want only/", hdr, err)
 	}
 }
+
+// TestCommitTree: a tree with an overlay whiteout name is refused and stays
+// where it was; otherwise it becomes a snapshot with its times clamped to the
+// epoch.
+func TestCommitTree(t *testing.T) {
+	epoch := time.Unix(1_700_000_000, 0).UTC()
+	later := epoch.Add(time.Hour)
+	for _, tc := range []struct {
+		name    string
+		file    string
+		wantErr bool
+	}{
+		{name: "clamped", file: "f"},
+		{name: "whiteout name refused", file: ".wh.f", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t)
+			dir, err := s.TempDir("tree-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, later, later); err != nil {
+				t.Fatal(err)
+			}
+			id, err := s.CommitTree(dir, &epoch)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("committed a tree with a whiteout name")
+				}
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("the refused tree moved: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sd, ok := s.SnapshotDir(id)
+			if !ok {
+				t.Fatal("no snapshot after the commit")
+			}
+			fi, err := os.Lstat(filepath.Join(sd, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fi.ModTime().Equal(epoch) {
+				t.Errorf("mtime %v, want the epoch %v", fi.ModTime(), epoch)
+			}
+		})
+	}
+}
