@@ -82,3 +82,25 @@ func TestPlanSourceDateEpoch(t *testing.T) {
 		})
 	}
 }
+
+func TestWholeSecondsAndEpochArg(t *testing.T) {
+	if WholeSeconds(nil) != nil {
+		t.Error("WholeSeconds(nil) is not nil")
+	}
+	in := time.Date(2024, 1, 2, 3, 4, 5, 999_000_000, time.FixedZone("x", 3600))
+	got := WholeSeconds(&in)
+	if got.Location() != time.UTC || got.Nanosecond() != 0 || got.Unix() != in.Unix() {
+		t.Errorf("WholeSeconds(%v) = %v, want %d in UTC without its fraction", in, got, in.Unix())
+	}
+	args := map[string]string{"A": "1"}
+	with := WithEpochArg(args, got)
+	if with[SourceDateEpochArg] != "1704161045" || with["A"] != "1" {
+		t.Errorf("WithEpochArg gave %v", with)
+	}
+	if _, ok := args[SourceDateEpochArg]; ok {
+		t.Error("WithEpochArg changed its argument")
+	}
+	if _, ok := WithEpochArg(args, nil)[SourceDateEpochArg]; ok {
+		t.Error("WithEpochArg set the arg without an epoch")
+	}
+}
