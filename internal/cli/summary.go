@@ -74,7 +74,7 @@ func indent(s string) string {
 	return s + "\n"
 }
 
-func layerSources(ls []engine.LayerTree) []report.LayerSource {
+func layerSources(ls []store.LayerTree) []report.LayerSource {
 	out := make([]report.LayerSource, len(ls))
 	for i, l := range ls {
 		out[i] = report.LayerSource{ID: l.ID, Open: l.Open}

@@ -61,20 +61,20 @@ func TestSummaryUsesStageLayers(t *testing.T) {
 }
 
 // trees describes img's layers as a stage's layer trees that count their opens.
-func trees(t *testing.T, img v1.Image, opened map[string]int) []engine.LayerTree {
+func trees(t *testing.T, img v1.Image, opened map[string]int) []store.LayerTree {
 	t.Helper()
 	ls, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []engine.LayerTree
+	var out []store.LayerTree
 	for _, l := range ls {
 		id, err := l.DiffID()
 		if err != nil {
 			t.Fatal(err)
 		}
 		l := l
-		out = append(out, engine.LayerTree{ID: id.String(), Open: func() (io.ReadCloser, error) {
+		out = append(out, store.LayerTree{ID: id.String(), Open: func() (io.ReadCloser, error) {
 			opened[id.String()]++
 			return l.Uncompressed()
 		}})

@@ -17,6 +17,10 @@
 // names a frontend other than docker/dockerfile (slimbuild parses every
 // Dockerfile with its built-in parser). ParsePlatform and
 // ParseSourceDateEpoch read the values of --platform and of the
-// SOURCE_DATE_EPOCH build arg. The package is pure: no disk, no
-// network. Every error names file:line.
+// SOURCE_DATE_EPOCH build arg; Plan.SourceDateEpoch is the epoch a plan
+// gives a build that was handed none, Plan.UnusedBuildArgs the --build-arg
+// values nothing asked for. command.go holds the meaning of single
+// instructions: ParseTriggers (a base image's ONBUILD), CommandText, and
+// RunArgs (what a RUN executes with the stage's shell, heredocs included).
+// The package is pure: no disk, no network. Every error names file:line.
 package dockerfile

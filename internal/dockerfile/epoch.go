@@ -25,3 +25,38 @@ func ParseSourceDateEpoch(s string) (*time.Time, error) {
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
 }
+
+// WholeSeconds returns a copy of epoch in UTC, without its fraction of a second.
+func WholeSeconds(epoch *time.Time) *time.Time {
+	if epoch == nil {
+		return nil
+	}
+	t := epoch.Truncate(time.Second).UTC()
+	return &t
+}
+
+// WithEpochArg returns a copy of args with SOURCE_DATE_EPOCH set to epoch, if given.
+func WithEpochArg(args map[string]string, epoch *time.Time) map[string]string {
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	if epoch != nil {
+		out[SourceDateEpochArg] = strconv.FormatInt(epoch.Unix(), 10)
+	}
+	return out
+}
+
+// SourceDateEpoch is the epoch the plan gives a build that was not handed one:
+// the SOURCE_DATE_EPOCH build arg, else the global ARG default; nil for none
+// or for "context" (as BuildKit does for a local context).
+func (p *Plan) SourceDateEpoch() (*time.Time, error) {
+	v, ok := p.BuildArgs[SourceDateEpochArg]
+	if !ok {
+		v = p.GlobalArgs()[SourceDateEpochArg]
+	}
+	if v == "context" {
+		return nil, nil
+	}
+	return ParseSourceDateEpoch(v)
+}

@@ -366,6 +366,28 @@ func (p *Plan) GlobalArgs() map[string]string {
 	return m
 }
 
+// UnusedBuildArgs are the names of the --build-arg values, sorted, that no
+// global ARG, no predefined ARG (the proxies, SOURCE_DATE_EPOCH) and none of
+// the ARGs in consumed (those the stages built declared) asked for.
+func (p *Plan) UnusedBuildArgs(consumed map[string]bool) []string {
+	known := map[string]bool{}
+	for _, kv := range p.MetaArgs {
+		known[kv.Key] = true
+	}
+	for _, k := range ProxyArgs {
+		known[k] = true
+	}
+	known[SourceDateEpochArg] = true
+	var unused []string
+	for k := range p.BuildArgs {
+		if !known[k] && !consumed[k] {
+			unused = append(unused, k)
+		}
+	}
+	slices.Sort(unused)
+	return unused
+}
+
 func (p *Plan) stageNames() string {
 	var names []string
 	for _, s := range p.Stages {

@@ -268,3 +268,34 @@ func TestPlanPlatforms(t *testing.T) {
 		t.Errorf("FROM --platform=windows/amd64: error %v, want one at Dockerfile:1", err)
 	}
 }
+
+func TestUnusedBuildArgs(t *testing.T) {
+	src := "ARG GLOBAL\nFROM scratch\nARG LOCAL\n"
+	for _, tc := range []struct {
+		name      string
+		buildArgs map[string]string
+		consumed  map[string]bool
+		want      []string
+	}{
+		{name: "none given", want: nil},
+		{name: "global, predefined and consumed are used",
+			buildArgs: map[string]string{"GLOBAL": "1", "HTTP_PROXY": "p", "no_proxy": "x", "SOURCE_DATE_EPOCH": "0", "LOCAL": "2"},
+			consumed:  map[string]bool{"LOCAL": true}, want: nil},
+		{name: "declared by a stage not built", buildArgs: map[string]string{"LOCAL": "2"}, want: []string{"LOCAL"}},
+		{name: "sorted", buildArgs: map[string]string{"ZED": "", "ALPHA": "", "GLOBAL": ""}, want: []string{"ALPHA", "ZED"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse("Dockerfile", strings.NewReader(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := f.Plan(Options{BuildArgs: tc.buildArgs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, p.UnusedBuildArgs(tc.consumed)); diff != "" {
+				t.Errorf("unused (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -134,31 +133,7 @@ type StageResult struct {
 	Remote bool
 	// Layers are the stage's layers, bottom first, for readers of its files (the
 	// payoff report): they need no blob, manifest or digest.
-	Layers []LayerTree
-}
-
-// LayerTree is one layer as a reader of its files sees it.
-type LayerTree struct {
-	ID   string                        // stable identity: the diffID ("sha256:…"), or "snapshot:<id>" for a layer that has no blob yet
-	Open func() (io.ReadCloser, error) // the layer as an uncompressed tar, written from its unpacked dir when the store has one
-}
-
-// layerTrees describes ls for readers of their files.
-func (b *builder) layerTrees(ls []v1.Layer) ([]LayerTree, error) {
-	out := make([]LayerTree, len(ls))
-	for i, l := range ls {
-		if sl, ok := l.(*store.SnapshotLayer); ok && !sl.Made() {
-			// No blob, no diffID: the snapshot names the tree.
-			out[i] = LayerTree{ID: "snapshot:" + sl.ID().Hex, Open: sl.Tree}
-			continue
-		}
-		id, err := l.DiffID()
-		if err != nil {
-			return nil, fmt.Errorf("reading diff ID of layer %d: %w", i, err)
-		}
-		out[i] = LayerTree{ID: id.String(), Open: func() (io.ReadCloser, error) { return b.st.TreeLayer(l).Uncompressed() }}
-	}
-	return out, nil
+	Layers []store.LayerTree
 }
 
 // Result is a finished build.
@@ -193,7 +168,7 @@ type builder struct {
 
 	mu      sync.Mutex
 	results map[int]*stageState
-	images  map[string]v1.Image
+	images  *image.Resolver // base and --from images, once per build
 	named   map[string]*namedCtx
 	steps   int
 	cached  int
@@ -253,8 +228,8 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	defer f.Close()
-	opts.SourceDateEpoch = wholeSeconds(opts.SourceDateEpoch)
-	opts.BuildArgs = withEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
+	opts.SourceDateEpoch = dockerfile.WholeSeconds(opts.SourceDateEpoch)
+	opts.BuildArgs = dockerfile.WithEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
 	shown := displayName(opts.Dockerfile, abs)
 	if opts.DockerfileName != "" {
 		shown = opts.DockerfileName
@@ -274,7 +249,7 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 		return nil, err
 	}
 	if opts.SourceDateEpoch == nil {
-		if opts.SourceDateEpoch, err = epochFromPlan(plan); err != nil {
+		if opts.SourceDateEpoch, err = plan.SourceDateEpoch(); err != nil {
 			return nil, fmt.Errorf("%s: %w", plan.File, err)
 		}
 	}
@@ -286,7 +261,11 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	for i := plan.Target; i >= 0; i = plan.Stages[i].BaseStage {
 		ships[i] = true
 	}
-	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, images: map[string]v1.Image{}, ships: ships}
+	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, ships: ships}
+	// A pull reports its layers (fetched, unpacked, bytes and time) as build events.
+	b.images = &image.Resolver{Store: st, Pull: opts.Pull, NoPull: opts.NoPull, Logf: func(format string, args ...any) {
+		b.emit(Event{Kind: Info, Text: fmt.Sprintf(format, args...)})
+	}}
 	b.emulators.Dir = opts.binfmtDir
 	return b, nil
 }
@@ -450,7 +429,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			sr.Image = image.Lazy(func() (v1.Image, error) { return imageOf(s, nil) })
 			sr.Remote = image.RemoteOnly(s.layers)
 		}
-		if sr.Layers, err = b.layerTrees(b.results[i].layers); err != nil {
+		if sr.Layers, err = b.st.LayerTrees(b.results[i].layers); err != nil {
 			return nil, fmt.Errorf("stage %s: %w", sr.Name, err)
 		}
 		res.Stages = append(res.Stages, sr)
@@ -475,21 +454,7 @@ func (b *builder) consume(name string) {
 
 // warnUnconsumed reports --build-arg values no ARG asked for, as BuildKit does.
 func (b *builder) warnUnconsumed() {
-	known := map[string]bool{}
-	for _, kv := range b.plan.MetaArgs {
-		known[kv.Key] = true
-	}
-	for _, k := range dockerfile.ProxyArgs {
-		known[k] = true
-	}
-	known[dockerfile.SourceDateEpochArg] = true
-	var unused []string
-	for _, k := range sortedKeys(b.opts.BuildArgs) {
-		if !known[k] && !b.consumed[k] {
-			unused = append(unused, k)
-		}
-	}
-	if len(unused) > 0 {
+	if unused := b.plan.UnusedBuildArgs(b.consumed); len(unused) > 0 {
 		b.emit(Event{Kind: Info, Text: "warning: build-arg " + strings.Join(unused, ", ") + " not consumed by any ARG of the stages built"})
 	}
 }

@@ -2,11 +2,8 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,7 +57,7 @@ func (b *builder) fromSource(ctx context.Context, ref string) (*origin, error) {
 		return &origin{layers: s.layers, key: s.key}, nil
 	}
 	// An image named by --from is for the target platform, as in BuildKit.
-	img, err := b.resolveImage(ctx, ref, b.targetPlatform())
+	img, err := b.images.Resolve(ctx, ref, b.targetPlatform())
 	if err != nil {
 		return nil, err
 	}
@@ -133,60 +130,16 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		}
 		keyParts = append(keyParts, "from", from.key, req.sources.SourcePaths)
 	default:
-		var local []string
-		for _, p := range req.sources.SourcePaths {
-			g, isGit, err := source.ParseGitSource(p, req.keepGitDir)
-			if err != nil {
-				return b.fail(st, err)
-			}
-			if isGit {
-				if !req.add {
-					return b.fail(st, fmt.Errorf("source can't be a git ref for COPY: %s", p))
-				}
-				if req.checksum != "" {
-					if err := g.SetChecksum(req.checksum); err != nil {
-						return b.fail(st, err)
-					}
-				}
-				home, err := b.gitHome()
-				if err != nil {
-					return b.fail(st, err)
-				}
-				r, err := g.Resolve(ctx, home)
-				if err != nil {
-					return b.fail(st, fmt.Errorf("ADD %s: %w", p, err))
-				}
-				items = append(items, source.GitItem(p, g, r))
-				keyParts = append(keyParts, g.Key(r)...)
-				continue
-			}
-			if source.IsURL(p) {
-				if !req.add {
-					return b.fail(st, fmt.Errorf("source can't be a URL for COPY: %s", p))
-				}
-				tmp, err := b.tempDir()
-				if err != nil {
-					return b.fail(st, err)
-				}
-				it, sum, err := source.Download(ctx, tmp, p, req.checksum)
-				if err != nil {
-					return b.fail(st, err)
-				}
-				downloads = append(downloads, it.Host())
-				items = append(items, it)
-				keyParts = append(keyParts, "url", p, sum, it.ModTime().Unix())
-				continue
-			}
-			local = append(local, p)
+		got, err := match.Collect(ctx, source.Sources{
+			Paths: req.sources.SourcePaths, Add: req.add, Checksum: req.checksum,
+			KeepGitDir: req.keepGitDir, Context: b.bctx, TempDir: b.tempDir,
+		})
+		if err != nil {
+			return b.fail(st, err)
 		}
-		if len(local) > 0 {
-			ctxItems, sum, err := match.InContext(b.bctx, local)
-			if err != nil {
-				return b.fail(st, err)
-			}
-			keyParts = append(keyParts, "context", sum)
-			items = append(items, ctxItems...)
-		}
+		downloads = got.Downloads
+		items = append(items, got.Items...)
+		keyParts = append(keyParts, got.Key...)
 	}
 	key := keyOf(keyParts...)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
@@ -301,22 +254,14 @@ func (b *builder) linkedAdd(ws *workspace, c *source.Copier, items []source.Item
 	}
 	ws.direct = true
 	if !ships {
-		if err := layer.CheckNames(scratch); err != nil {
-			return err
-		}
-		if e := b.opts.SourceDateEpoch; e != nil {
-			if err := layer.ClampTimes(scratch, *e); err != nil {
-				return err
-			}
-		}
-		id, err := b.st.CommitSnapshot(scratch)
+		id, err := b.st.CommitTree(scratch, b.opts.SourceDateEpoch)
 		if err != nil {
 			return err
 		}
 		ws.snapshot = &id
 		return nil
 	}
-	ws.layer, err = b.writeLayer(func(tw *layer.Writer) error {
+	ws.layer, err = b.st.WriteLayer(b.opts.Compression, b.opts.SourceDateEpoch, func(tw *layer.Writer) error {
 		return tw.Add(scratch, "", layer.AddOptions{})
 	})
 	return err
@@ -324,46 +269,7 @@ func (b *builder) linkedAdd(ws *workspace, c *source.Copier, items []source.Item
 
 // writeDirect streams the plan into a new layer blob.
 func (b *builder) writeDirect(p *source.DirectPlan, own source.Owner, resetOwner bool, chmod source.Chmod) (*store.LayerInfo, error) {
-	return b.writeLayer(func(tw *layer.Writer) error {
+	return b.st.WriteLayer(b.opts.Compression, b.opts.SourceDateEpoch, func(tw *layer.Writer) error {
 		return p.Write(tw, own, resetOwner, chmod.Mode, chmod.Set)
 	})
-}
-
-// writeLayer streams a new layer blob that fill writes, with the build's
-// compression and source date epoch; nothing stays in the store if fill fails.
-func (b *builder) writeLayer(fill func(tw *layer.Writer) error) (*store.LayerInfo, error) {
-	lw, err := b.st.NewLayerWriter(b.opts.Compression)
-	if err != nil {
-		return nil, err
-	}
-	tw := layer.NewWriter(lw)
-	if b.opts.SourceDateEpoch != nil {
-		tw.SetSourceDateEpoch(*b.opts.SourceDateEpoch)
-	}
-	if err := fill(tw); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	if err := tw.Close(); err != nil {
-		lw.Abort()
-		return nil, fmt.Errorf("writing layer: %w", err)
-	}
-	info, err := lw.Commit()
-	if err != nil {
-		return nil, fmt.Errorf("storing layer: %w", err)
-	}
-	return &info, nil
-}
-
-// gitHome is an empty directory for git's HOME in the build's temp dir.
-func (b *builder) gitHome() (string, error) {
-	tmp, err := b.tempDir()
-	if err != nil {
-		return "", err
-	}
-	home := filepath.Join(tmp, "git-home")
-	if err := os.Mkdir(home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", err
-	}
-	return home, nil
 }

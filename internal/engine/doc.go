@@ -49,11 +49,14 @@
 // image.ParseNamedContext) replace, by
 // name, a FROM base, a stage of that name and a --from (COPY, RUN --mount) as in
 // BuildKit (namedctx.go): an image (docker-image://, or oci-layout:// read into
-// the store by image.LayoutImage) is used like any image; a local directory is read like the main
+// the store by image.LayoutImage; both resolved once per platform by the build's
+// image.Resolver, as every FROM and --from image is) is used like any image; a local directory is read like the main
 // context, with its own .dockerignore, keyed by content, and cannot be a FROM
 // base yet. RUN --mount flags are resolved by package runmount (secrets, cache,
 // tmpfs, bind and ssh mounts); the engine gives it the trees they read
-// (mounttree.go) and keeps the RUN's orchestration (run.go).
+// (mounttree.go: runmount.DirTree and LayersTree over its snapshot views) and
+// keeps the RUN's orchestration (run.go): what it executes is
+// dockerfile.RunArgs, its output is read by runtime.LineWriter.
 //
 // The engine is silent: progress goes to Options.Progress. (One exception:
 // golang.org/x/crypto's agent server logs the requests it refuses.)

@@ -8,6 +8,7 @@ package engine
 //     Whichever it is, the build arg SOURCE_DATE_EPOCH holds it, so a stage
 //     that declares `ARG SOURCE_DATE_EPOCH` sees it (BuildKit does the same).
 //     The value "context" leaves it unset, as BuildKit does for a local context.
+//     (dockerfile.WithEpochArg and Plan.SourceDateEpoch.)
 //   - Every time in a layer the build writes is clamped: later than the epoch
 //     becomes the epoch, earlier stays (BuildKit's rewrite-timestamp). Base
 //     image layers are not rewritten.
@@ -17,46 +18,7 @@ package engine
 //     so the epoch is part of every filesystem step's cache key: a layer made
 //     without the epoch, or with another one, is never served to this build.
 
-import (
-	"strconv"
-	"time"
-
-	"github.com/slimbuild/slimbuild/internal/dockerfile"
-)
-
-// wholeSeconds returns a copy of epoch in UTC, without its fraction of a second.
-func wholeSeconds(epoch *time.Time) *time.Time {
-	if epoch == nil {
-		return nil
-	}
-	t := epoch.Truncate(time.Second).UTC()
-	return &t
-}
-
-// withEpochArg returns a copy of args with SOURCE_DATE_EPOCH set to epoch, if given.
-func withEpochArg(args map[string]string, epoch *time.Time) map[string]string {
-	out := make(map[string]string, len(args)+1)
-	for k, v := range args {
-		out[k] = v
-	}
-	if epoch != nil {
-		out[dockerfile.SourceDateEpochArg] = strconv.FormatInt(epoch.Unix(), 10)
-	}
-	return out
-}
-
-// epochFromPlan is the epoch a build without Options.SourceDateEpoch gets from
-// the build arg or the global ARG default; nil for none.
-func epochFromPlan(p *dockerfile.Plan) (*time.Time, error) {
-	v, ok := p.BuildArgs[dockerfile.SourceDateEpochArg]
-	if !ok {
-		v = p.GlobalArgs()[dockerfile.SourceDateEpochArg]
-	}
-	if v == "context" {
-		return nil, nil
-	}
-	return dockerfile.ParseSourceDateEpoch(v)
-}
+import "github.com/slimbuild/slimbuild/internal/dockerfile"
 
 // epochKey folds the epoch into a filesystem step's cache key.
 func (b *builder) epochKey(key string) string {

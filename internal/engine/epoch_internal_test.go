@@ -4,57 +4,11 @@ package engine
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/slimbuild/slimbuild/internal/dockerfile"
 )
-
-// TestEpochFromPlan: without Options.SourceDateEpoch, the build arg and then a
-// global ARG default give the epoch, as in BuildKit.
-func TestEpochFromPlan(t *testing.T) {
-	for _, c := range []struct {
-		name, dockerfile string
-		buildArgs        map[string]string
-		want             int64 // -1: nil
-		wantErr          bool
-	}{
-		{name: "none", dockerfile: "FROM scratch\n", want: -1},
-		{name: "build arg", dockerfile: "FROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": "42"}, want: 42},
-		{name: "global default", dockerfile: "ARG SOURCE_DATE_EPOCH=1704067200\nFROM scratch\n", want: 1704067200},
-		{name: "build arg over default", dockerfile: "ARG SOURCE_DATE_EPOCH=1704067200\nFROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": "7"}, want: 7},
-		{name: "context", dockerfile: "FROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": "context"}, want: -1},
-		{name: "empty", dockerfile: "FROM scratch\n", buildArgs: map[string]string{"SOURCE_DATE_EPOCH": ""}, want: -1},
-		{name: "bad", dockerfile: "ARG SOURCE_DATE_EPOCH=yesterday\nFROM scratch\n", wantErr: true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			parsed, err := dockerfile.Parse("Dockerfile", strings.NewReader(c.dockerfile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := parsed.Plan(dockerfile.Options{BuildArgs: c.buildArgs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := epochFromPlan(plan)
-			switch {
-			case c.wantErr:
-				if err == nil {
-					t.Errorf("epoch %v, want an error", got)
-				}
-			case err != nil:
-				t.Errorf("unexpected error: %v", err)
-			case c.want < 0 && got != nil:
-				t.Errorf("epoch %v, want none", got)
-			case c.want >= 0 && (got == nil || got.Unix() != c.want):
-				t.Errorf("epoch %v, want %d", got, c.want)
-			}
-		})
-	}
-}
 
 // TestImageDating checks the config created and history times of a state whose
 // base image is newer than the epoch, with and without the epoch.

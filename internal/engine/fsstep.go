@@ -9,7 +9,6 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/snapshot"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
@@ -88,16 +87,7 @@ func (b *builder) commit(ws *workspace) (record, error) {
 	}
 	var rec record
 	_, err := ws.Commit(func(upper string) error {
-		if err := layer.CheckNames(upper); err != nil {
-			return err
-		}
-		if e := b.opts.SourceDateEpoch; e != nil {
-			// The tree is to match its blob, whenever that is made: times clamped.
-			if err := layer.ClampTimes(upper, *e); err != nil {
-				return err
-			}
-		}
-		id, err := b.st.CommitSnapshot(upper)
+		id, err := b.st.CommitTree(upper, b.opts.SourceDateEpoch)
 		rec.Snapshot = &id
 		return err
 	})

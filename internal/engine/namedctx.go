@@ -15,22 +15,15 @@ import (
 	"github.com/slimbuild/slimbuild/internal/source"
 )
 
-// contextName is the form in which a named context, a FROM base and a --from
-// name are compared: as BuildKit normalizes them, "alpine", "alpine:latest"
-// and "docker.io/library/alpine" are the same name.
-func contextName(ref string) (string, error) {
-	return image.NormalizeName(ref)
-}
-
 // namedCtx is a named context being used by the build: what it resolves to
-// is found on first use (an image once per platform).
+// is found on first use (an image once per platform, by the build's
+// image.Resolver).
 type namedCtx struct {
 	name string // as given in the Dockerfile, for errors
 	spec image.NamedContext
 
-	mu   sync.Mutex
-	imgs map[string]v1.Image // Image or Layout, by platform
-	dir  *source.Context     // Dir
+	mu  sync.Mutex
+	dir *source.Context // Dir
 }
 
 // namedContext returns the named context that ref (a FROM base, a stage's
@@ -39,7 +32,9 @@ func (b *builder) namedContext(ref string) *namedCtx {
 	if len(b.opts.NamedContexts) == 0 || strings.EqualFold(ref, "scratch") || strings.EqualFold(ref, "context") {
 		return nil
 	}
-	key, err := contextName(ref)
+	// Names compare as BuildKit normalizes them: "alpine", "alpine:latest"
+	// and "docker.io/library/alpine" are the same name.
+	key, err := image.NormalizeName(ref)
 	if err != nil {
 		return nil
 	}
@@ -63,36 +58,23 @@ func (b *builder) namedContext(ref string) *namedCtx {
 // loadNamed resolves nc: its image for platform p, or its directory (nil
 // image).
 func (b *builder) loadNamed(ctx context.Context, nc *namedCtx, p v1.Platform) (v1.Image, error) {
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	if nc.spec.Dir != "" {
-		if nc.dir == nil {
-			c, err := source.OpenContext(b.st, nc.spec.Dir, filepath.Join(nc.spec.Dir, "Dockerfile"))
-			if err != nil {
-				return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
-			}
-			nc.dir = c
+	if nc.spec.Dir == "" {
+		img, err := b.images.Named(ctx, nc.spec, p)
+		if err != nil {
+			return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
 		}
-		return nil, nil
-	}
-	if img, ok := nc.imgs[platformString(p)]; ok {
 		return img, nil
 	}
-	var img v1.Image
-	var err error
-	if nc.spec.Image != "" {
-		img, err = b.resolveImage(ctx, nc.spec.Image, p)
-	} else {
-		img, err = image.LayoutImage(b.st, nc.spec.Layout, nc.spec.LayoutTag, nc.spec.LayoutDigest, p)
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if nc.dir == nil {
+		c, err := source.OpenContext(b.st, nc.spec.Dir, filepath.Join(nc.spec.Dir, "Dockerfile"))
+		if err != nil {
+			return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
+		}
+		nc.dir = c
 	}
-	if err != nil {
-		return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
-	}
-	if nc.imgs == nil {
-		nc.imgs = map[string]v1.Image{}
-	}
-	nc.imgs[platformString(p)] = img
-	return img, nil
+	return nil, nil
 }
 
 // namedSource is a named context as COPY --from and RUN --mount from= read it.
@@ -120,19 +102,10 @@ func (b *builder) namedState(ctx context.Context, nc *namedCtx, stg *dockerfile.
 	if img == nil {
 		return &stageState{namedDir: true, key: keyOf("named-dir", nc.spec.Dir)}, nil
 	}
-	cf, err := img.ConfigFile()
+	s, err := imageState(img)
 	if err != nil {
-		return nil, fmt.Errorf("--build-context %s: reading config: %w", nc.name, err)
+		return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("--build-context %s: reading layers: %w", nc.name, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	s := &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", d.String()), created: cf.Created.Time}
 	s.cfg.Config.Env = runtime.WithDefaultPath(s.cfg.Config.Env)
 	s.epoch = b.opts.SourceDateEpoch
 	s.args = map[string]string{}

@@ -1,70 +1,25 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runmount"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
-// runArgs is the command a RUN executes, and a script file to provide when a
-// heredoc with a shebang is the whole command.
-func runArgs(s *stageState, c *instructions.RunCommand) (args []string, script *instructions.ShellInlineFile) {
-	if !c.PrependShell {
-		return append([]string{}, c.CmdLine...), nil
-	}
-	if len(c.Files) == 1 && len(c.CmdLine) == 1 && isHeredocMarker(c.CmdLine[0], c.Files[0].Name) {
-		f := c.Files[0]
-		data := f.Data
-		if f.Chomp {
-			data = parser.ChompHeredocContent(data)
-		}
-		if strings.HasPrefix(data, "#!") {
-			f.Data = data
-			return []string{"/dev/pipes/" + f.Name}, &f
-		}
-		return append(append([]string{}, s.shellOf()...), data), nil
-	}
-	line := strings.Join(c.CmdLine, " ")
-	if len(c.Files) > 0 {
-		// The shell reads the heredocs itself: give it the whole script.
-		var sb strings.Builder
-		sb.WriteString(line)
-		sb.WriteString("\n")
-		for _, f := range c.Files {
-			sb.WriteString(f.Data)
-			if !strings.HasSuffix(f.Data, "\n") && f.Data != "" {
-				sb.WriteString("\n")
-			}
-			sb.WriteString(f.Name + "\n")
-		}
-		line = sb.String()
-	}
-	return append(append([]string{}, s.shellOf()...), line), nil
-}
-
-func isHeredocMarker(word, name string) bool {
-	w := strings.TrimPrefix(strings.TrimPrefix(word, "<<"), "-")
-	w = strings.Trim(w, `"'`)
-	return strings.HasPrefix(word, "<<") && w == name
-}
-
 func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instructions.RunCommand) error {
 	if err := b.checkEmulation(st.stage); err != nil {
 		return b.fail(st, err)
 	}
-	args, script := runArgs(s, c)
+	args, script := dockerfile.RunArgs(c, s.shellOf())
 	network := b.opts.Network
 	if n := instructions.GetNetwork(c); n != "" && n != "default" {
 		var err error
@@ -195,9 +150,9 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 		return err
 	}
 
-	out := &lineWriter{emit: func(line string) {
+	out := runtime.NewLineWriter(func(line string) {
 		b.emit(Event{Kind: StepLog, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: line})
-	}}
+	})
 	code, err := b.runContainer(ctx, ws, s.cfg.Config.User, runtime.Process{
 		Args: req.args, Env: req.env, Cwd: req.wd, Network: req.network, Mounts: extra,
 		ExtraHosts: b.opts.ExtraHosts, Rlimits: b.opts.Ulimits, ShmSize: b.opts.ShmSize,
@@ -232,89 +187,6 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 		runner = b.runner
 	}
 	return runner.RunContainer(ctx, runtime.Container{
-		ID: "slimbuild-" + randomID(), Rootfs: ws.Root(), Dir: dir, User: user, Process: p, Stdio: stdio,
+		ID: runtime.NewContainerID(), Rootfs: ws.Root(), Dir: dir, User: user, Process: p, Stdio: stdio,
 	})
-}
-
-// Limits of a RUN step's log. A line is cut at maxLogLine bytes (the rest is
-// counted, not kept). Once a step has printed more than maxStepLog bytes, the
-// rest of its output is read and dropped after one clipNotice, as BuildKit
-// does with its default step log limit; the tail for errors is still kept.
-const (
-	maxLogLine = 64 << 10
-	maxStepLog = 2 << 20
-	tailLines  = 15
-	clipNotice = "[output clipped, log limit 2MiB reached]"
-)
-
-// lineWriter splits output into lines, emits each within the limits above,
-// and keeps the last ones. Its memory is bounded whatever is written.
-type lineWriter struct {
-	mu      sync.Mutex
-	cur     []byte // the line being read, at most maxLogLine bytes
-	cut     int64  // bytes of that line past maxLogLine
-	total   int64  // bytes written so far
-	clipped bool   // the step's log limit was reached
-	tail    []string
-	emit    func(string)
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		part := p
-		if i >= 0 {
-			part = p[:i+1]
-		}
-		w.total += int64(len(part))
-		part = bytes.TrimSuffix(part, []byte("\n"))
-		keep := min(len(part), maxLogLine-len(w.cur))
-		w.cur = append(w.cur, part[:keep]...)
-		w.cut += int64(len(part) - keep)
-		if i < 0 {
-			break
-		}
-		w.endLine()
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-// endLine emits the line read so far, or the notice when it passes the limit.
-func (w *lineWriter) endLine() {
-	l := strings.TrimRight(string(w.cur), "\r")
-	if w.cut > 0 {
-		l += fmt.Sprintf(" [line clipped, %d more bytes]", w.cut)
-	}
-	w.cur, w.cut = w.cur[:0], 0
-	w.tail = append(w.tail, l)
-	if len(w.tail) > tailLines {
-		w.tail = w.tail[len(w.tail)-tailLines:]
-	}
-	if w.clipped {
-		return
-	}
-	w.emit(l)
-	if w.total > maxStepLog {
-		w.clipped = true
-		w.emit(clipNotice)
-	}
-}
-
-// Flush emits a last unterminated line.
-func (w *lineWriter) Flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.cur) > 0 || w.cut > 0 {
-		w.endLine()
-	}
-}
-
-func (w *lineWriter) Tail() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.tail...)
 }

@@ -11,10 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
-	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
@@ -55,7 +53,7 @@ func (b *builder) buildStage(ctx context.Context, stg *dockerfile.Stage) (*stage
 	cmds := stg.Commands
 	// ONBUILD triggers of the base run first, and are consumed.
 	if len(s.cfg.Config.OnBuild) > 0 {
-		triggers, err := parseTriggers(s.cfg.Config.OnBuild)
+		triggers, err := dockerfile.ParseTriggers(s.cfg.Config.OnBuild)
 		if err != nil {
 			return nil, &dockerfile.Error{File: b.plan.File, Line: stg.Line, Err: fmt.Errorf("ONBUILD trigger of the base image: %w", err)}
 		}
@@ -64,7 +62,7 @@ func (b *builder) buildStage(ctx context.Context, stg *dockerfile.Stage) (*stage
 	}
 	lex := shell.NewLex(b.plan.Escape)
 	for i, c := range cmds {
-		st := &step{stage: stg, n: i + 1, total: len(cmds), cmd: c, text: commandText(c), start: time.Now()}
+		st := &step{stage: stg, n: i + 1, total: len(cmds), cmd: c, text: dockerfile.CommandText(c), start: time.Now()}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -101,23 +99,13 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		s = &stageState{key: keyOf("scratch")}
 		s.cfg.Config.WorkingDir = "/"
 	default:
-		img, err := b.resolveImage(ctx, stg.Base, stagePlatform(stg))
+		img, err := b.images.Resolve(ctx, stg.Base, stagePlatform(stg))
 		if err != nil {
 			return nil, err
 		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("reading config of %s: %w", stg.Base, err)
+		if s, err = imageState(img); err != nil {
+			return nil, fmt.Errorf("%s: %w", stg.Base, err)
 		}
-		layers, err := img.Layers()
-		if err != nil {
-			return nil, fmt.Errorf("reading layers of %s: %w", stg.Base, err)
-		}
-		digest, err := img.Digest()
-		if err != nil {
-			return nil, err
-		}
-		s = &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", digest.String()), created: cf.Created.Time}
 	}
 	if stg.BaseStage < 0 {
 		b.setPlatform(s, stg)
@@ -137,62 +125,22 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 	return s, nil
 }
 
-// resolveImage finds a base or --from image in the store or pulls it, once per build.
-func (b *builder) resolveImage(ctx context.Context, ref string, p v1.Platform) (v1.Image, error) {
-	name, err := image.NormalizeName(ref)
+// imageState is the state a stage starts with from img: its filesystem and
+// config, keyed by its digest.
+func imageState(img v1.Image) (*stageState, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers: %w", err)
+	}
+	d, err := img.Digest()
 	if err != nil {
 		return nil, err
 	}
-	key := name + " " + platformString(p)
-	b.mu.Lock()
-	img, ok := b.images[key]
-	b.mu.Unlock()
-	if ok {
-		return img, nil
-	}
-	// A pull reports its layers (fetched, unpacked, bytes and time) as build events.
-	ctx = image.WithLogf(ctx, func(format string, args ...any) {
-		b.emit(Event{Kind: Info, Text: fmt.Sprintf(format, args...)})
-	})
-	if b.opts.Pull {
-		img, err = image.RepullFor(ctx, b.st, name, p)
-	} else {
-		img, err = image.ResolveFor(ctx, b.st, name, !b.opts.NoPull, p)
-	}
-	if err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	b.images[key] = img
-	b.mu.Unlock()
-	return img, nil
-}
-
-func parseTriggers(triggers []string) ([]instructions.Command, error) {
-	res, err := parser.Parse(strings.NewReader(strings.Join(triggers, "\n")))
-	if err != nil {
-		return nil, err
-	}
-	var cmds []instructions.Command
-	for _, n := range res.AST.Children {
-		c, err := instructions.ParseCommand(n)
-		if err != nil {
-			return nil, err
-		}
-		switch strings.ToUpper(c.Name()) {
-		case "ONBUILD", "FROM", "MAINTAINER":
-			return nil, fmt.Errorf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(c.Name()))
-		}
-		cmds = append(cmds, c)
-	}
-	return cmds, nil
-}
-
-func commandText(c instructions.Command) string {
-	if s, ok := c.(fmt.Stringer); ok {
-		return s.String()
-	}
-	return c.Name()
+	return &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", d.String()), created: cf.Created.Time}, nil
 }
 
 // dispatch runs one instruction.
@@ -394,7 +342,7 @@ func historyText(c instructions.Command, s *stageState) string {
 		}
 		return "RUN " + strings.Join(args, " ") + " # buildkit"
 	case *instructions.CopyCommand, *instructions.AddCommand:
-		return commandText(c) + " # buildkit"
+		return dockerfile.CommandText(c) + " # buildkit"
 	case *instructions.WorkdirCommand:
 		return "WORKDIR " + s.cfg.Config.WorkingDir
 	case *instructions.CmdCommand:
@@ -402,7 +350,7 @@ func historyText(c instructions.Command, s *stageState) string {
 	case *instructions.EntrypointCommand:
 		return "ENTRYPOINT " + jsonString(s.cfg.Config.Entrypoint)
 	}
-	return commandText(c)
+	return dockerfile.CommandText(c)
 }
 
 func jsonString(v any) string {

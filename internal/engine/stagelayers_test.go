@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/slimbuild/slimbuild/internal/engine"
+	"github.com/slimbuild/slimbuild/internal/store"
 )
 
 // TestStageLayers: every stage built lists its layers, bottom first, as trees a reader can
@@ -52,7 +53,7 @@ COPY --from=builder /builder-marker /copied
 	}
 }
 
-func tarNames(t *testing.T, l engine.LayerTree) []string {
+func tarNames(t *testing.T, l store.LayerTree) []string {
 	t.Helper()
 	rc, err := l.Open()
 	if err != nil {

@@ -6,6 +6,11 @@
 // Names: NormalizeName follows docker: "busybox" is
 // "docker.io/library/busybox:latest". Every name handed to the store is normalised.
 //
+// Resolver is what a build uses: each name and platform resolved once per
+// build (store first, the registry when allowed, or the registry again with
+// Pull), so one build sees one image per name; Named does the same for an
+// image or OCI layout named context.
+//
 // Layers in, unpacked: imports and pulls stream every layer through
 // store.IngestLayer, which stores the blob as given and unpacks it in the same
 // pass, checking its digest and the diffID the config declares (a mismatch is

@@ -6,8 +6,10 @@
 // add. Both first refuse (Check) every option slimbuild does not honour for
 // the mount's type, with an error naming it: nothing is silently ignored.
 // What a mount reads of the build (the context, a stage, an image, a named
-// context) comes through the Sources interface, which the engine implements;
-// runmount mounts nothing itself and imports nothing of the engine.
+// context) comes through the Sources interface, which the engine implements
+// with DirTree (a context directory) and LayersTree (a stage's or an image's
+// layers) over the Views its snapshots give; runmount mounts nothing itself
+// and imports nothing of the engine.
 //
 // Contracts:
 //   - Secrets: a secret's value never enters a cache key. The RUN sees a copy
@@ -22,7 +24,9 @@
 //     first when from= is given.
 //   - Bind mounts of a local directory are read-only for files and for ro=;
 //     a writable directory, and anything from layers, is a throwaway view:
-//     writes never reach the source.
+//     writes never reach the source. Paths are resolved inside their tree
+//     (the context's .dockerignore-aware Resolve, securejoin in a view), for
+//     binds and for cache seeds alike.
 //   - SSH mounts serve a read-only agent (no adding, removing or locking
 //     keys) of the --ssh keys or forwarded socket, on a socket in the step's
 //     files directory, with at most 16 connections at once.

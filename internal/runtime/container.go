@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,6 +34,14 @@ type Container struct {
 	// namespace's path ("" for the host's) before the process starts; its error
 	// stops the run. slim's observed closure marks the root for fanotify with it.
 	BeforeStart func(rootfs, netns string) error
+}
+
+// NewContainerID returns a fresh container ID for runc's state:
+// "slimbuild-" and 16 random hex digits.
+func NewContainerID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "slimbuild-" + hex.EncodeToString(b[:])
 }
 
 // etcFiles are the files every container gets bound from Dir, writable.

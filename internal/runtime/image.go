@@ -2,8 +2,6 @@ package runtime
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -73,13 +71,9 @@ func RunImage(ctx context.Context, r ImageRun) (int, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return 0, fmt.Errorf("running image: %w", err)
 	}
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return 0, err
-	}
 	runner := &Runner{Runc: r.Runc, StateDir: r.StateDir}
 	return runner.RunContainer(ctx, Container{
-		ID: "slimbuild-" + hex.EncodeToString(id[:]), Rootfs: r.Rootfs, Dir: dir, User: cfg.User,
+		ID: NewContainerID(), Rootfs: r.Rootfs, Dir: dir, User: cfg.User,
 		Process:     Process{Args: args, Env: WithDefaultPath(cfg.Env), Cwd: wd, Network: r.Network},
 		Stdio:       Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr},
 		BeforeStart: r.BeforeStart,

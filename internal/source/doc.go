@@ -19,6 +19,10 @@
 // select (path, type, mode, size, content or link target, after .dockerignore
 // and the filter) for the step's cache key.
 //
+// Matcher.Collect gathers a COPY or ADD's sources that are not read --from
+// (context paths, and for ADD git refs and URLs) with what they add to the
+// step's cache key.
+//
 // Remote sources: Download streams an ADD URL into the caller's temp dir,
 // hashing while it writes (checksum checked, nothing left on a mismatch);
 // ParseGitSource, GitSource.Resolve and FetchGit resolve a git URL with `git

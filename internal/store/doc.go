@@ -34,7 +34,8 @@
 //
 // A stored image may have layers of any layer media type: tar, tar+gzip or
 // tar+zstd. Build steps write theirs compressed as --compression says
-// (NewLayerWriter); a rootfs import stores the tar uncompressed, as given
+// (NewLayerWriter, or WriteLayer around a layer.Writer with the source date
+// epoch); a rootfs import stores the tar uncompressed, as given
 // (digest = diffID), and docker-archive, OCI and registry images keep their
 // blobs exactly as they came. Outputs that ship blobs compress what differs
 // from the compression asked for (package image, Compressed), so how a layer

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slimbuild/slimbuild/internal/layer"
 )
 
 // Snapshots are committed layer directories that have no blob yet.
@@ -50,6 +53,22 @@ func (s *Store) CommitSnapshot(dir string) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("committing snapshot: %w", err)
 	}
 	return id, nil
+}
+
+// CommitTree commits dir, a tree a build step made, as a new snapshot: its
+// names are checked first (no .wh. name, see layer.CheckNames) and, with an
+// epoch, its later times are clamped to it, so that the tree matches its
+// blob whenever that is made.
+func (s *Store) CommitTree(dir string, epoch *time.Time) (v1.Hash, error) {
+	if err := layer.CheckNames(dir); err != nil {
+		return v1.Hash{}, err
+	}
+	if epoch != nil {
+		if err := layer.ClampTimes(dir, *epoch); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+	return s.CommitSnapshot(dir)
 }
 
 // SnapshotDir is where snapshot id lives, and whether it is there (it is not
