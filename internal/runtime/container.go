@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -127,9 +128,19 @@ func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 	return status, err
 }
 
-// netReadyScript is the hook that holds a container's process back until its
-// network is configured: it reads one line from the FIFO given as $0.
-const netReadyScript = `read r <"$0" && [ "$r" = ready ]`
+// NetReadyScript is the hook ("sh -c NetReadyScript FIFO") that holds a
+// container's process back until its network is configured: it reads one line
+// from the FIFO given as $0. A hook whose slimbuild was killed before it opened
+// the FIFO waits for a writer forever: the store's reclaim kills it
+// (IsNetReadyHook).
+const NetReadyScript = `read r <"$0" && [ "$r" = ready ]`
+
+// IsNetReadyHook reports whether args (a process's command line) is the network
+// hook waiting on a FIFO below dir.
+func IsNetReadyHook(args []string, dir string) bool {
+	return len(args) == 4 && filepath.Base(args[0]) == "sh" && args[1] == "-c" &&
+		args[2] == NetReadyScript && strings.HasPrefix(args[3], dir+"/")
+}
 
 // waitNetwork makes spec wait, before its process starts, until ns is ready: a
 // createRuntime hook (run by runc once the container's namespaces exist, before
@@ -175,7 +186,7 @@ func waitNetwork(ctx context.Context, ns *NetNS, spec *specs.Spec, fifo string) 
 		spec.Hooks = &specs.Hooks{}
 	}
 	spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, specs.Hook{
-		Path: "/bin/sh", Args: []string{"sh", "-c", netReadyScript, fifo}, Timeout: &timeout,
+		Path: "/bin/sh", Args: []string{"sh", "-c", NetReadyScript, fifo}, Timeout: &timeout,
 	})
 	return func() error {
 		err := <-done

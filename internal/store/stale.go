@@ -83,9 +83,10 @@ func (s *Store) reclaim(ctx context.Context, it staleItem) error {
 	case "container":
 		return runtime.ReapContainer(ctx, it.stateDir, it.id)
 	case "process":
-		// Only runc itself (an orphaned "runc run" waiting in its bundle) is
-		// killed; anything else there is someone's, and only reported.
-		if !isRunc(it.pid, s.path("tmp")) {
+		// Only runc itself (an orphaned "runc run" waiting in its bundle) and
+		// the network hook runc started (waiting on its FIFO) are killed;
+		// anything else there is someone's, and only reported.
+		if !isOurs(it.pid, s.path("tmp")) {
 			if b, err := os.ReadFile(filepath.Join(it.path, "cmdline")); err != nil || len(b) == 0 {
 				return nil // gone meanwhile, or exited and waiting to be reaped
 			}
@@ -109,15 +110,19 @@ func (s *Store) reclaim(ctx context.Context, it staleItem) error {
 	return fmt.Errorf("unknown leftover kind %q", it.kind)
 }
 
-// isRunc reports whether process pid is runc working on a state dir under dir:
-// argv[0] is runc and one argument names a path below dir. (runc may run from a
-// sealed copy of its binary, so /proc/PID/exe is not compared.)
-func isRunc(pid int, dir string) bool {
+// isOurs reports whether process pid is runc working on a state dir under dir
+// (argv[0] is runc and one argument names a path below dir; runc may run from
+// a sealed copy of its binary, so /proc/PID/exe is not compared), or the
+// network hook of a container under dir (runtime.IsNetReadyHook).
+func isOurs(pid int, dir string) bool {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 	if err != nil {
 		return false
 	}
 	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	if runtime.IsNetReadyHook(args, dir) {
+		return true
+	}
 	if len(args) < 2 || filepath.Base(args[0]) != "runc" {
 		return false
 	}
