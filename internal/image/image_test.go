@@ -105,6 +105,7 @@ func digestOf(t *testing.T, img v1.Image) v1.Hash {
 }
 
 func TestPullPush(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	host := startRegistry(t)
 	ctx := context.Background()
 	src := ociRandom(t)
@@ -159,6 +160,7 @@ func TestPullPush(t *testing.T) {
 }
 
 func TestPullMultiPlatform(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	host := startRegistry(t)
 	other := "arm64"
 	if runtime.GOARCH == "arm64" {
@@ -262,6 +264,7 @@ func fileNames(t *testing.T, img v1.Image) []string {
 }
 
 func TestImport(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	src := ociRandom(t)
 	rootfs := rootfsTar(t)
 	for _, tc := range []struct {

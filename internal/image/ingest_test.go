@@ -82,6 +82,7 @@ func blobNames(t *testing.T, st *store.Store) []string {
 // exactly one blob and as its unpacked directory, so the first build on the
 // image unpacks nothing; a rootfs tarball's blob is the tar itself.
 func TestImportUnpacksEveryLayer(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	rootfs := rootfsTar(t)
 	l1, l2 := oneFileTar(t, "a", "one"), oneFileTar(t, "b", "two")
 	src := ociRandom(t)
@@ -167,6 +168,7 @@ func TestImportUnpacksEveryLayer(t *testing.T) {
 // not what the config declares: refused, leaving no blob, no layer directory
 // and no temporary in the store.
 func TestImportRefusesWrongDiffID(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	good, evil := oneFileTar(t, "a", "one"), oneFileTar(t, "a", "evil")
 	for _, tc := range []struct {
 		name   string
@@ -248,6 +250,7 @@ func storedAs(t *testing.T, st *store.Store, tarData []byte, c store.Compression
 // asking for gzip and for zstd: the manifests and blobs the registry gets and
 // the archives written are byte-identical whichever way the layer was stored.
 func TestOutputsIgnoreHowLayersAreStored(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	host := regtest.Start(t, regtest.Options{})
 	ctx := context.Background()
 	tarData := bytes.Repeat(rootfsTar(t), 1)
@@ -318,6 +321,7 @@ func TestOutputsIgnoreHowLayersAreStored(t *testing.T) {
 // it arrives (the first build on it unpacks nothing) and that the pull's
 // progress names each unpack.
 func TestPullUnpacks(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	host := startRegistry(t)
 	ctx := context.Background()
 	src := ociRandom(t)
@@ -363,6 +367,7 @@ func sha(b []byte) v1.Hash {
 // summary while it unpacks it, and keeps the analysis under the diffID: a report on the
 // imported image then reads no layer, and says what reading the layers says.
 func TestImportKeepsAnalysis(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	rootfs := rootfsTar(t)
 	for _, tc := range []struct {
 		name string

@@ -17,6 +17,7 @@ import (
 // afterwards does not change what the build sees); NoPull never asks the
 // registry; Pull asks it again even when the store has the name.
 func TestResolver(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	ctx := context.Background()
 	host := startRegistry(t)
 	ref := host + "/test/resolve:v1"

@@ -62,6 +62,7 @@ func mergeInto(t testing.TB, data []byte, dir string, opts MergeOptions) error {
 // replaced; the directory merged into keeps its own metadata even when the
 // archive has a "./" entry.
 func TestMergeKeepsTree(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	for _, compressed := range []bool{false, true} {
 		root := t.TempDir()
 		must(t, os.MkdirAll(filepath.Join(root, "sub"), 0o700))
@@ -96,6 +97,7 @@ func TestMergeKeepsTree(t *testing.T) {
 // already there is hidden or removed, nothing is made opaque, no whiteout
 // device is made.
 func TestMergeNoWhiteouts(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	dir := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(dir, "d"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "victim"), []byte("keep"), 0o644))
@@ -120,6 +122,7 @@ func TestMergeNoWhiteouts(t *testing.T) {
 // TestMergeOwner: --chown's owner replaces the archive's on every entry;
 // without it the archive's owners are kept.
 func TestMergeOwner(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	must(t, tw.WriteHeader(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Uid: 1234, Gid: 1234, ModTime: epoch}))
@@ -199,6 +202,7 @@ func TestMergeEscapes(t *testing.T) {
 // TestMergeSkipsSpecial: ADD extracts files, directories and links; device
 // nodes and fifos in an archive are skipped, as they always were.
 func TestMergeSkipsSpecial(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	must(t, tw.WriteHeader(&tar.Header{Name: "null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}))

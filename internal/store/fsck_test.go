@@ -130,6 +130,7 @@ func kinds(rep *FsckReport) []string {
 }
 
 func TestFsckCleanStore(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	f := newFsckFixture(t)
 	rep := fsck(t, f.root, false)
 	if !rep.Clean() || len(rep.Problems) != 0 {
@@ -141,6 +142,7 @@ func TestFsckCleanStore(t *testing.T) {
 }
 
 func TestFsckFindsAndRepairs(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	for _, tc := range []struct {
 		name    string
 		corrupt func(t *testing.T, f *fsckFixture)

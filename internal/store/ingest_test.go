@@ -39,6 +39,7 @@ func storeContents(t *testing.T, s *Store) (blobs, layers, tmp []string) {
 // TestIngestLayer checks that one pass stores the blob exactly as given and
 // its unpacked directory, for plain and compressed blobs.
 func TestIngestLayer(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	tarData := tarOf(t, map[string]string{"etc/hostname": "box\n"}, "etc/hostname")
 	gz := gzipOf(t, tarData)
 	for _, tc := range []struct {
@@ -92,6 +93,7 @@ func TestIngestLayer(t *testing.T) {
 // declares, or are cut short: each is refused and leaves no blob, no layer
 // directory and no temporary.
 func TestIngestLayerRefuses(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	tarData := tarOf(t, map[string]string{"etc/hostname": "box\n"}, "etc/hostname")
 	other := tarOf(t, map[string]string{"etc/hostname": "evil\n"}, "etc/hostname")
 	gz := gzipOf(t, tarData)

@@ -469,6 +469,7 @@ func TestConcurrentTagsFromSeparateStores(t *testing.T) {
 }
 
 func TestLayerDir(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	s := openStore(t)
 	data := tarOf(t, map[string]string{"etc/": "", "etc/hostname": "box\n"}, "etc/hostname")
 	info := writeLayer(t, s, Gzip, data)

@@ -48,6 +48,7 @@ func watchSyncs(t *testing.T, dir string, fn func()) ([]syncEvent, []string) {
 // is not there yet, and the directory holding the name is synced once it is. A
 // power loss then leaves the old state or the new one, never a name without its data.
 func TestPublishedAfterSync(t *testing.T) {
+	requireRoot(t) // layers are unpacked with their owners
 	layerTar := tarOf(t, map[string]string{"etc/hostname": "box\n"}, "etc/hostname")
 	for _, tc := range []struct {
 		name    string
