@@ -31,9 +31,12 @@ type Context struct {
 
 	st        StatCache // keeps the stat cache
 	cacheName string    // the stat cache's name in the store
-	mu        sync.Mutex
-	stats     map[string]statEntry
-	dirty     bool
+	// loaded is closed once stats holds the stat cache read from st: it is
+	// read and decoded while the build plans and walks the context.
+	loaded chan struct{}
+	mu     sync.Mutex
+	stats  map[string]statEntry
+	dirty  bool
 }
 
 // statEntry is what the stat cache remembers of one file. Ctime is there
@@ -65,7 +68,7 @@ type TempDirs interface {
 // OpenContext opens the context directory dir: its .dockerignore (or the
 // dockerfile's own NAME.dockerignore) and the stat cache that st keeps for it.
 func OpenContext(st StatCache, dir, dockerfile string) (*Context, error) {
-	c := &Context{dir: dir, stats: map[string]statEntry{}}
+	c := &Context{dir: dir, stats: map[string]statEntry{}, loaded: make(chan struct{})}
 	ignorePath := filepath.Join(dir, ".dockerignore")
 	// A Dockerfile-specific ignore file (Dockerfile.dockerignore) wins, as in BuildKit.
 	if p := dockerfile + ".dockerignore"; fileExists(p) {
@@ -87,11 +90,14 @@ func OpenContext(st StatCache, dir, dockerfile string) (*Context, error) {
 	}
 	sum := sha256.Sum256([]byte(dir))
 	c.st, c.cacheName = st, hex.EncodeToString(sum[:12])
-	if data, err := st.StatCache(c.cacheName); err == nil {
-		if stats, ok := decodeStats(data); ok {
-			c.stats = stats
+	go func() {
+		defer close(c.loaded)
+		if data, err := st.StatCache(c.cacheName); err == nil {
+			if stats, ok := decodeStats(data); ok {
+				c.stats = stats
+			}
 		}
-	}
+	}()
 	return c, nil
 }
 
@@ -105,6 +111,7 @@ func (c *Context) Dir() string { return c.dir }
 
 // Save writes the stat cache back when it changed (atomically).
 func (c *Context) Save() {
+	<-c.loaded
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.dirty {
@@ -170,6 +177,7 @@ func (c *Context) fileDigest(hostPath string, fi fs.FileInfo) (string, error) {
 		return "", fmt.Errorf("%s: no stat information", hostPath)
 	}
 	e.Ctime, e.Dev, e.Ino = st.Ctim.Nano(), st.Dev, st.Ino
+	<-c.loaded
 	c.mu.Lock()
 	old, ok := c.stats[hostPath]
 	c.mu.Unlock()
