@@ -176,24 +176,16 @@ func ResolveFor(ctx context.Context, st *store.Store, ref string, pull bool, p v
 	}
 	how := fmt.Sprintf("import one with \"slimbuild import ROOTFS %s\"", ref)
 	if !p.Equals(Platform()) {
-		how = fmt.Sprintf("import one with \"slimbuild import --platform %s ROOTFS %s\"", platformString(p), ref)
+		how = fmt.Sprintf("import one with \"slimbuild import --platform %s ROOTFS %s\"", p.String(), ref)
 	}
 	if !pull {
-		return nil, fmt.Errorf("image %q is not in the store for %s and pulling is disabled (%w): %s", n, platformString(p), err, how)
+		return nil, fmt.Errorf("image %q is not in the store for %s and pulling is disabled (%w): %s", n, p.String(), err, how)
 	}
 	img, perr := pullFor(ctx, st, ref, p, logfFrom(ctx))
 	if perr != nil {
-		return nil, fmt.Errorf("image %q is not in the store for %s and could not be pulled (%w): %s", n, platformString(p), perr, how)
+		return nil, fmt.Errorf("image %q is not in the store for %s and could not be pulled (%w): %s", n, p.String(), perr, how)
 	}
 	return img, nil
-}
-
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // fromStoreFor finds ref in st, by digest or normalised name, for platform p.

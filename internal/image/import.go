@@ -265,7 +265,7 @@ func openArchiveFor(st *store.Store, source, kind string, p *v1.Platform) (v1.Im
 	}
 	cf, err := img.ConfigFile()
 	if err == nil && cf.Architecture != "" && !(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}).Satisfies(*p) {
-		err = fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, platformString(*p))
+		err = fmt.Errorf("the image is for %s/%s, not %s", cf.OS, cf.Architecture, p.String())
 	}
 	if err != nil {
 		cleanup()

@@ -68,19 +68,11 @@ func pick(im *v1.IndexManifest, p v1.Platform) (v1.Descriptor, bool) {
 	return v1.Descriptor{}, false
 }
 
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}
-
 func platformsOf(im *v1.IndexManifest) string {
 	var out []string
 	for _, d := range im.Manifests {
 		if d.Platform != nil {
-			out = append(out, platformString(*d.Platform))
+			out = append(out, d.Platform.String())
 		}
 	}
 	if len(out) == 0 {
@@ -108,7 +100,7 @@ func (s *Store) imageFor(nameOrDigest string, desc v1.Descriptor, p v1.Platform)
 		}
 		d, ok := pick(im, p)
 		if !ok {
-			return nil, fmt.Errorf("image %q holds %s: %w %s (%w)", nameOrDigest, platformsOf(im), ErrNoPlatform, platformString(p), ErrNotFound)
+			return nil, fmt.Errorf("image %q holds %s: %w %s (%w)", nameOrDigest, platformsOf(im), ErrNoPlatform, p.String(), ErrNotFound)
 		}
 		return s.Image(d.Digest.String())
 	}
@@ -126,7 +118,7 @@ func (s *Store) imageFor(nameOrDigest string, desc v1.Descriptor, p v1.Platform)
 			have.OS = "linux" // as slimbuild runs every image
 		}
 		if !have.Satisfies(p) {
-			return nil, fmt.Errorf("image %q is for %s: %w %s (%w)", nameOrDigest, platformString(have), ErrNoPlatform, platformString(p), ErrNotFound)
+			return nil, fmt.Errorf("image %q is for %s: %w %s (%w)", nameOrDigest, have.String(), ErrNoPlatform, p.String(), ErrNotFound)
 		}
 	}
 	return img, nil
@@ -163,10 +155,10 @@ func (s *Store) WriteIndex(manifests []v1.Hash, annotations map[string]string) (
 		if err != nil {
 			return v1.Hash{}, fmt.Errorf("writing index: config of %s: %w", h, err)
 		}
-		if seen[platformString(p)] {
-			return v1.Hash{}, fmt.Errorf("writing index: two images for %s", platformString(p))
+		if seen[p.String()] {
+			return v1.Hash{}, fmt.Errorf("writing index: two images for %s", p.String())
 		}
-		seen[platformString(p)] = true
+		seen[p.String()] = true
 		d.Platform = &p
 		im.Manifests = append(im.Manifests, d)
 	}
@@ -211,7 +203,7 @@ func (s *Store) AddPlatform(name string, h v1.Hash) (v1.Hash, error) {
 			others = []v1.Descriptor{{MediaType: desc.MediaType, Digest: desc.Digest, Platform: &op}}
 		}
 		for _, d := range others {
-			if d.MediaType.IsImage() && d.Platform != nil && platformString(*d.Platform) != platformString(p) {
+			if d.MediaType.IsImage() && d.Platform != nil && d.Platform.String() != p.String() {
 				keep = append(keep, d.Digest)
 			}
 		}
