@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/source"
 	"github.com/slimbuild/slimbuild/internal/store"
@@ -74,7 +75,7 @@ func imageSource(img v1.Image) (*origin, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &origin{layers: layers, key: keyOf("image", d.String())}, nil
+	return &origin{layers: layers, key: cachekey.Of("image", d.String())}, nil
 }
 
 func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req copyRequest) error {
@@ -141,7 +142,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		items = append(items, got.Items...)
 		keyParts = append(keyParts, got.Key...)
 	}
-	key := keyOf(keyParts...)
+	key := cachekey.Of(keyParts...)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		tmp, err := b.tempDir()
 		if err != nil {

@@ -18,12 +18,15 @@ package engine
 //     so the epoch is part of every filesystem step's cache key: a layer made
 //     without the epoch, or with another one, is never served to this build.
 
-import "github.com/slimbuild/slimbuild/internal/dockerfile"
+import (
+	"github.com/slimbuild/slimbuild/internal/cachekey"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
+)
 
 // epochKey folds the epoch into a filesystem step's cache key.
 func (b *builder) epochKey(key string) string {
 	if b.opts.SourceDateEpoch == nil {
 		return key
 	}
-	return keyOf(key, dockerfile.SourceDateEpochArg, b.opts.SourceDateEpoch.Unix())
+	return cachekey.Of(key, dockerfile.SourceDateEpochArg, b.opts.SourceDateEpoch.Unix())
 }

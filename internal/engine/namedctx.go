@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -84,7 +85,7 @@ func (b *builder) namedSource(nc *namedCtx) (*origin, error) {
 		return nil, err
 	}
 	if img == nil {
-		return &origin{dir: nc.dir, key: keyOf("named-dir", nc.spec.Dir)}, nil
+		return &origin{dir: nc.dir, key: cachekey.Of("named-dir", nc.spec.Dir)}, nil
 	}
 	return imageSource(img)
 }
@@ -100,7 +101,7 @@ func (b *builder) namedState(ctx context.Context, nc *namedCtx, stg *dockerfile.
 		return nil, err
 	}
 	if img == nil {
-		return &stageState{namedDir: true, key: keyOf("named-dir", nc.spec.Dir)}, nil
+		return &stageState{namedDir: true, key: cachekey.Of("named-dir", nc.spec.Dir)}, nil
 	}
 	s, err := imageState(img)
 	if err != nil {

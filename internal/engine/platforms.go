@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/store"
@@ -47,7 +48,7 @@ func stagePlatform(stg *dockerfile.Stage) v1.Platform { return v1Platform(stg.On
 func (b *builder) setPlatform(s *stageState, stg *dockerfile.Stage) {
 	p := stagePlatform(stg)
 	s.cfg.OS, s.cfg.Architecture, s.cfg.Variant = p.OS, p.Architecture, p.Variant
-	s.key = keyOf(s.key, "platform", platformString(p), "target", platformString(b.targetPlatform()))
+	s.key = cachekey.Of(s.key, "platform", platformString(p), "target", platformString(b.targetPlatform()))
 }
 
 // checkEmulation fails a RUN of a stage whose platform the host cannot run

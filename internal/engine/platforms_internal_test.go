@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 )
 
@@ -17,7 +18,7 @@ func TestPlatformKeys(t *testing.T) {
 	armv7 := ocispecs.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}
 	key := func(stage, target ocispecs.Platform) (string, *stageState) {
 		b := &builder{plan: &dockerfile.Plan{Platform: target}}
-		s := &stageState{key: keyOf("scratch")}
+		s := &stageState{key: cachekey.Of("scratch")}
 		b.setPlatform(s, &dockerfile.Stage{On: stage})
 		return s.key, s
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runmount"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -69,14 +70,14 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	if script != nil {
 		scriptData = script.Data
 	}
-	key := keyOf("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network.String(), mountKeys)
+	key := cachekey.Of("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network.String(), mountKeys)
 	if rk := b.runLimitsKey(); rk != "" {
 		// Hosts and limits change what a RUN may do, so they are in its key (as in
 		// BuildKit); builds without them keep their keys.
-		key = keyOf(key, rk)
+		key = cachekey.Of(key, rk)
 	}
 	if privileged {
-		key = keyOf(key, "security=insecure")
+		key = cachekey.Of(key, "security=insecure")
 	}
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		return b.execute(ctx, s, st, ws, execRequest{args: args, script: script, env: env, wd: wd, network: network, mounts: mounts, privileged: privileged})
@@ -97,7 +98,7 @@ func (b *builder) runLimitsKey() string {
 	for _, r := range o.Ulimits {
 		limits = append(limits, fmt.Sprintf("%s=%d:%d", r.Type, r.Soft, r.Hard))
 	}
-	return keyOf("run-limits", hosts, limits, o.ShmSize)
+	return cachekey.Of("run-limits", hosts, limits, o.ShmSize)
 }
 
 type execRequest struct {

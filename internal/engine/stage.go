@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
@@ -96,7 +97,7 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 			return nil, errNamedDirBase
 		}
 	case stg.Scratch:
-		s = &stageState{key: keyOf("scratch")}
+		s = &stageState{key: cachekey.Of("scratch")}
 		s.cfg.Config.WorkingDir = "/"
 	default:
 		img, err := b.images.Resolve(ctx, stg.Base, stagePlatform(stg))
@@ -140,7 +141,7 @@ func imageState(img v1.Image) (*stageState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stageState{layers: layers, cfg: *cf.DeepCopy(), key: keyOf("image", d.String()), created: cf.Created.Time}, nil
+	return &stageState{layers: layers, cfg: *cf.DeepCopy(), key: cachekey.Of("image", d.String()), created: cf.Created.Time}, nil
 }
 
 // dispatch runs one instruction.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/source"
 )
@@ -13,7 +14,7 @@ import (
 func (b *builder) workdir(ctx context.Context, s *stageState, st *step, c *instructions.WorkdirCommand) error {
 	wd := absPath(s.cfg.Config.WorkingDir, c.Path)
 	s.cfg.Config.WorkingDir = wd
-	key := keyOf("workdir", s.key, wd, s.cfg.Config.User)
+	key := cachekey.Of("workdir", s.key, wd, s.cfg.Config.User)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		var uid, gid int
 		if s.cfg.Config.User != "" {

@@ -1,6 +1,4 @@
-package engine
-
-// Tests of the engine's input limits and cache key encoding that need no root.
+package cachekey
 
 import (
 	"fmt"
@@ -8,7 +6,7 @@ import (
 	"testing/quick"
 )
 
-func TestKeyOfInvalidUTF8(t *testing.T) {
+func TestOfInvalidUTF8(t *testing.T) {
 	pairs := [][2][]any{
 		{{"copy", "a\xff"}, {"copy", "a\xfe"}},
 		{{[]string{"a\xff"}}, {[]string{"a\xfe"}}},
@@ -20,23 +18,23 @@ func TestKeyOfInvalidUTF8(t *testing.T) {
 		{{[]any{"x", []string{"y"}}}, {[]any{[]string{"x"}, "y"}}},
 	}
 	for _, p := range pairs {
-		if keyOf(p[0]...) == keyOf(p[1]...) {
-			t.Errorf("keyOf(%q) == keyOf(%q)", p[0], p[1])
+		if Of(p[0]...) == Of(p[1]...) {
+			t.Errorf("Of(%q) == Of(%q)", p[0], p[1])
 		}
 	}
-	if keyOf("x", []string{"y"}, int64(3)) != keyOf("x", []string{"y"}, int64(3)) {
-		t.Error("keyOf is not deterministic")
+	if Of("x", []string{"y"}, int64(3)) != Of("x", []string{"y"}, int64(3)) {
+		t.Error("Of is not deterministic")
 	}
 }
 
-// TestKeyOfInjective: distinct lists of (arbitrary byte) strings get distinct keys.
-func TestKeyOfInjective(t *testing.T) {
+// TestOfInjective: distinct lists of (arbitrary byte) strings get distinct keys.
+func TestOfInjective(t *testing.T) {
 	f := func(a, b [][]byte) bool {
 		sa, sb := toStrings(a), toStrings(b)
 		if fmt.Sprintf("%q", sa) == fmt.Sprintf("%q", sb) {
-			return keyOf(sa) == keyOf(sb)
+			return Of(sa) == Of(sb)
 		}
-		return keyOf(sa) != keyOf(sb) && keyOf(sa, "x") != keyOf(sb, "x")
+		return Of(sa) != Of(sb) && Of(sa, "x") != Of(sb, "x")
 	}
 	if err := quick.Check(f, &quick.Config{MaxCount: 5000}); err != nil {
 		t.Error(err)
@@ -51,15 +49,15 @@ func toStrings(bs [][]byte) []string {
 	return out
 }
 
-func FuzzKeyOf(f *testing.F) {
+func FuzzOf(f *testing.F) {
 	f.Add("a\xff", "a\xfe")
 	f.Add("ab", "a")
 	f.Fuzz(func(t *testing.T, a, b string) {
-		if a != b && keyOf(a) == keyOf(b) {
-			t.Fatalf("keyOf(%q) == keyOf(%q)", a, b)
+		if a != b && Of(a) == Of(b) {
+			t.Fatalf("Of(%q) == Of(%q)", a, b)
 		}
-		if a != b && keyOf([]string{a, b}) == keyOf([]string{b, a}) {
-			t.Fatalf("keyOf([%q %q]) is symmetric", a, b)
+		if a != b && Of([]string{a, b}) == Of([]string{b, a}) {
+			t.Fatalf("Of([%q %q]) is symmetric", a, b)
 		}
 	})
 }
