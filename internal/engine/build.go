@@ -426,7 +426,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			// Made on first use: a stage's image needs its layers' blobs, and a
 			// stage that does not ship has none until something asks.
 			s := b.results[i]
-			sr.Image = image.Lazy(func() (v1.Image, error) { return imageOf(s, nil) })
+			sr.Image = image.Lazy(func() (v1.Image, error) { return imageOf(s, nil, nil) })
 			sr.Remote = image.RemoteOnly(s.layers)
 		}
 		if sr.Layers, err = b.st.LayerTrees(b.results[i].layers); err != nil {

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/slimbuild/slimbuild/internal/cachekey"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/source"
 	"github.com/slimbuild/slimbuild/internal/store"
@@ -88,7 +89,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		return b.fail(st, err)
 	}
 	destRaw := req.sources.DestPath
-	dest := absPath(s.cfg.Config.WorkingDir, destRaw)
+	dest := dockerfile.AbsPath(s.Image.Config.WorkingDir, destRaw)
 	destIsDir := strings.HasSuffix(destRaw, "/") || destRaw == "." || destRaw == ".." || strings.HasSuffix(destRaw, "/.") || strings.HasSuffix(destRaw, "/..")
 	nsrc := len(req.sources.SourcePaths) + len(req.sources.SourceContents)
 	if nsrc > 1 && !destIsDir {

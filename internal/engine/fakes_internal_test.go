@@ -33,6 +33,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
@@ -565,7 +566,7 @@ func imageFiles(t *testing.T, res *Result) map[string]string {
 }
 
 // envOf is a recorded run's environment as a map.
-func envOf(c runtime.Container) map[string]string { return envMap(c.Process.Env) }
+func envOf(c runtime.Container) map[string]string { return dockerfile.EnvMap(c.Process.Env) }
 
 // readTar adds the regular files of a layer tar to files.
 func readTar(r io.Reader, files map[string]string) error {

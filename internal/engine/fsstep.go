@@ -169,11 +169,11 @@ func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) 
 func (b *builder) applyLayer(s *stageState, st *step, key string, rec *record, l v1.Layer) {
 	if l != nil {
 		s.layers = append(s.layers, l)
-		s.cfg.RootFS.Type = "layers"
+		s.Image.RootFS.Type = "layers"
 		t := rec.Created
-		s.addHistory(historyText(st.cmd, s), &t)
+		s.AddHistory(st.cmd, &t)
 	} else {
-		s.addHistory(historyText(st.cmd, s), nil)
+		s.AddHistory(st.cmd, nil)
 	}
 	s.key = key
 }

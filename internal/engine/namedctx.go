@@ -107,8 +107,7 @@ func (b *builder) namedState(ctx context.Context, nc *namedCtx, stg *dockerfile.
 	if err != nil {
 		return nil, fmt.Errorf("--build-context %s: %w", nc.name, err)
 	}
-	s.cfg.Config.Env = runtime.WithDefaultPath(s.cfg.Config.Env)
-	s.epoch = b.opts.SourceDateEpoch
-	s.args = map[string]string{}
+	s.Begin(false, b.opts.SourceDateEpoch)
+	s.Image.Config.Env = runtime.WithDefaultPath(s.Image.Config.Env)
 	return s, nil
 }

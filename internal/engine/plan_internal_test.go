@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
@@ -366,7 +367,7 @@ func TestFakeScoping(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cenv := envMap(cf.Config.Env)
+				cenv := dockerfile.EnvMap(cf.Config.Env)
 				for k, want := range tt.configEnv {
 					got, ok := cenv[k]
 					if want == unset {

@@ -47,7 +47,7 @@ func stagePlatform(stg *dockerfile.Stage) v1.Platform { return v1Platform(stg.On
 // the FROM image is the same).
 func (b *builder) setPlatform(s *stageState, stg *dockerfile.Stage) {
 	p := stagePlatform(stg)
-	s.cfg.OS, s.cfg.Architecture, s.cfg.Variant = p.OS, p.Architecture, p.Variant
+	s.Image.OS, s.Image.Architecture, s.Image.Variant = p.OS, p.Architecture, p.Variant
 	s.key = cachekey.Of(s.key, "platform", platformString(p), "target", platformString(b.targetPlatform()))
 }
 

@@ -38,8 +38,8 @@ func TestPlatformKeys(t *testing.T) {
 			t.Errorf("%s and %s share a key", c.name, prev)
 		}
 		seen[k] = c.name
-		if s.cfg.OS != c.stage.OS || s.cfg.Architecture != c.stage.Architecture || s.cfg.Variant != c.stage.Variant {
-			t.Errorf("%s: config %s/%s/%s", c.name, s.cfg.OS, s.cfg.Architecture, s.cfg.Variant)
+		if s.Image.OS != c.stage.OS || s.Image.Architecture != c.stage.Architecture || s.Image.Variant != c.stage.Variant {
+			t.Errorf("%s: config %s/%s/%s", c.name, s.Image.OS, s.Image.Architecture, s.Image.Variant)
 		}
 		if again, _ := key(c.stage, c.target); again != k {
 			t.Errorf("%s: the key is not stable", c.name)

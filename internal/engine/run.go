@@ -20,7 +20,7 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	if err := b.checkEmulation(st.stage); err != nil {
 		return b.fail(st, err)
 	}
-	args, script := dockerfile.RunArgs(c, s.shellOf())
+	args, script := dockerfile.RunArgs(c, s.Shell())
 	network := b.opts.Network
 	if n := instructions.GetNetwork(c); n != "" && n != "default" {
 		var err error
@@ -42,18 +42,8 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	default:
 		return b.fail(st, fmt.Errorf("RUN --security=%s is not supported", sec))
 	}
-	env := s.runEnv()
-	keyEnv := env
-	// Proxy build args reach RUN without an ARG, and stay out of the cache key.
-	have := envMap(env)
-	for _, k := range dockerfile.ProxyArgs {
-		if v, ok := b.plan.BuildArgs[k]; ok {
-			if _, set := have[k]; !set {
-				env = append(env[:len(env):len(env)], k+"="+v)
-			}
-		}
-	}
-	wd := s.cfg.Config.WorkingDir
+	env, keyEnv := s.RunEnv(b.plan)
+	wd := s.Image.Config.WorkingDir
 	if wd == "" {
 		wd = "/"
 	}
@@ -70,7 +60,7 @@ func (b *builder) runStep(ctx context.Context, s *stageState, st *step, c *instr
 	if script != nil {
 		scriptData = script.Data
 	}
-	key := cachekey.Of("run", s.key, args, scriptData, keyEnv, s.cfg.Config.User, wd, network.String(), mountKeys)
+	key := cachekey.Of("run", s.key, args, scriptData, keyEnv, s.Image.Config.User, wd, network.String(), mountKeys)
 	if rk := b.runLimitsKey(); rk != "" {
 		// Hosts and limits change what a RUN may do, so they are in its key (as in
 		// BuildKit); builds without them keep their keys.
@@ -154,7 +144,7 @@ func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *work
 	out := runtime.NewLineWriter(func(line string) {
 		b.emit(Event{Kind: StepLog, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: line})
 	})
-	code, err := b.runContainer(ctx, ws, s.cfg.Config.User, runtime.Process{
+	code, err := b.runContainer(ctx, ws, s.Image.Config.User, runtime.Process{
 		Args: req.args, Env: req.env, Cwd: req.wd, Network: req.network, Mounts: extra,
 		ExtraHosts: b.opts.ExtraHosts, Rlimits: b.opts.Ulimits, ShmSize: b.opts.ShmSize,
 		Privileged: req.privileged,

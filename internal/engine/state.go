@@ -2,27 +2,20 @@ package engine
 
 import (
 	"encoding/json"
-	"strings"
+	"slices"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
-// stageState is a stage's state between instructions.
+// stageState is a stage's state between instructions: its filesystem (layers,
+// keyed by key) and its dockerfile.Scope (config and variables).
 type stageState struct {
+	dockerfile.Scope
 	layers []v1.Layer
-	cfg    v1.ConfigFile
-	key    string            // identity of the filesystem state (a cache chain key)
-	args   map[string]string // ARGs declared in the stage, with their values
-	// argWins holds the ARGs given a value after the last ENV of the same name:
-	// BuildKit's build environment is one list where the later one wins, while
-	// the image's Env keeps the ENV value.
-	argWins map[string]bool
-	shell   []string
-	cmdSet  bool
-	created time.Time
-	epoch   *time.Time // the build's source date epoch, if any
+	key    string // identity of the filesystem state (a cache chain key)
 	// namedDir is a stage replaced by a local-directory named context: it has
 	// no filesystem state and cannot be a FROM base.
 	namedDir bool
@@ -30,69 +23,9 @@ type stageState struct {
 
 func (s *stageState) clone() *stageState {
 	c := *s
-	c.layers = append([]v1.Layer(nil), s.layers...)
-	c.args = map[string]string{}
-	for k, v := range s.args {
-		c.args[k] = v
-	}
-	c.argWins = map[string]bool{}
-	for k := range s.argWins {
-		c.argWins[k] = true
-	}
-	c.shell = append([]string(nil), s.shell...)
-	c.cfg = *s.cfg.DeepCopy()
+	c.Scope = s.Scope.Clone()
+	c.layers = slices.Clone(s.layers)
 	return &c
-}
-
-// envMap returns the config Env as a map.
-func envMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	return m
-}
-
-// setEnv sets k=v in env, keeping order.
-func setEnv(env []string, k, v string) []string {
-	for i, kv := range env {
-		if name, _, _ := strings.Cut(kv, "="); name == k {
-			env[i] = k + "=" + v
-			return env
-		}
-	}
-	return append(env, k+"="+v)
-}
-
-// expandEnv is what instruction arguments are expanded with: the stage's ARGs
-// and its ENV, the one set last winning.
-func (s *stageState) expandEnv() map[string]string {
-	m := map[string]string{}
-	for k, v := range s.args {
-		m[k] = v
-	}
-	for k, v := range envMap(s.cfg.Config.Env) {
-		if !s.argWins[k] {
-			m[k] = v
-		}
-	}
-	return m
-}
-
-// runEnv is the environment of a RUN: Env, plus the ARGs, which replace an Env
-// value only when set after it.
-func (s *stageState) runEnv() []string {
-	env := append([]string(nil), s.cfg.Config.Env...)
-	have := envMap(env)
-	for _, k := range sortedKeys(s.args) {
-		if _, ok := have[k]; !ok {
-			env = append(env, k+"="+s.args[k])
-		} else if s.argWins[k] {
-			env = setEnv(env, k, s.args[k])
-		}
-	}
-	return env
 }
 
 // record is what the cache holds for a filesystem step: the snapshot its changes

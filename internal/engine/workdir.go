@@ -5,6 +5,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/slimbuild/slimbuild/internal/cachekey"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runtime"
 	"github.com/slimbuild/slimbuild/internal/source"
 )
@@ -12,13 +13,13 @@ import (
 // workdir sets the working directory and creates it, as BuildKit does, owned by
 // the current USER when one is set.
 func (b *builder) workdir(ctx context.Context, s *stageState, st *step, c *instructions.WorkdirCommand) error {
-	wd := absPath(s.cfg.Config.WorkingDir, c.Path)
-	s.cfg.Config.WorkingDir = wd
-	key := cachekey.Of("workdir", s.key, wd, s.cfg.Config.User)
+	wd := dockerfile.AbsPath(s.Image.Config.WorkingDir, c.Path)
+	s.Image.Config.WorkingDir = wd
+	key := cachekey.Of("workdir", s.key, wd, s.Image.Config.User)
 	return b.fsStep(ctx, s, st, key, func(ws *workspace) error {
 		var uid, gid int
-		if s.cfg.Config.User != "" {
-			u, err := runtime.ResolveUser(ws.Root(), s.cfg.Config.User)
+		if s.Image.Config.User != "" {
+			u, err := runtime.ResolveUser(ws.Root(), s.Image.Config.User)
 			if err != nil {
 				return err
 			}
