@@ -80,12 +80,12 @@ func (b *builder) prepare(lowers []string) (*workspace, error) {
 // upper directory committed as a snapshot (its blob is made on demand, see
 // snaplayer.go), or the layer the step wrote itself. The record is empty when the
 // step changed nothing.
-func (b *builder) commit(ws *workspace) (record, error) {
+func (b *builder) commit(ws *workspace) (store.StepRecord, error) {
 	if ws.direct {
 		ws.Remove()
-		return record{Layer: ws.layer, Snapshot: ws.snapshot}, nil
+		return store.StepRecord{Layer: ws.layer, Snapshot: ws.snapshot}, nil
 	}
-	var rec record
+	var rec store.StepRecord
 	_, err := ws.Commit(func(upper string) error {
 		id, err := b.st.CommitTree(upper, b.opts.SourceDateEpoch)
 		rec.Snapshot = &id
@@ -135,7 +135,7 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 	if e := b.opts.SourceDateEpoch; e != nil {
 		rec.Created = *e // the key holds the epoch, so the record can too
 	}
-	if err := b.cachePut(key, rec); err != nil {
+	if err := b.st.PutStep(key, rec); err != nil {
 		return b.fail(st, fmt.Errorf("saving cache record: %w", err))
 	}
 	if err := b.applyRecord(s, st, key, &rec); err != nil {
@@ -148,7 +148,7 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 }
 
 // applyRecord moves s to the state a filesystem step produced.
-func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) error {
+func (b *builder) applyRecord(s *stageState, st *step, key string, rec *store.StepRecord) error {
 	var l v1.Layer
 	switch {
 	case rec.Snapshot != nil:
@@ -166,7 +166,7 @@ func (b *builder) applyRecord(s *stageState, st *step, key string, rec *record) 
 // applyLayer moves s to the state a filesystem step produced, with l as the
 // content of rec's layer (nil for none). The config's diffIDs are filled when
 // the image is assembled, from the layers.
-func (b *builder) applyLayer(s *stageState, st *step, key string, rec *record, l v1.Layer) {
+func (b *builder) applyLayer(s *stageState, st *step, key string, rec *store.StepRecord, l v1.Layer) {
 	if l != nil {
 		s.layers = append(s.layers, l)
 		s.Image.RootFS.Type = "layers"
@@ -179,7 +179,7 @@ func (b *builder) applyLayer(s *stageState, st *step, key string, rec *record, l
 }
 
 // lastLayer is the layer rec added to s, nil when it added none.
-func lastLayer(s *stageState, rec *record) v1.Layer {
+func lastLayer(s *stageState, rec *store.StepRecord) v1.Layer {
 	if (rec.Layer == nil && rec.Snapshot == nil) || len(s.layers) == 0 {
 		return nil
 	}

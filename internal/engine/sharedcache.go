@@ -48,7 +48,7 @@ func (s CacheStep) LayerInfo() (*store.LayerInfo, error) {
 }
 
 // sharedGet looks key up in the shared caches, in order.
-func (b *builder) sharedGet(key string) (*record, v1.Layer, bool) {
+func (b *builder) sharedGet(key string) (*store.StepRecord, v1.Layer, bool) {
 	if b.opts.NoCache {
 		return nil, nil, false
 	}
@@ -57,10 +57,10 @@ func (b *builder) sharedGet(key string) (*record, v1.Layer, bool) {
 		if !ok {
 			continue
 		}
-		rec := &record{Layer: info, Created: created}
+		rec := &store.StepRecord{Layer: info, Created: created}
 		// Once the store holds what the step made, the store's cache records it too,
 		// so that later builds hit without the shared cache.
-		keep := func() { _ = b.cachePut(key, *rec) }
+		keep := func() { _ = b.st.PutStep(key, *rec) }
 		if info == nil {
 			keep()
 			return rec, nil, true
@@ -82,7 +82,7 @@ func (b *builder) sharedGet(key string) (*record, v1.Layer, bool) {
 }
 
 // logStep remembers a filesystem step for cache export.
-func (b *builder) logStep(st *step, key string, rec *record, l v1.Layer) {
+func (b *builder) logStep(st *step, key string, rec *store.StepRecord, l v1.Layer) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stepLog = append(b.stepLog, CacheStep{Key: key, layer: rec.Layer, Created: rec.Created, Blob: l, Stage: st.stage.Index})

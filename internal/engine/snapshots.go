@@ -20,51 +20,8 @@ func (b *builder) snapshots() *store.SnapshotLayers {
 }
 
 // snapLayer is the layer of the step whose cache record rec (under key) names a snapshot.
-func (b *builder) snapLayer(key string, rec record) *store.SnapshotLayer {
-	return b.snapshots().Layer(*rec.Snapshot, &snapRecord{b: b, key: key, rec: rec})
-}
-
-// snapRecord is a step's cache record as its snapshot layer reads and extends it.
-type snapRecord struct {
-	b   *builder
-	key string // the cache key whose record names the snapshot
-	rec record // as read or written when the step was applied
-}
-
-var _ store.SnapshotRecord = (*snapRecord)(nil)
-
-// Blobs are the blobs recorded for the snapshot: in the record the step was
-// applied from, then in the record as it is now (another build may have made one).
-func (r *snapRecord) Blobs() []store.LayerInfo {
-	var out []store.LayerInfo
-	for _, rr := range []*record{&r.rec, r.b.recordOf(r.key)} {
-		if rr != nil && rr.Layer != nil && rr.Snapshot != nil && *rr.Snapshot == *r.rec.Snapshot {
-			out = append(out, *rr.Layer)
-		}
-	}
-	return out
-}
-
-// Keep records info as the blob of the step's snapshot.
-func (r *snapRecord) Keep(info store.LayerInfo) error {
-	rec := r.rec
-	rec.Layer = &info
-	return r.b.cachePut(r.key, rec)
-}
-
-func (r *snapRecord) String() string { return "cache key " + r.key }
-
-// recordOf reads key's record afresh; nil when there is none.
-func (b *builder) recordOf(key string) *record {
-	data, err := b.st.GetCache(key)
-	if err != nil {
-		return nil
-	}
-	var r record
-	if decodeRecord(data, &r) != nil {
-		return nil
-	}
-	return &r
+func (b *builder) snapLayer(key string, rec store.StepRecord) *store.SnapshotLayer {
+	return b.snapshots().StepLayer(key, rec)
 }
 
 // materializeAll makes the blobs of every snapshot layer in layers, a few at a time.

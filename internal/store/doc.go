@@ -44,8 +44,8 @@
 // Snapshot layers (snaplayer.go): SnapshotLayers hands out committed snapshots
 // as v1.Layers whose blobs are made on demand (tar → hash → compress → hash →
 // temp file, one pass), once per SnapshotLayers however many layers name the
-// snapshot, then kept in the caller's SnapshotRecord (the engine's cache
-// record) and the tree promoted to layers/DIFFID. Tree reads a snapshot's files
+// snapshot, then kept in the caller's SnapshotRecord (a build step's
+// StepRecord, the build cache's value: steprecord.go) and the tree promoted to layers/DIFFID. Tree reads a snapshot's files
 // without making its blob; LowerDirs gives overlay lower dirs of any layers.
 //
 // IngestLayer stores a layer that arrives as a stream (an import, a pull) in

@@ -339,10 +339,7 @@ func (c *checker) checkCache(rep *FsckReport) error {
 		if err != nil {
 			return fmt.Errorf("checking cache key %s: %w", e.Key, err)
 		}
-		var rec struct {
-			Layer    *LayerInfo `json:"layer"`
-			Snapshot *v1.Hash   `json:"snapshot"`
-		}
+		var rec StepRecord
 		if json.Unmarshal(b, &rec) != nil || (rec.Layer == nil && rec.Snapshot == nil) {
 			continue
 		}
