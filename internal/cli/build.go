@@ -289,14 +289,8 @@ func buildSlim(cmd *cobra.Command, st *store.Store, res *engine.Result, tags []s
 	if err != nil {
 		return nil, fmt.Errorf("slimming the built image %s (kept untagged): %w", res.Digest, err)
 	}
-	for _, t := range tags {
-		n, err := image.NormalizeName(t)
-		if err != nil {
-			return nil, err
-		}
-		if err := st.Tag(n, d); err != nil {
-			return nil, err
-		}
+	if err := image.Tag(st, tags, d); err != nil {
+		return nil, err
 	}
 	if !quiet {
 		fmt.Fprintf(w, "built %s, slimmed to %s (verified: exit %d, same output); %s are the slim image, the full one stays untagged\n",

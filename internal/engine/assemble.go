@@ -19,7 +19,7 @@ func (b *builder) assemble(s *stageState) (v1.Hash, v1.Image, error) {
 	if err := image.FetchLayers(s.layers); err != nil {
 		return v1.Hash{}, nil, err
 	}
-	if err := b.materializeAll(s.layers); err != nil {
+	if err := b.snaps.Materialize(s.layers, min(b.opts.Jobs, 2)); err != nil {
 		return v1.Hash{}, nil, err
 	}
 	img, err := imageOf(s, b.opts.Labels, b.opts.Annotations)

@@ -176,40 +176,30 @@ type builder struct {
 	consumed map[string]bool
 	// stepLog lists the filesystem steps done, for cache export.
 	stepLog []CacheStep
-	// snaps makes the blobs of this build's snapshots (see snapshots).
+	// snaps makes the blobs of this build's snapshots on demand, once per build.
 	snaps *store.SnapshotLayers
 	// ships holds the stages whose layers end up in the image: the target and
 	// the stages it is built FROM.
 	ships map[int]bool
 	// emulators answer checkEmulation, once per architecture.
 	emulators runtime.Emulators
-	// unpack, overlay and runner, when set, replace the store's unpacked layers,
-	// the overlay snapshotter and runc (the engine's root-free tests; see
-	// interfaces.go).
-	unpack  Unpacker
+	// unpack gives layers' directories: the store's unpacked layers, or a test's.
+	unpack Unpacker
+	// overlay and runner, when set, replace the overlay snapshotter and runc
+	// (the engine's root-free tests; see interfaces.go).
 	overlay Snapshotter
 	runner  Runner
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {
-	if opts.ContextDir == "" {
-		opts.ContextDir = "."
-	}
-	abs, err := filepath.Abs(opts.ContextDir)
-	if err != nil {
+	if err := opts.withPaths(); err != nil {
 		return nil, err
 	}
-	opts.ContextDir = abs
+	abs := opts.ContextDir
 	if fi, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", abs)
-	}
-	if opts.Dockerfile == "" {
-		opts.Dockerfile = filepath.Join(abs, "Dockerfile")
-	}
-	if _, err := runtime.ParseNetwork(string(opts.Network)); err != nil {
-		return nil, err
 	}
 	if err := opts.Check(); err != nil {
 		return nil, err
@@ -223,22 +213,9 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	if opts.Jobs == 0 {
 		opts.Jobs = goruntime.NumCPU() * 4
 	}
-	f, err := os.Open(opts.Dockerfile)
-	if err != nil {
-		return nil, fmt.Errorf("reading Dockerfile: %w", err)
-	}
-	defer f.Close()
 	opts.SourceDateEpoch = dockerfile.WholeSeconds(opts.SourceDateEpoch)
 	opts.BuildArgs = dockerfile.WithEpochArg(opts.BuildArgs, opts.SourceDateEpoch)
-	shown := displayName(opts.Dockerfile, abs)
-	if opts.DockerfileName != "" {
-		shown = opts.DockerfileName
-	}
-	parsed, err := dockerfile.Parse(shown, f)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, Platform: ociPlatform(opts.Platform)})
+	plan, err := opts.plan(false)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +238,8 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 	for i := plan.Target; i >= 0; i = plan.Stages[i].BaseStage {
 		ships[i] = true
 	}
-	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, ships: ships}
+	b := &builder{st: st, opts: opts, plan: plan, bctx: bctx, results: map[int]*stageState{}, ships: ships,
+		snaps: st.SnapshotLayers(opts.Compression, opts.SourceDateEpoch), unpack: st}
 	// A pull reports its layers (fetched, unpacked, bytes and time) as build events.
 	b.images = &image.Resolver{Store: st, Pull: opts.Pull, NoPull: opts.NoPull, Logf: func(format string, args ...any) {
 		b.emit(Event{Kind: Info, Text: fmt.Sprintf(format, args...)})
@@ -274,37 +252,51 @@ func newBuilder(st *store.Store, opts Options) (*builder, error) {
 // `docker buildx build --check` does: the warnings, and an error when the file
 // does not parse or sets # check=error=true and something was reported.
 func Check(opts Options) ([]dockerfile.Warning, error) {
-	if opts.ContextDir == "" {
-		opts.ContextDir = "."
-	}
-	abs, err := filepath.Abs(opts.ContextDir)
-	if err != nil {
+	if err := opts.withPaths(); err != nil {
 		return nil, err
 	}
-	if opts.Dockerfile == "" {
-		opts.Dockerfile = filepath.Join(abs, "Dockerfile")
-	}
-	f, err := os.Open(opts.Dockerfile)
-	if err != nil {
-		return nil, fmt.Errorf("reading Dockerfile: %w", err)
-	}
-	defer f.Close()
-	parsed, err := dockerfile.Parse(displayName(opts.Dockerfile, abs), f)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := parsed.Plan(dockerfile.Options{Target: opts.Target, BuildArgs: opts.BuildArgs, AllStages: opts.Target == "", Platform: ociPlatform(opts.Platform)})
+	plan, err := opts.plan(opts.Target == "")
 	if err != nil {
 		return nil, err
 	}
 	return plan.Warnings, plan.LintError()
 }
 
-func displayName(dockerfile, contextDir string) string {
-	if rel, err := filepath.Rel(contextDir, dockerfile); err == nil && !strings.HasPrefix(rel, "..") {
-		return rel
+// withPaths makes ContextDir absolute and fills in the Dockerfile's default path.
+func (o *Options) withPaths() error {
+	if o.ContextDir == "" {
+		o.ContextDir = "."
 	}
-	return dockerfile
+	abs, err := filepath.Abs(o.ContextDir)
+	if err != nil {
+		return err
+	}
+	o.ContextDir = abs
+	if o.Dockerfile == "" {
+		o.Dockerfile = filepath.Join(abs, "Dockerfile")
+	}
+	return nil
+}
+
+// plan parses the Dockerfile and plans the build (every stage when allStages).
+func (o *Options) plan(allStages bool) (*dockerfile.Plan, error) {
+	f, err := os.Open(o.Dockerfile)
+	if err != nil {
+		return nil, fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	defer f.Close()
+	shown := o.DockerfileName
+	if shown == "" {
+		shown = o.Dockerfile
+		if rel, err := filepath.Rel(o.ContextDir, o.Dockerfile); err == nil && !strings.HasPrefix(rel, "..") {
+			shown = rel
+		}
+	}
+	parsed, err := dockerfile.Parse(shown, f)
+	if err != nil {
+		return nil, err
+	}
+	return parsed.Plan(dockerfile.Options{Target: o.Target, BuildArgs: o.BuildArgs, AllStages: allStages, Platform: ociPlatform(o.Platform)})
 }
 
 // tempDir lazily makes the per-build temp dir.
@@ -408,14 +400,8 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range b.opts.Tags {
-		n, err := image.NormalizeName(t)
-		if err != nil {
-			return nil, err
-		}
-		if err := b.st.Tag(n, digest); err != nil {
-			return nil, fmt.Errorf("tagging %s: %w", n, err)
-		}
+	if err := image.Tag(b.st, b.opts.Tags, digest); err != nil {
+		return nil, err
 	}
 	res.Digest, res.Image = digest, img
 	for _, i := range b.plan.Needed {
@@ -467,6 +453,9 @@ func (o *Options) Check() error {
 		if _, err := store.ParseCompression(string(o.Compression)); err != nil {
 			return err
 		}
+	}
+	if _, err := runtime.ParseNetwork(string(o.Network)); err != nil {
+		return err
 	}
 	if o.Jobs < 0 {
 		return fmt.Errorf("jobs must be 0 (as many as can run) or more, not %d", o.Jobs)

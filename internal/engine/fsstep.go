@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/slimbuild/slimbuild/internal/snapshot"
 	"github.com/slimbuild/slimbuild/internal/store"
@@ -43,7 +42,7 @@ func (b *builder) snapshotter() (Snapshotter, error) {
 
 // mountWorkspace prepares a writable snapshot over layers.
 func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
-	lowers, err := b.layerDirs(layers)
+	lowers, err := b.unpack.LowerDirs(layers)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +50,7 @@ func (b *builder) mountWorkspace(layers []v1.Layer) (*workspace, error) {
 	if err != nil && errors.Is(err, os.ErrNotExist) {
 		// Another process promoted a snapshot between the lookup and the mount:
 		// its tree is now under the layer's diffID.
-		if lowers, err = b.layerDirs(layers); err != nil {
+		if lowers, err = b.unpack.LowerDirs(layers); err != nil {
 			return nil, err
 		}
 		ws, err = b.prepare(lowers)
@@ -152,7 +151,7 @@ func (b *builder) applyRecord(s *stageState, st *step, key string, rec *store.St
 	var l v1.Layer
 	switch {
 	case rec.Snapshot != nil:
-		l = b.snapLayer(key, *rec)
+		l = b.snaps.StepLayer(key, *rec)
 	case rec.Layer != nil:
 		var err error
 		if l, err = b.st.Layer(*rec.Layer); err != nil {
@@ -184,12 +183,6 @@ func lastLayer(s *stageState, rec *store.StepRecord) v1.Layer {
 		return nil
 	}
 	return s.layers[len(s.layers)-1]
-}
-
-// inRoot resolves an image path inside a mounted root, following the image's own
-// symlinks without leaving it.
-func inRoot(root, p string) (string, error) {
-	return securejoin.SecureJoin(root, p)
 }
 
 // StepError is a failed RUN: the command, its exit code and the tail of its output.

@@ -71,11 +71,3 @@ func (o overlays) Prepare(parents []string) (Active, error) {
 	}
 	return a, nil
 }
-
-// unpacker is the store, unless a test gave the builder its own.
-func (b *builder) unpacker() Unpacker {
-	if b.unpack != nil {
-		return b.unpack
-	}
-	return b.st
-}

@@ -103,14 +103,8 @@ func BuildPlatforms(ctx context.Context, st *store.Store, opts Options, platform
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tags {
-		n, err := image.NormalizeName(t)
-		if err != nil {
-			return nil, err
-		}
-		if err := st.Tag(n, h); err != nil {
-			return nil, fmt.Errorf("tagging %s: %w", n, err)
-		}
+	if err := image.Tag(st, tags, h); err != nil {
+		return nil, err
 	}
 	idx, err := st.Index(h.String())
 	if err != nil {

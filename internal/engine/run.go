@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/slimbuild/slimbuild/internal/cachekey"
@@ -104,7 +105,8 @@ type execRequest struct {
 
 // execute runs a RUN command in runc on ws.
 func (b *builder) execute(ctx context.Context, s *stageState, st *step, ws *workspace, req execRequest) error {
-	cwd, err := inRoot(ws.Root(), req.wd)
+	// The image's own symlinks are followed without leaving the root.
+	cwd, err := securejoin.SecureJoin(ws.Root(), req.wd)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,20 @@ import (
 	"github.com/slimbuild/slimbuild/internal/store"
 )
 
+// Tag names h in st with each of names, normalised (NormalizeName).
+func Tag(st *store.Store, names []string, h v1.Hash) error {
+	for _, t := range names {
+		n, err := NormalizeName(t)
+		if err != nil {
+			return err
+		}
+		if err := st.Tag(n, h); err != nil {
+			return fmt.Errorf("tagging %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
 // NormalizeName returns the full name docker would use for s:
 // busybox -> docker.io/library/busybox:latest, localhost:5000/x -> localhost:5000/x:latest,
 // name@sha256:... keeps its digest (and its tag, when both are given).
