@@ -115,6 +115,10 @@ wl runnerb-hello runnerb-tree && RUNNERB=1
 
 grep -qF -- "$HEAVY_LOOP" "$REPO/bench/workloads/builder-heavy/Dockerfile" ||
 	die "bench/workloads/builder-heavy/Dockerfile no longer runs HEAVY_LOOP; keep the floor in step"
+# Workload 1's floor is hello-c's RUN, run with the builder base's own toolchain.
+HELLO_RUN='cd /src && musl-gcc -static -O2 -o hello hello.c && strip hello'
+grep -qF -- "RUN ${HELLO_RUN#cd /src && }" "$REPO/examples/hello-c/Dockerfile" ||
+	die "examples/hello-c/Dockerfile no longer runs HELLO_RUN; keep the floor in step"
 
 # apt_install PACKAGE: installs a Debian package (an update first when that fails).
 apt_install() {
@@ -443,6 +447,10 @@ floor_untar() { # workload 8: the builder base's rootfs tarball unpacked
 	tar --numeric-owner -xzf "$BUILDER_TARBALL" -C "$FLOORDIR"
 }
 fresh_floor() { rm -rf "$FLOORDIR" && mkdir "$FLOORDIR"; }
+HELLO_ROOT=$WORK/hello-root
+floor_hello() { # workload 1: hello-c's compile in the builder base's rootfs (chroot), no container
+	cp "$WORK/ctx/hello/hello.c" "$HELLO_ROOT/src/hello.c" && chroot "$HELLO_ROOT" /bin/sh -c "$HELLO_RUN"
+}
 
 # reglines: how many lines the registry's access log has.
 reglines() { if [ -f "$REGLOG" ]; then wc -l <"$REGLOG"; else echo 0; fi; }
@@ -568,14 +576,24 @@ log "load average $LOAD_START"
 
 # Workloads 1 and 2: a real source change for each builder, then nothing changed.
 group_hello() {
-	local b i
+	local b i who=("${BUILDERS[@]}")
 	log "hello-c (1, 2): warm-up (not timed)"
 	for b in "${BUILDERS[@]}"; do
 		if [ "$b" = slimbuild ]; then prep_store hello hello warm; else untimed "warm-$b" build "$b" hello warm; fi
 	done
+	if wl hello-changed; then
+		rm -rf "$HELLO_ROOT" && mkdir -p "$HELLO_ROOT" &&
+			tar --numeric-owner -xzf "$BUILDER_TARBALL" -C "$HELLO_ROOT" && mkdir -p "$HELLO_ROOT/src" || die "unpacking the builder base for workload 1's floor"
+		untimed warm-floor floor_hello
+		who+=(floor)
+	fi
 	for ((i = 1; i <= RUNS; i++)); do
 		log "hello-c: iteration $i/$RUNS"
-		for b in $(rotated "$i" "${BUILDERS[@]}"); do
+		for b in $(rotated "$i" "${who[@]}"); do
+			if [ "$b" = floor ]; then
+				timed hello-changed "$i" floor floor_hello
+				continue
+			fi
 			if wl hello-changed; then
 				printf '// run %d %s\n' "$i" "$b" >>"$WORK/ctx/hello/hello.c"
 				[ "$b" = slimbuild ] && fresh_store "$WORK/prep/hello"
@@ -591,6 +609,7 @@ group_hello() {
 		done
 	done
 	drop_prep hello
+	rm -rf "$HELLO_ROOT"
 }
 
 # Workloads 3 and 4: the tree cold, then (after an untimed normal build, so the
@@ -910,8 +929,9 @@ echo
 	echo
 	echo "$TABLE"
 	echo
-	echo "- floor: the work itself on the host in the same run, no builder (7: the RUN's shell loop with"
-	echo "  busybox sh; 8: \`tar -xzf\` of the builder base's rootfs tarball into an empty directory)."
+	echo "- floor: the work itself on the host in the same run, no builder (1: the RUN's compile, chrooted"
+	echo "  into the builder base's rootfs; 7: the RUN's shell loop with busybox sh; 8: \`tar -xzf\` of the"
+	echo "  builder base's rootfs tarball into an empty directory)."
 	echo "- slimbuild peak RSS: the highest max RSS (GNU time %M) of slimbuild's process(es) over the timed"
 	echo "  runs. BuildKit does its work in buildkitd, a long-lived daemon whose RSS is not comparable with a"
 	echo "  CLI process's, so only slimbuild's is shown."
@@ -969,7 +989,9 @@ echo
   build of each workload (BuildKit's warm-up resolves and unpacks the bases; BuildKit still asks the
   loopback registry for the base manifest on each build, as it does in real use).
 - Workload 1 appends `// run N builder` to hello.c before each builder's build; workload 2 builds
-  that source again. Workload 4 runs after an untimed normal build that follows the timed cold
+  that source again. Workload 1's floor is its RUN (`musl-gcc -static -O2 -o hello hello.c && strip
+  hello`) run by `chroot` into the builder base's rootfs (unpacked once, untimed), so with the same
+  compiler and libraries, without a container or a builder. Workload 4 runs after an untimed normal build that follows the timed cold
   build 3, so the previous build had the same inputs whatever `--no-cache` does to the cache.
 - Workload 7 (builder-heavy): `FROM busybox AS build` whose RUN writes 600 x 1 MiB from
   /dev/urandom into /out, then `FROM scratch` copying /out/f1; `--no-cache`. Its floor is the same
