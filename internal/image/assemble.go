@@ -37,8 +37,52 @@ func Assemble(cfg *v1.ConfigFile, layers []v1.Layer, annotations map[string]stri
 	if c.OS == "" {
 		c.OS = "linux"
 	}
-	core := &assembled{layers: map[v1.Hash]v1.Layer{}}
-	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
+	descs, err := describe(layers)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range descs {
+		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, d.diffID)
+	}
+	cfgBytes, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding image config: %w", err)
+	}
+	return assemble(cfgBytes, layers, descs, annotations)
+}
+
+// AssembleConfig is Assemble for a config given as bytes, which it keeps as
+// they are (an imported image's config: its digest is the image's identity in
+// docker's tools). The config's diffIDs must be the layers'.
+func AssembleConfig(config []byte, layers []v1.Layer) (v1.Image, error) {
+	cf, err := v1.ParseConfigFile(bytes.NewReader(config))
+	if err != nil {
+		return nil, fmt.Errorf("parsing image config: %w", err)
+	}
+	descs, err := describe(layers)
+	if err != nil {
+		return nil, err
+	}
+	if len(cf.RootFS.DiffIDs) != len(descs) {
+		return nil, fmt.Errorf("image config lists %d diffIDs for %d layers", len(cf.RootFS.DiffIDs), len(descs))
+	}
+	for k, d := range descs {
+		if cf.RootFS.DiffIDs[k] != d.diffID {
+			return nil, fmt.Errorf("image config lists diffID %s for layer %d, which is %s", cf.RootFS.DiffIDs[k], k+1, d.diffID)
+		}
+	}
+	return assemble(config, layers, descs, nil)
+}
+
+// layerDesc is what a manifest and a config say of a layer.
+type layerDesc struct {
+	v1.Descriptor
+	diffID v1.Hash
+}
+
+// describe asks each layer for its digest, diffID, size and media type.
+func describe(layers []v1.Layer) ([]layerDesc, error) {
+	out := make([]layerDesc, 0, len(layers))
 	for _, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
@@ -56,13 +100,18 @@ func Assemble(cfg *v1.ConfigFile, layers []v1.Layer, annotations map[string]stri
 		if err != nil {
 			return nil, err
 		}
-		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, diffID)
-		m.Layers = append(m.Layers, v1.Descriptor{MediaType: mt, Size: size, Digest: d})
-		core.layers[d] = l
+		out = append(out, layerDesc{Descriptor: v1.Descriptor{MediaType: mt, Size: size, Digest: d}, diffID: diffID})
 	}
-	cfgBytes, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("encoding image config: %w", err)
+	return out, nil
+}
+
+// assemble is the image of the config bytes over layers, described by descs.
+func assemble(cfgBytes []byte, layers []v1.Layer, descs []layerDesc, annotations map[string]string) (v1.Image, error) {
+	core := &assembled{layers: map[v1.Hash]v1.Layer{}}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
+	for k, d := range descs {
+		m.Layers = append(m.Layers, d.Descriptor)
+		core.layers[d.Digest] = layers[k]
 	}
 	cd, size, err := v1.SHA256(bytes.NewReader(cfgBytes))
 	if err != nil {

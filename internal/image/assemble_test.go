@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"errors"
 	"runtime"
 	"testing"
@@ -149,5 +150,38 @@ func TestLazy(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Errorf("made %d times, want once", calls)
+	}
+}
+
+// TestAssembleConfig: a config given as bytes is kept byte for byte, and one
+// whose diffIDs are not its layers' is refused.
+func TestAssembleConfig(t *testing.T) {
+	l := static.NewLayer([]byte("layer"), types.OCIUncompressedLayer)
+	diffID, err := l.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Key order and spacing no encoder of ours would write.
+	raw := []byte(`{"rootfs": {"diff_ids": ["` + diffID.String() + `"], "type": "layers"}, "os": "linux", "architecture": "amd64"}`)
+	img, err := AssembleConfig(raw, []v1.Layer{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := img.RawConfigFile(); string(got) != string(raw) {
+		t.Errorf("config re-encoded:\n%s\nwant\n%s", got, raw)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _, _ := v1.SHA256(bytes.NewReader(raw)); m.Config.Digest != want || m.Config.Size != int64(len(raw)) {
+		t.Errorf("manifest names config %s (%d bytes), want %s (%d)", m.Config.Digest, m.Config.Size, want, len(raw))
+	}
+	other := static.NewLayer([]byte("another layer"), types.OCIUncompressedLayer)
+	if _, err := AssembleConfig(raw, []v1.Layer{other}); err == nil {
+		t.Error("a config whose diffID is not its layer's was assembled")
+	}
+	if _, err := AssembleConfig(raw, []v1.Layer{l, l}); err == nil {
+		t.Error("a config listing one diffID was assembled over two layers")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -67,7 +66,7 @@ func importDockerArchive(ctx context.Context, st *store.Store, source string, lo
 	if len(cf.RootFS.DiffIDs) != len(desc.Layers) {
 		return v1.Hash{}, fmt.Errorf("%s lists %d diffIDs for %d layers", desc.Config, len(cf.RootFS.DiffIDs), len(desc.Layers))
 	}
-	man := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
+	var layers []v1.Layer
 	for k, p := range desc.Layers {
 		lr, size, err := archiveEntry(f, p)
 		if err != nil {
@@ -94,18 +93,17 @@ func importDockerArchive(ctx context.Context, st *store.Store, source string, lo
 		if got.Unpacked {
 			logf("unpacked layer %s: %s in %s", short(got.DiffID), report.HumanSize(got.TarBytes), since(start))
 		}
-		man.Layers = append(man.Layers, v1.Descriptor{MediaType: got.MediaType, Size: got.Size, Digest: got.Digest})
+		l, err := st.Layer(got.LayerInfo)
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("layer %s: %w", p, err)
+		}
+		layers = append(layers, l)
 	}
-	ch, n, err := st.WriteBlob(rawCfg)
+	img, err := AssembleConfig(rawCfg, layers)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	man.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Size: n, Digest: ch}
-	raw, err := json.Marshal(man)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	h, _, err := st.WriteBlob(raw)
+	h, _, err := StoreManifest(st, img)
 	return h, err
 }
 

@@ -338,6 +338,14 @@ func TestImport(t *testing.T) {
 			if tc.keepDigest && h != digestOf(t, src) {
 				t.Errorf("digest %s, want the source's %s", h, digestOf(t, src))
 			}
+			if !tc.rootfs {
+				// The config's bytes are kept: its digest is the image ID docker's tools show.
+				got, err1 := img.ConfigName()
+				want, err2 := src.ConfigName()
+				if err1 != nil || err2 != nil || got != want {
+					t.Errorf("config %s (%v), want the source's %s (%v)", got, err1, want, err2)
+				}
+			}
 			if tc.rootfs {
 				cf, err := img.ConfigFile()
 				if err != nil {
