@@ -20,8 +20,10 @@
 // and cancellation.
 //
 // The engine reaches the layer directories, the overlays and runc only through
-// the Unpacker, Snapshotter and Runner interfaces (interfaces.go), so that its
-// planning, keys and scoping are tested with fakes, without root.
+// the Unpacker, Snapshotter and Runner interfaces (interfaces.go), and sets
+// file owners only through a source.Chowner, so that its planning, keys and
+// scoping, and what COPY, ADD and WORKDIR write, are tested with fakes,
+// without root.
 //
 // Shared caches (Options.CacheFrom, a registry's through package regcache) are
 // consulted when the store's cache misses. A hit there is lazy (image.LazyLayer): the step is

@@ -96,6 +96,12 @@ func TestFakeOwners(t *testing.T) {
 			owners:     map[string]string{"/etc/passwd": "0:0", "/out/a": "2000:50", "/out/b": "1000:1000", "/out/c": "2000:1"},
 		},
 		{
+			name:       "COPY --chown of a heredoc",
+			dockerfile: "# syntax=docker/dockerfile:1\nFROM scratch AS build\nCOPY --chown=1000:1001 <<EOF /out/h\nhi\nEOF\n" + fromBuild,
+			want:       map[string]string{"/out/h": "hi\n"},
+			owners:     map[string]string{"/out": "1000:1001", "/out/h": "1000:1001"},
+		},
+		{
 			name:       "COPY --chown with an unknown name",
 			dockerfile: "FROM scratch AS build\nCOPY etc /etc\nCOPY --chown=nobody src/a.txt /out/a\n" + fromBuild,
 			wantErr:    `no user "nobody"`,
@@ -251,6 +257,49 @@ func TestFakeOwners(t *testing.T) {
 				if o, ok := owners[p]; ok {
 					t.Errorf("%s was given owner %s, want none", p, o)
 				}
+			}
+		})
+	}
+}
+
+// TestOwnerLog checks the fakes' recorder itself: it takes a path inside
+// its roots and refuses one outside them or through a symlink, so that
+// TestFakeOwners fails if the engine hands it such a path.
+func TestOwnerLog(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	for _, d := range []string{filepath.Join(root, "dir"), filepath.Join(outside, "d")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nowhere", filepath.Join(root, "dir/dangling")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		path string
+		ok   bool
+	}{
+		{"a directory inside", filepath.Join(root, "dir"), true},
+		{"a symlink itself, not followed", filepath.Join(root, "dir/dangling"), true},
+		{"outside the roots", filepath.Join(outside, "d"), false},
+		{"the root itself", root, false},
+		{"through a symlink", filepath.Join(root, "link/d"), false},
+		{"not clean", root + "/dir/../dir", false},
+		{"missing", filepath.Join(root, "nothing"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &ownerLog{roots: []string{root}}
+			err := o.Lchown(tt.path, 1, 2)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Lchown(%s) = %v, want ok %v", tt.path, err, tt.ok)
+			}
+			if tt.ok && (len(o.set) != 1 || o.set[0] != (owned{tt.path, "1:2"})) {
+				t.Errorf("recorded %v", o.set)
 			}
 		})
 	}

@@ -95,7 +95,11 @@ func itoa(n uint32) string {
 }
 
 // TestCopierContained: a destination through a symlink in the root, absolute
-// or relative, is resolved inside the root; nothing outside it is written.
+// or relative, is resolved inside the root; nothing outside it is written,
+// and owners are given to paths resolved inside it (a symlink copied gets its
+// own, not its target's). The directory comes first, so that the copier makes
+// the destination's directories for it (a file's destination is resolved
+// before they are made).
 func TestCopierContained(t *testing.T) {
 	outer := t.TempDir()
 	host := filepath.Join(outer, "host")
@@ -112,9 +116,16 @@ func TestCopierContained(t *testing.T) {
 	}
 	ctxDir := t.TempDir()
 	writeTree(t, ctxDir, map[string]string{"a.txt": "a", "dir/x": "x"})
+	hostFile := filepath.Join(outer, "hostfile")
+	if err := os.WriteFile(hostFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(hostFile, filepath.Join(ctxDir, "dir/lnk")); err != nil {
+		t.Fatal(err)
+	}
 	c := openTestContext(t, ctxDir)
 	m, _ := NewMatcher(false, nil)
-	items, err := m.Match(ctxDir, []string{"a.txt", "dir"}, c)
+	items, err := m.Match(ctxDir, []string{"dir", "a.txt"}, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +150,10 @@ func TestCopierContained(t *testing.T) {
 			t.Errorf("the copy set the owner of the symlink %s it only went through", hp)
 		}
 	}
-	if want := filepath.Join(root, "/"+strings.TrimPrefix(host, "/"), "sub/deeper/x"); rec.owners[want] != "0:0" {
-		t.Errorf("owner of %s = %q, want 0:0 (owners %v)", want, rec.owners[want], rec.owners)
+	for _, p := range []string{"sub", "sub/deeper", "sub/deeper/x", "sub/deeper/lnk", "sub/deeper/a.txt"} {
+		if want := filepath.Join(root, host, p); rec.owners[want] != "0:0" {
+			t.Errorf("owner of %s = %q, want 0:0 (owners %v)", want, rec.owners[want], rec.owners)
+		}
 	}
 }
 
