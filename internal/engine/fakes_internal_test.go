@@ -400,20 +400,26 @@ func (o *ownerLog) Lchown(p string, uid, gid int) error {
 	return nil
 }
 
-// inImage gives the owners recorded in steps' roots by image path (a later
-// step's wins): a step's root is ROOT/step-*/rootfs, one of roots.
+// inImage gives the owners recorded in steps' trees by image path (a later
+// step's wins): a step's root is step-*/rootfs under the snapshots'
+// directory; an ADD --link or COPY --link copies onto a tree add-link-* in the
+// build's temp dir under the store.
 func (o *ownerLog) inImage() map[string]string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := map[string]string{}
 	for _, s := range o.set {
-		rel, err := filepath.Rel(o.roots[0], s.path)
-		if err != nil {
+		if rel, err := filepath.Rel(o.roots[0], s.path); err == nil && !strings.HasPrefix(rel, "../") {
+			parts := strings.SplitN(filepath.ToSlash(rel), "/", 3)
+			if len(parts) == 3 && strings.HasPrefix(parts[0], "step-") && parts[1] == "rootfs" {
+				out["/"+parts[2]] = s.owner
+			}
 			continue
 		}
-		parts := strings.SplitN(filepath.ToSlash(rel), "/", 3)
-		if len(parts) == 3 && strings.HasPrefix(parts[0], "step-") && parts[1] == "rootfs" {
-			out["/"+parts[2]] = s.owner
+		if _, tree, ok := strings.Cut(filepath.ToSlash(s.path), "/add-link-"); ok {
+			if _, p, ok := strings.Cut(tree, "/"); ok {
+				out["/"+p] = s.owner
+			}
 		}
 	}
 	return out

@@ -180,6 +180,16 @@ func TestFakeOwners(t *testing.T) {
 			owners:     map[string]string{"/out": "1000:50", "/out/bin": "1000:50", "/out/bin/tool": "1000:50"},
 		},
 		{
+			name: "ADD --link --chown of a tar in a stage that does not ship",
+			tars: map[string][]tarEntry{"app.tar": {
+				{name: "bin/", uid: 7, gid: 8},
+				{name: "bin/tool", body: "TOOL", uid: 1234, gid: 4321},
+			}},
+			dockerfile: "FROM scratch AS build\nADD --link --chown=1000:1001 app.tar /out/\n" + fromBuild,
+			want:       map[string]string{"/out/bin/tool": "TOOL"},
+			owners:     map[string]string{"/out": "1000:1001", "/out/bin": "1000:1001", "/out/bin/tool": "1000:1001"},
+		},
+		{
 			name: "ADD of a tar whose link points at the host writes inside the root",
 			tars: map[string][]tarEntry{"evil.tar": {
 				{name: "lnk", link: "HOST"},
