@@ -189,6 +189,7 @@ type builder struct {
 	// (the engine's root-free tests; see interfaces.go).
 	overlay Snapshotter
 	runner  Runner
+	lchown  source.Chowner // sets copied files' owners, nil: os.Lchown (see interfaces.go)
 }
 
 func newBuilder(st *store.Store, opts Options) (*builder, error) {

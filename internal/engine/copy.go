@@ -177,7 +177,7 @@ func (b *builder) copyStep(ctx context.Context, s *stageState, st *step, req cop
 		if err != nil {
 			return err
 		}
-		opts := source.CopyOptions{Owner: own, Chmod: chmod, ResetOwner: fromContext}
+		opts := source.CopyOptions{Owner: own, Chmod: chmod, ResetOwner: fromContext, Lchown: b.lchown}
 		if fromContext {
 			opts.Context = dirCtx
 		}

@@ -16,8 +16,10 @@
 // directories are released on every path, errors and cancellation included.
 //
 // The engine reaches the layer directories, the overlays and runc only through
-// the Unpacker, Snapshotter and Runner interfaces (interfaces.go), so that its
-// planning, keys and scoping are tested with fakes, without root.
+// the Unpacker, Snapshotter and Runner interfaces (interfaces.go), and sets
+// file owners only through a source.Chowner, so that its planning, keys and
+// scoping, and what COPY, ADD and WORKDIR write, are tested with fakes,
+// without root.
 //
 // What COPY and ADD read and how they place it is package source; the engine
 // keys the step and picks the path: a layer planned straight from the sources,

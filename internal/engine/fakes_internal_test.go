@@ -8,12 +8,13 @@ package engine
 //
 // A layer blob (a COPY in the target stage streams straight into one) is
 // unpacked by tarUnpacker without its owners: owners need root, and these
-// tests look at names, contents and modes only. What else needs root is left
-// out, not faked: changing a file's owner, which a COPY into a stage that does
-// not ship and a WORKDIR that creates its directory do, so these tests COPY in
-// the target stage and let a RUN make a WORKDIR's directory; and a deletion,
-// which an upper directory records as a whiteout (a device node), so the fake
-// snapshotter refuses one. The builds start FROM scratch or another stage.
+// tests look at names, contents and modes only. The owners that COPY, ADD and
+// WORKDIR give what they write are recorded by an ownerLog, the builder's
+// Chowner, instead of being set (so a snapshot's files keep the test's owner,
+// and a test reads the owners from the log). What else needs root is left
+// out, not faked: a deletion, which an upper directory records as a whiteout
+// (a device node), so the fake snapshotter refuses one. The builds start FROM
+// scratch or another stage.
 
 import (
 	"archive/tar"
@@ -361,6 +362,70 @@ func copyEntry(src, dst string, keepExisting bool) error {
 	return os.Chtimes(dst, fi.ModTime(), fi.ModTime())
 }
 
+// ownerLog records the owners a build gives paths (the builder's Chowner in
+// the fake builds) instead of setting them. It stands for lchown(2) on a path
+// that the engine has resolved inside a step's root, and fails the call,
+// failing the build, unless the path is clean, exists, lies under one of
+// roots and has no symlink above it: an owner must never reach a path
+// outside the build's own directories, nor through a link.
+type ownerLog struct {
+	roots []string // the snapshots' directory and the store's
+	mu    sync.Mutex
+	set   []owned // in order
+}
+
+type owned struct{ path, owner string }
+
+func (o *ownerLog) Lchown(p string, uid, gid int) error {
+	if p != filepath.Clean(p) || !filepath.IsAbs(p) {
+		return fmt.Errorf("fake lchown: %q is not a clean absolute path", p)
+	}
+	root := ""
+	for _, r := range o.roots {
+		if strings.HasPrefix(p, r+string(filepath.Separator)) {
+			root = r
+		}
+	}
+	if root == "" {
+		return fmt.Errorf("fake lchown: %s is outside the build's directories %v", p, o.roots)
+	}
+	if d, err := filepath.EvalSymlinks(filepath.Dir(p)); err != nil || d != filepath.Dir(p) {
+		return fmt.Errorf("fake lchown: %s goes through a symlink (%q, %v)", p, d, err)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		return fmt.Errorf("fake lchown: %w", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.set = append(o.set, owned{p, fmt.Sprintf("%d:%d", uid, gid)})
+	return nil
+}
+
+// inImage gives the owners recorded in steps' trees by image path (a later
+// step's wins): a step's root is step-*/rootfs under the snapshots'
+// directory; an ADD --link or COPY --link copies onto a tree add-link-* in the
+// build's temp dir under the store.
+func (o *ownerLog) inImage() map[string]string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]string{}
+	for _, s := range o.set {
+		if rel, err := filepath.Rel(o.roots[0], s.path); err == nil && !strings.HasPrefix(rel, "../") {
+			parts := strings.SplitN(filepath.ToSlash(rel), "/", 3)
+			if len(parts) == 3 && strings.HasPrefix(parts[0], "step-") && parts[1] == "rootfs" {
+				out["/"+parts[2]] = s.owner
+			}
+			continue
+		}
+		if _, tree, ok := strings.Cut(filepath.ToSlash(s.path), "/add-link-"); ok {
+			if _, p, ok := strings.Cut(tree, "/"); ok {
+				out["/"+p] = s.owner
+			}
+		}
+	}
+	return out
+}
+
 // recRunner records every container it is asked to run, makes the mount
 // points in its root that runc would (the engine must keep them out of the
 // layer) and, when do is set, runs do instead of the process (its exit code is
@@ -450,6 +515,7 @@ func writeIn(c runtime.Container, p, content string) error {
 type fakeBuild struct {
 	res    *Result
 	runner *recRunner
+	owners *ownerLog
 	// steps maps each filesystem step's text to whether it came from the cache.
 	steps map[string]bool
 	order []string // filesystem steps' texts as they finished
@@ -525,6 +591,8 @@ func (e *fakeEnv) buildCtx(ctx context.Context, opts Options, do func(context.Co
 	snaps := e.t.TempDir()
 	b.unpack = &tarUnpacker{dir: e.t.TempDir()}
 	b.overlay, b.runner = &dirSnapshotter{dir: snaps}, out.runner
+	out.owners = &ownerLog{roots: []string{snaps, e.st.Root()}}
+	b.lchown = out.owners.Lchown
 	out.res, err = b.run(ctx)
 	b.close()
 	if left, _ := os.ReadDir(snaps); len(left) > 0 {

@@ -17,6 +17,12 @@ import (
 // package runtime's runc launcher, which need root; the engine's own tests
 // give it plain directories and a recorder instead (fakes_internal_test.go),
 // so that its planning, keys, scoping and ordering are tested without root.
+//
+// Owners are the fourth thing that needs root: COPY, ADD and WORKDIR set the
+// owners of what they write (an ADD's archive entries included) through the
+// builder's lchown, a source.Chowner that is os.Lchown in a build and a
+// recorder in those tests. It is given host paths already resolved inside the
+// step's root and must not follow a symlink.
 
 // Snapshotter makes the working trees of filesystem steps.
 type Snapshotter interface {

@@ -301,7 +301,7 @@ func TestFakeScoping(t *testing.T) {
 		},
 		{
 			name:       "WORKDIR expands ENV and is relative to the last one",
-			dockerfile: "FROM scratch\nENV D=/app\nRUN mk\nWORKDIR $D\nWORKDIR sub\nRUN x\n",
+			dockerfile: "FROM scratch\nENV D=/app\nWORKDIR $D\nWORKDIR sub\nRUN x\n",
 			cwd:        "/app/sub",
 		},
 		{
@@ -321,19 +321,10 @@ func TestFakeScoping(t *testing.T) {
 			env:        map[string]string{"HTTPS_PROXY": "http://p:3128", "OTHER": unset},
 		},
 	}
-	// A RUN whose command is "mk" makes the directories of the WORKDIR case
-	// (a WORKDIR that creates its directory chowns it, which needs root).
-	mk := func(c runtime.Container) (int, error) {
-		if c.Process.Args[len(c.Process.Args)-1] == "mk" {
-			hp := filepath.Join(c.Rootfs, "app/sub")
-			return 0, os.MkdirAll(hp, 0o755)
-		}
-		return 0, nil
-	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newFakeEnv(t, map[string]string{"Dockerfile": tt.dockerfile})
-			fb := e.mustBuild(Options{BuildArgs: tt.args, Target: tt.target}, mk)
+			fb := e.mustBuild(Options{BuildArgs: tt.args, Target: tt.target}, nil)
 			runs := fb.runner.runs
 			if len(runs) == 0 {
 				t.Fatal("no RUN ran")
@@ -582,9 +573,6 @@ func TestFakeCopySources(t *testing.T) {
 		args       map[string]string
 		want       map[string]string // the image's files
 		wantErr    string
-		// chowns is set where the COPY is not planned straight into a tar
-		// but copied onto the step's root, setting owners: that needs root.
-		chowns bool
 	}{
 		{
 			name:       "file to a file",
@@ -620,7 +608,6 @@ func TestFakeCopySources(t *testing.T) {
 		},
 		{
 			name:       ".dockerignore with an exception",
-			chowns:     true,
 			dockerfile: "COPY . /c/\n",
 			ignore:     "*.txt\n!b.txt\ndir/sub\nother\nDockerfile\n.dockerignore\n",
 			want:       map[string]string{"/c/b.txt": "B", "/c/c.md": "C", "/c/dir/x": "X", "/c/dir/skip.log": "L"},
@@ -632,13 +619,11 @@ func TestFakeCopySources(t *testing.T) {
 		},
 		{
 			name:       "COPY --parents keeps the source's directories",
-			chowns:     true,
 			dockerfile: "# syntax=docker/dockerfile:1.7-labs\nCOPY --parents dir/sub/y other/z /p/\n",
 			want:       map[string]string{"/p/dir/sub/y": "Y", "/p/other/z": "Z"},
 		},
 		{
 			name:       "heredoc COPY",
-			chowns:     true,
 			dockerfile: "# syntax=docker/dockerfile:1\nCOPY <<EOF /h\nhello\nEOF\n",
 			want:       map[string]string{"/h": "hello\n"},
 		},
@@ -660,9 +645,6 @@ func TestFakeCopySources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.chowns && os.Geteuid() != 0 {
-				t.Skip("needs root: this COPY sets its files' owners (lchown to 0:0)")
-			}
 			files := maps.Clone(ctx)
 			files["Dockerfile"] = "FROM scratch\n" + tt.dockerfile
 			if tt.ignore != "" {

@@ -25,7 +25,7 @@ func (b *builder) workdir(ctx context.Context, s *stageState, st *step, c *instr
 			}
 			uid, gid = int(u.UID), int(u.GID)
 		}
-		_, err := source.MkdirAllOwned(ws.Root(), wd, uid, gid)
+		_, err := source.MkdirAllOwned(ws.Root(), wd, uid, gid, b.lchown)
 		return err
 	})
 }

@@ -44,6 +44,9 @@ func (a *Archive) Close() error { return a.rc.Close() }
 type MergeOptions struct {
 	// Owner, when set, owns every entry instead of the archive's owners.
 	Owner *Owner
+	// Lchown sets each entry's owner, without following a symlink, on the
+	// path Merge resolved beneath dir (nil: lchown(2)).
+	Lchown func(path string, uid, gid int) error
 }
 
 // Merge extracts the archive into the existing directory dir, as ADD does:
@@ -63,6 +66,7 @@ func (a *Archive) Merge(dir string, opts MergeOptions) error {
 		dirTimes: make(map[string]dirTime),
 		merge:    true,
 		owner:    opts.Owner,
+		lchown:   opts.Lchown,
 	}
 	return u.run(a.tr, a.first)
 }

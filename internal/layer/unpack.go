@@ -95,6 +95,9 @@ type unpacker struct {
 	merge bool
 	// owner, when set, owns every entry instead of the tar's owners.
 	owner *Owner
+	// lchown, when set, sets entries' owners instead of lchown(2) (Merge's
+	// caller's).
+	lchown func(path string, uid, gid int) error
 }
 
 // cleanName turns a tar name into a clean relative slash path; "" is the root.
@@ -327,7 +330,11 @@ func (u *unpacker) meta(target string, hdr *tar.Header) error {
 	if u.owner != nil {
 		uid, gid = u.owner.UID, u.owner.GID
 	}
-	if err := unix.Lchown(target, uid, gid); err != nil {
+	chown := unix.Lchown
+	if u.lchown != nil {
+		chown = u.lchown
+	}
+	if err := chown(target, uid, gid); err != nil {
 		return fmt.Errorf("changing owner: %w", err)
 	}
 	if hdr.Typeflag != tar.TypeSymlink {

@@ -365,6 +365,21 @@ func parseOctalChmod(s string) (fs.FileMode, bool, error) {
 	return layer.FileMode(int64(n)), true, nil
 }
 
+// A Chowner sets the owner of a host path that the copier has already
+// resolved inside its root, without following it when it is a symlink, as
+// os.Lchown does. The copier, the archives it unpacks and MkdirAllOwned set
+// owners only through one, so that a caller that cannot set them (a test
+// without root) can record them instead; nil is os.Lchown.
+type Chowner func(path string, uid, gid int) error
+
+// lchown is the one place that sets an owner.
+func (f Chowner) lchown(path string, uid, gid int) error {
+	if f == nil {
+		return os.Lchown(path, uid, gid)
+	}
+	return f(path, uid, gid)
+}
+
 // Copier writes sources into a mounted root.
 //
 // A Copier is not safe for concurrent use.
@@ -378,6 +393,7 @@ type Copier struct {
 	chmodSet   *mode.Set
 	resetOwner bool // context files belong to 0:0 unless --chown
 	bctx       *Context
+	chown      Chowner
 	buf        []byte
 	// done holds the directories this copy has made or merged (host paths).
 	done map[string]bool
@@ -407,17 +423,18 @@ func (c *Copier) mkdirAll(dir string) (string, error) {
 	if c.hasChmod {
 		perm = c.chmod
 	}
-	return mkdirAllMode(c.root, dir, uid, gid, perm)
+	return mkdirAllMode(c.root, dir, uid, gid, perm, c.chown)
 }
 
 // MkdirAllOwned creates dir (an image path, resolved inside root) and its missing
-// parents with mode 0755, owned by uid:gid, and returns its host path.
-func MkdirAllOwned(root, dir string, uid, gid int) (string, error) {
-	return mkdirAllMode(root, dir, uid, gid, 0o755)
+// parents with mode 0755, owned by uid:gid (set through chown), and returns its
+// host path.
+func MkdirAllOwned(root, dir string, uid, gid int, chown Chowner) (string, error) {
+	return mkdirAllMode(root, dir, uid, gid, 0o755, chown)
 }
 
 // mkdirAllMode is MkdirAllOwned with the created directories' mode.
-func mkdirAllMode(root, dir string, uid, gid int, perm fs.FileMode) (string, error) {
+func mkdirAllMode(root, dir string, uid, gid int, perm fs.FileMode, chown Chowner) (string, error) {
 	cur := "/"
 	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
 		if part == "" {
@@ -438,7 +455,7 @@ func mkdirAllMode(root, dir string, uid, gid int, perm fs.FileMode) (string, err
 		if err := os.Mkdir(hp, 0o755); err != nil {
 			return "", err
 		}
-		if err := os.Lchown(hp, uid, gid); err != nil {
+		if err := chown.lchown(hp, uid, gid); err != nil {
 			return "", err
 		}
 		if err := os.Chmod(hp, perm); err != nil {
@@ -475,7 +492,7 @@ func (c *Copier) CopyItem(it Item, dest string, destIsDir, unpack bool) error {
 		if c.own.set {
 			uid, gid = c.own.uid, c.own.gid
 		}
-		if err := os.Lchown(hp, uid, gid); err != nil {
+		if err := c.chown.lchown(hp, uid, gid); err != nil {
 			return err
 		}
 		return os.Chmod(hp, mode)
@@ -657,7 +674,7 @@ func (c *Copier) copyFile(src, target string) error {
 // applyMeta sets owner, mode and modification time on target.
 func (c *Copier) applyMeta(target string, fi fs.FileInfo, isDir bool) error {
 	uid, gid := c.ids(fi)
-	if err := os.Lchown(target, uid, gid); err != nil {
+	if err := c.chown.lchown(target, uid, gid); err != nil {
 		return err
 	}
 	mode := fi.Mode()
@@ -698,7 +715,7 @@ func (c *Copier) tryExtract(it Item, dest string) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	var opts layer.MergeOptions
+	opts := layer.MergeOptions{Lchown: c.chown.lchown}
 	if c.own.set {
 		opts.Owner = &layer.Owner{UID: c.own.uid, GID: c.own.gid}
 	}

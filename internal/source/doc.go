@@ -40,6 +40,9 @@
 // extractor (layer.Archive.Merge); the source package reads no tar itself.
 // PlanDirect maps a COPY onto a layer tar without writing files, or says the
 // copy must take the copier's path; DirectPlan.Write streams it.
+// Every owner the copier, its archives and MkdirAllOwned set goes through
+// the caller's Chowner (os.Lchown when nil), given the path already resolved
+// inside the root, so that a caller without root can record owners instead.
 //
 // Nothing here mounts, runs containers or touches the store's layers. A
 // Copier is not safe for concurrent use; items and a Context are (the stat

@@ -119,6 +119,8 @@ type CopyOptions struct {
 	// Context is the context directory the items come from (nil for a stage
 	// or an image): its .dockerignore applies to directory sources.
 	Context *Context
+	// Lchown sets every owner the copier gives (nil: os.Lchown).
+	Lchown Chowner
 }
 
 // Chmod is a parsed --chmod: an octal mode (Set) or a symbolic one (Symbolic).
@@ -130,7 +132,7 @@ type Chmod struct {
 
 // NewCopier is a Copier that writes into root.
 func NewCopier(root string, o CopyOptions) *Copier {
-	return &Copier{root: root, own: o.Owner, chmod: o.Chmod.Mode, hasChmod: o.Chmod.Set, chmodSet: o.Chmod.Symbolic, resetOwner: o.ResetOwner, bctx: o.Context}
+	return &Copier{root: root, own: o.Owner, chmod: o.Chmod.Mode, hasChmod: o.Chmod.Set, chmodSet: o.Chmod.Symbolic, resetOwner: o.ResetOwner, bctx: o.Context, chown: o.Lchown}
 }
 
 // WithRoot is a copy of c that writes into root instead.
