@@ -147,7 +147,7 @@ func parsePlatforms(list []string) ([]v1.Platform, error) {
 			return nil, fmt.Errorf("platform %s given twice", name)
 		}
 		seen[name] = true
-		out = append(out, v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion})
+		out = append(out, dockerfile.ImagePlatform(p))
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	goruntime "runtime"
 
 	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -31,6 +32,16 @@ func ParsePlatform(s string) (ocispecs.Platform, error) {
 
 // FormatPlatform writes p as BuildKit writes TARGETPLATFORM: os/arch[/variant].
 func FormatPlatform(p ocispecs.Platform) string { return platforms.Format(p) }
+
+// ImagePlatform is p as go-containerregistry (and so package image) spells it.
+func ImagePlatform(p ocispecs.Platform) v1.Platform {
+	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
+}
+
+// SpecPlatform is ImagePlatform's inverse; the zero value stays zero (the host's).
+func SpecPlatform(p v1.Platform) ocispecs.Platform {
+	return ocispecs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
+}
 
 // platformArgs are the ARGs BuildKit defines by itself for a build on build
 // for target: in the global scope, and in a stage that declares them.

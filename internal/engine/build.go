@@ -297,7 +297,7 @@ func (o *Options) plan(allStages bool) (*dockerfile.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parsed.Plan(dockerfile.Options{Target: o.Target, BuildArgs: o.BuildArgs, AllStages: allStages, Platform: ociPlatform(o.Platform)})
+	return parsed.Plan(dockerfile.Options{Target: o.Target, BuildArgs: o.BuildArgs, AllStages: allStages, Platform: dockerfile.SpecPlatform(o.Platform)})
 }
 
 // tempDir lazily makes the per-build temp dir.

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/slimbuild/slimbuild/internal/cachekey"
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
@@ -22,24 +21,15 @@ import (
 // OCI image index. A stage whose platform is not the host's runs RUN through a
 // binfmt_misc handler (Debian's qemu-user-static); runc needs nothing else.
 
-func v1Platform(p ocispecs.Platform) v1.Platform {
-	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
-}
-
-// ociPlatform converts p; the zero value stays zero (the host's).
-func ociPlatform(p v1.Platform) ocispecs.Platform {
-	return ocispecs.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
-}
-
 func platformString(p v1.Platform) string {
-	return dockerfile.FormatPlatform(ociPlatform(p))
+	return dockerfile.FormatPlatform(dockerfile.SpecPlatform(p))
 }
 
 // targetPlatform is the platform the build is for.
-func (b *builder) targetPlatform() v1.Platform { return v1Platform(b.plan.Platform) }
+func (b *builder) targetPlatform() v1.Platform { return dockerfile.ImagePlatform(b.plan.Platform) }
 
 // stagePlatform is the platform stg is built for: its FROM --platform, or the target.
-func stagePlatform(stg *dockerfile.Stage) v1.Platform { return v1Platform(stg.On) }
+func stagePlatform(stg *dockerfile.Stage) v1.Platform { return dockerfile.ImagePlatform(stg.On) }
 
 // setPlatform makes a stage that starts from an image or scratch one for its
 // platform: the config says it, and the key of every step covers it and the
