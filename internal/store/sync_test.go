@@ -113,6 +113,20 @@ func TestPublishedAfterSync(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil},
+		// A step's overlay is volatile (it never syncs the upper directory): this
+		// sync is the only one the committed tree gets.
+		{"CommitTree", func(s *Store) string { return s.path("snapshots") }, "fs", func(t *testing.T, s *Store) {
+			d, err := s.TempDir("upper-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.CommitTree(d, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
 		{"AdoptLayerDir", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
 			d, err := s.TempDir("upper-")
 			if err != nil {
