@@ -97,7 +97,7 @@ func TestPublishedAfterSync(t *testing.T) {
 			}
 			os.Remove(s.path("index.json")) // so that the rewritten index shows as a new name
 		}},
-		{"LayerDir unpack", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
+		{"LayerDir unpack", func(s *Store) string { return s.path("layers") }, "tree", func(t *testing.T, s *Store) {
 			l, err := s.Layer(writeLayer(t, s, Gzip, layerTar))
 			if err != nil {
 				t.Fatal(err)
@@ -130,7 +130,7 @@ func TestPublishedAfterSync(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil},
-		{"AdoptLayerDir", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
+		{"AdoptLayerDir", func(s *Store) string { return s.path("layers") }, "tree", func(t *testing.T, s *Store) {
 			d, err := s.TempDir("upper-")
 			if err != nil {
 				t.Fatal(err)
