@@ -16,6 +16,17 @@
 // With these off, an upper directory holds exactly the changed files, deletions as 0:0
 // character devices (whiteouts) and replaced directories marked trusted.overlay.opaque=y.
 //
+// Writable overlays are also volatile (Linux 5.10 and later; Prepare mounts without it
+// on older kernels): the overlay never syncs its upper filesystem, neither at unmount
+// nor for syncfs or the fsyncs of the step's processes. Without it every unmount is a
+// syncfs(2) of the whole host filesystem, which waits for whatever any other process
+// left dirty there (0.05 to 0.6 s on a busy machine), and a RUN that fsyncs each file
+// it writes (dpkg does) pays a journal commit per file. Durability is the committer's
+// job: what keeps an upper directory makes it durable before it publishes it (the
+// store syncs the filesystem before the rename, see store.CommitSnapshot). A volatile
+// overlay cut short by a crash is never mounted again: every Prepare makes fresh
+// upper and work directories, and the dead ones go with their temporary directory.
+//
 // Mount data is limited to one page. When the lowerdir list of an overlay is longer,
 // MountAll mounts it from a thread whose working directory is the lowers' common parent
 // (unshare(CLONE_FS) on a locked OS thread, so the process's working directory never

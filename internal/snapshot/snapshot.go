@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -19,8 +20,14 @@ type Mount struct {
 // reused as a lower elsewhere (see the package documentation).
 var portableOverlayOptions = []string{"index=off", "redirect_dir=off", "metacopy=off"}
 
-// Overlay describes a writable overlay of lowers (topmost first) with upper and work dirs.
-// With no lowers it is a bind mount of upper.
+// Volatile is the option that spares a writable overlay the syncs of its upper
+// filesystem: at unmount, on syncfs and on every fsync its processes make (see the
+// package documentation). Overlay adds it; Prepare drops it on a kernel older than
+// 5.10, which does not know it.
+const Volatile = "volatile"
+
+// Overlay describes a writable, volatile overlay of lowers (topmost first) with upper
+// and work dirs. With no lowers it is a bind mount of upper.
 func Overlay(lowers []string, upper, work string) []Mount {
 	lowers = distinct(lowers)
 	if len(lowers) == 0 {
@@ -32,7 +39,18 @@ func Overlay(lowers []string, upper, work string) []Mount {
 		"workdir=" + work,
 	}
 	opts = append(opts, portableOverlayOptions...)
+	opts = append(opts, Volatile)
 	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+}
+
+// withoutVolatile is ms with the Volatile option taken out.
+func withoutVolatile(ms []Mount) []Mount {
+	out := make([]Mount, len(ms))
+	for i, m := range ms {
+		m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == Volatile })
+		out[i] = m
+	}
+	return out
 }
 
 // ReadOnly describes a read-only view of lowers (topmost first): a read-only bind for one,

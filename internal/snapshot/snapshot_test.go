@@ -22,7 +22,7 @@ func TestOverlay(t *testing.T) {
 			lowers: []string{"/s/1"},
 			want: []Mount{{Type: "overlay", Source: "overlay", Options: []string{
 				"lowerdir=/s/1", "upperdir=/s/up", "workdir=/s/work",
-				"index=off", "redirect_dir=off", "metacopy=off",
+				"index=off", "redirect_dir=off", "metacopy=off", "volatile",
 			}}},
 		},
 		{
@@ -30,7 +30,7 @@ func TestOverlay(t *testing.T) {
 			lowers: []string{"/s/3", "/s/2", "/s/1"},
 			want: []Mount{{Type: "overlay", Source: "overlay", Options: []string{
 				"lowerdir=/s/3:/s/2:/s/1", "upperdir=/s/up", "workdir=/s/work",
-				"index=off", "redirect_dir=off", "metacopy=off",
+				"index=off", "redirect_dir=off", "metacopy=off", "volatile",
 			}}},
 		},
 	}
@@ -149,5 +149,20 @@ func TestUnescapeOctal(t *testing.T) {
 		if got := unescapeOctal(in); got != want {
 			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestWithoutVolatile(t *testing.T) {
+	ms := Overlay([]string{"/s/1"}, "/s/up", "/s/work")
+	got := withoutVolatile(ms)
+	want := []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+		"lowerdir=/s/1", "upperdir=/s/up", "workdir=/s/work",
+		"index=off", "redirect_dir=off", "metacopy=off",
+	}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("withoutVolatile() mismatch (-want +got):\n%s", diff)
+	}
+	if ms[0].Options[len(ms[0].Options)-1] != Volatile {
+		t.Errorf("withoutVolatile changed its argument: %v", ms[0].Options)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // Snapshotter makes the working trees of build steps, in the spirit of
@@ -29,7 +31,9 @@ type Active struct {
 }
 
 // Prepare mounts a writable overlay of parents (topmost first) with a fresh
-// upper directory. With no parents it is the upper directory itself.
+// upper directory, volatile where the kernel knows the option (see the package
+// documentation): whoever keeps the upper directory makes it durable. With no
+// parents it is the upper directory itself.
 func (s Snapshotter) Prepare(parents []string) (*Active, error) {
 	a, err := s.newActive("step-", false)
 	if err != nil {
@@ -42,7 +46,19 @@ func (s Snapshotter) Prepare(parents []string) (*Active, error) {
 			return nil, fmt.Errorf("preparing snapshot: %w", err)
 		}
 	}
-	return a, a.mount(Overlay(parents, a.upper, work))
+	ms := Overlay(parents, a.upper, work)
+	err = MountAll(ms, a.root)
+	if errors.Is(err, unix.EINVAL) && ms[0].Type == "overlay" {
+		// A kernel before 5.10 refuses the option it does not know; the work
+		// directory is made again in case the refused mount left anything in it.
+		if err = os.RemoveAll(work); err == nil {
+			err = os.Mkdir(work, 0o755)
+		}
+		if err == nil {
+			err = MountAll(withoutVolatile(ms), a.root)
+		}
+	}
+	return a, a.finishMount(err)
 }
 
 // View mounts parents (topmost first) read-only; with none, Root is an empty
@@ -56,7 +72,7 @@ func (s Snapshotter) View(parents []string) (*Active, error) {
 	if len(ms) == 0 {
 		return a, nil
 	}
-	return a, a.mount(ms)
+	return a, a.finishMount(MountAll(ms, a.root))
 }
 
 func (s Snapshotter) newActive(prefix string, readOnly bool) (*Active, error) {
@@ -75,9 +91,10 @@ func (s Snapshotter) newActive(prefix string, readOnly bool) (*Active, error) {
 	return a, nil
 }
 
-// mount performs ms on the snapshot's root; on failure nothing of it stays.
-func (a *Active) mount(ms []Mount) error {
-	if err := MountAll(ms, a.root); err != nil {
+// finishMount records the outcome of mounting the snapshot's root; on failure
+// nothing of the snapshot stays.
+func (a *Active) finishMount(err error) error {
+	if err != nil {
 		os.RemoveAll(a.dir)
 		return fmt.Errorf("mounting overlay (is overlayfs available? try \"modprobe overlay\"): %w", err)
 	}

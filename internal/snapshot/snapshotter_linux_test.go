@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -75,5 +77,72 @@ func TestSnapshotterLifecycle(t *testing.T) {
 	v.Remove()
 	if ents, _ := os.ReadDir(sn.Dir); len(ents) != 0 {
 		t.Errorf("Remove left %d entries in the snapshotter's dir", len(ents))
+	}
+}
+
+// superOptions returns the file system options of the mount at target, from
+// /proc/self/mountinfo (the field after the source).
+func superOptions(t *testing.T, target string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || unescapeOctal(f[4]) != target {
+			continue
+		}
+		sep := slices.Index(f, "-")
+		if sep < 0 || len(f) < sep+4 {
+			continue
+		}
+		opts = strings.Split(f[sep+3], ",") // the last mount on target wins
+	}
+	if opts == nil {
+		t.Fatalf("%s is not a mount point", target)
+	}
+	return opts
+}
+
+// TestPrepareIsVolatile checks that a step's overlay does not sync the host's
+// filesystem (at unmount, syncfs or a process's fsync): the store makes the
+// committed tree durable itself, once.
+func TestPrepareIsVolatile(t *testing.T) {
+	requireOverlay(t)
+	base := scratch(t)
+	lower := filepath.Join(base, "lower")
+	mkdirs(t, lower)
+	writeFile(t, filepath.Join(lower, "base"), "from the parent\n")
+	sn := Snapshotter{Dir: filepath.Join(base, "active")}
+	mkdirs(t, sn.Dir)
+
+	a, err := sn.Prepare([]string{lower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Remove()
+	// Linux 6.5 and later show the option as fsync=volatile.
+	if opts := superOptions(t, a.Root()); !slices.Contains(opts, "volatile") && !slices.Contains(opts, "fsync=volatile") {
+		t.Errorf("prepared overlay has options %v, want volatile (or fsync=volatile) among them", opts)
+	}
+	writeFile(t, filepath.Join(a.Root(), "new"), "made by the step\n")
+	kept := filepath.Join(base, "committed")
+	if changed, err := a.Commit(func(upper string) error { return os.Rename(upper, kept) }); err != nil || !changed {
+		t.Fatalf("Commit = %v, %v", changed, err)
+	}
+	if got := readFile(t, filepath.Join(kept, "new")); got != "made by the step\n" {
+		t.Errorf("committed tree has new = %q", got)
+	}
+
+	// The committed tree serves as a lower again, under a new volatile overlay.
+	b, err := sn.Prepare([]string{kept, lower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Remove()
+	if got := readFile(t, filepath.Join(b.Root(), "new")); got != "made by the step\n" {
+		t.Errorf("next step sees new = %q", got)
 	}
 }

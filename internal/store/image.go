@@ -497,7 +497,7 @@ func (s *Store) adopt(diffID v1.Hash, dir string, syncFirst bool) (string, error
 	}
 	// Every file of the tree on disk before its name appears (see sync.go).
 	if syncFirst {
-		if err := s.syncFS(); err != nil {
+		if err := s.syncTree(dir); err != nil {
 			return "", fmt.Errorf("adopting layer dir %q as %s: %w", dir, diffID, err)
 		}
 	}

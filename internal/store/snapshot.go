@@ -32,7 +32,7 @@ import (
 
 // CommitSnapshot moves dir (on the store's filesystem, in overlay lower format)
 // into the store as a new snapshot and returns its ID. The tree is on disk before
-// its name appears.
+// its name appears (syncTree: the overlay that made it never synced it).
 func (s *Store) CommitSnapshot(dir string) (v1.Hash, error) {
 	var nonce [32]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -43,7 +43,7 @@ func (s *Store) CommitSnapshot(dir string) (v1.Hash, error) {
 	if err := s.hold(id); err != nil {
 		return v1.Hash{}, fmt.Errorf("committing snapshot: %w", err)
 	}
-	if err := s.syncFS(); err != nil {
+	if err := s.syncTree(dir); err != nil {
 		return v1.Hash{}, fmt.Errorf("committing snapshot: %w", err)
 	}
 	if err := os.Rename(dir, s.path("snapshots", id.Hex)); err != nil {

@@ -3,12 +3,15 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // syncEvent is one sync seen by syncHook, with what the watched directory held then.
@@ -94,7 +97,7 @@ func TestPublishedAfterSync(t *testing.T) {
 			}
 			os.Remove(s.path("index.json")) // so that the rewritten index shows as a new name
 		}},
-		{"LayerDir unpack", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
+		{"LayerDir unpack", func(s *Store) string { return s.path("layers") }, "tree", func(t *testing.T, s *Store) {
 			l, err := s.Layer(writeLayer(t, s, Gzip, layerTar))
 			if err != nil {
 				t.Fatal(err)
@@ -113,7 +116,21 @@ func TestPublishedAfterSync(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil},
-		{"AdoptLayerDir", func(s *Store) string { return s.path("layers") }, "fs", func(t *testing.T, s *Store) {
+		// A step's overlay is volatile (it never syncs the upper directory): this
+		// sync is the only one the committed tree gets.
+		{"CommitTree", func(s *Store) string { return s.path("snapshots") }, "tree", func(t *testing.T, s *Store) {
+			d, err := s.TempDir("upper-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.CommitTree(d, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"AdoptLayerDir", func(s *Store) string { return s.path("layers") }, "tree", func(t *testing.T, s *Store) {
 			d, err := s.TempDir("upper-")
 			if err != nil {
 				t.Fatal(err)
@@ -158,3 +175,113 @@ func TestPublishedAfterSync(t *testing.T) {
 }
 
 const manifestJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{}}`
+
+// TestSyncTree checks what a committed tree gets synced with: a small one has each
+// regular file and directory fsynced (nothing else is opened: not the FIFO, not
+// through the symlink), a big one the whole filesystem.
+func TestSyncTree(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files int
+		want  []string // synced one by one ("file" syncs), relative to the tree
+		fs    bool     // synced with the whole filesystem
+	}{
+		{"small", 2, []string{"f0", "f1", "sub/inner", "sub", "."}, false},
+		{"big", smallTree, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openStore(t)
+			d, err := s.TempDir("upper-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < tc.files; i++ {
+				if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d", i)), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.MkdirAll(filepath.Join(d, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "sub", "inner"), []byte("y"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			outside := filepath.Join(t.TempDir(), "host-file")
+			if err := os.WriteFile(outside, []byte("host"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(d, "link")); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mkfifo(filepath.Join(d, "fifo"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			sawFS, sawTree := false, false
+			syncHook = func(kind, path string) {
+				switch kind {
+				case "file":
+					rel, _ := filepath.Rel(d, path)
+					got = append(got, rel)
+				case "fs":
+					sawFS = true
+				case "tree":
+					sawTree = path == d
+				}
+			}
+			defer func() { syncHook = nil }()
+			if err := s.syncTree(d); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("entries fsynced (-want +got):\n%s", diff)
+			}
+			if sawFS != tc.fs || !sawTree {
+				t.Errorf("filesystem synced = %v (want %v), tree reported = %v", sawFS, tc.fs, sawTree)
+			}
+		})
+	}
+}
+
+// TestFsyncBeneath attacks the open of a hostile tree's entries: a symlink (to a
+// host file, or to a directory of the tree), a path out of the tree and a FIFO
+// (whose open would block) are refused; a file and a directory are synced.
+func TestFsyncBeneath(t *testing.T) {
+	d := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "host-file")
+	for _, err := range []error{
+		os.WriteFile(outside, []byte("host"), 0o644),
+		os.WriteFile(filepath.Join(d, "file"), []byte("x"), 0o644),
+		os.Mkdir(filepath.Join(d, "dir"), 0o755),
+		os.Symlink(outside, filepath.Join(d, "link")),
+		os.Symlink("dir", filepath.Join(d, "dirlink")),
+		unix.Mkfifo(filepath.Join(d, "fifo"), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	for _, tc := range []struct {
+		rel string
+		ok  bool
+	}{
+		{"file", true},
+		{"dir", true},
+		{".", true},
+		{"link", false},
+		{"dirlink/x", false},
+		{"../" + filepath.Base(d) + "/file", false},
+		{outside, false},
+		{"fifo", false},
+	} {
+		err := fsyncBeneath(root, tc.rel)
+		if (err == nil) != tc.ok {
+			t.Errorf("fsyncBeneath(%q) = %v, want ok %v", tc.rel, err, tc.ok)
+		}
+	}
+}
