@@ -1,9 +1,6 @@
 package engine_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/slimbuild/slimbuild/internal/engine"
 	"github.com/slimbuild/slimbuild/internal/runmount"
+	"github.com/slimbuild/slimbuild/internal/runmount/runmounttest"
 )
 
 // agentList builds testdata/agentlist, static, into dir and returns its path:
@@ -34,29 +32,8 @@ func agentList(t *testing.T, dir string) {
 // newKey writes a new ed25519 private key to a file and returns the file and
 // the key's fingerprint.
 func newKey(t *testing.T, passphrase string) (string, string) {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block *pem.Block
-	if passphrase == "" {
-		block, err = ssh.MarshalPrivateKey(priv, "test")
-	} else {
-		block, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "test", []byte(passphrase))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "id_ed25519")
-	if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, ssh.FingerprintSHA256(sp)
+	p, pub := runmounttest.WriteKey(t, passphrase)
+	return p, ssh.FingerprintSHA256(pub)
 }
 
 func TestSSHMountKeyFile(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/slimbuild/slimbuild/internal/runmount/runmounttest"
 	"golang.org/x/crypto/ssh/agent"
 )
 
@@ -456,7 +457,7 @@ func TestResolveBindAndTmpfs(t *testing.T) {
 }
 
 func TestResolveSSH(t *testing.T) {
-	key, pub := writeKey(t, "")
+	key, pub := runmounttest.WriteKey(t, "")
 	r := New(Config{Sources: fakeSources{}, SSH: map[string][]string{"k": {key}}})
 	// The step's files directory: its path may be longer than a socket address holds.
 	files := filepath.Join(t.TempDir(), strings.Repeat("d", 100))

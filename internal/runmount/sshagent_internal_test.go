@@ -3,13 +3,13 @@ package runmount
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/slimbuild/slimbuild/internal/runmount/runmounttest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -59,36 +59,10 @@ func TestParseSSH(t *testing.T) {
 	}
 }
 
-func writeKey(t *testing.T, passphrase string) (string, ssh.PublicKey) {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block *pem.Block
-	if passphrase == "" {
-		block, err = ssh.MarshalPrivateKey(priv, "")
-	} else {
-		block, err = ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, sp
-}
-
 // TestSSHSourceKeys: key files make a read-only agent; a protected key or a
 // file that is no key is refused with the file's name.
 func TestSSHSourceKeys(t *testing.T) {
-	p, pub := writeKey(t, "")
+	p, pub := runmounttest.WriteKey(t, "")
 	open, err := sshSource("k", []string{p})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +87,7 @@ func TestSSHSourceKeys(t *testing.T) {
 		t.Errorf("the agent let itself be locked")
 	}
 
-	locked, _ := writeKey(t, "pw")
+	locked, _ := runmounttest.WriteKey(t, "pw")
 	if _, err := sshSource("k", []string{locked}); err == nil || !strings.Contains(err.Error(), "passphrase") || !strings.Contains(err.Error(), locked) {
 		t.Errorf("protected key: error %v, want one naming the file and the passphrase", err)
 	}
