@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -261,51 +260,14 @@ func (c *Context) DigestTree(p string) (string, error) {
 
 // hashItems writes the identity of every file under items (after .dockerignore) to h:
 // path, type, permission bits, size, content digest or link target. Files are
-// examined and hashed in parallel; what is written to h keeps the walk's order.
+// examined and hashed in parallel, while the walk goes on; what is written to h
+// keeps the walk's order.
 func (c *Context) hashItems(h io.Writer, items []Item) error {
 	for _, it := range items {
-		var refs refList
-		err := walkEntries(it, c, func(rel, host string, d fs.DirEntry) error {
-			// What COPY --exclude or --parents leaves out is not part of the key;
-			// directories stay, as they may be made for what is under them.
-			if d != nil && !it.filter.keep(rel) {
-				if d.IsDir() && it.filter.prune(rel) {
-					return fs.SkipDir
-				}
-				if !d.IsDir() {
-					return nil
-				}
-			}
-			refs.add(fileRef{rel: rel, host: host, d: d})
-			return nil
-		})
+		refs, err := c.examineWalk(it)
 		if err != nil {
 			return err
 		}
-		// Each entry is examined with one lstat into a stack buffer (no
-		// FileInfo kept per file): what the key needs is its mode and size.
-		parallel(refs.n, func(i int) {
-			r := refs.at(i)
-			var st syscall.Stat_t
-			if r.d == nil {
-				sys, ok := sysStat(it.fi)
-				if !ok {
-					r.err = fmt.Errorf("%s: no stat information", r.host)
-					return
-				}
-				st = *sys
-			} else if err := syscall.Lstat(r.host, &st); err != nil {
-				r.err = &fs.PathError{Op: "lstat", Path: r.host, Err: err}
-				return
-			}
-			r.mode, r.size = fileMode(st.Mode), st.Size
-			switch {
-			case r.mode.IsRegular():
-				r.digest, r.err = c.fileDigest(r.host, &st)
-			case r.mode&fs.ModeSymlink != 0:
-				r.link, r.err = os.Readlink(r.host)
-			}
-		})
 		buf := make([]byte, 0, 256)
 		for i := 0; i < refs.n; i++ {
 			r := refs.at(i)
@@ -334,6 +296,91 @@ func (c *Context) hashItems(h io.Writer, items []Item) error {
 	return nil
 }
 
+// refBatch is how many walked entries go to the examining goroutines at a
+// time; a walk shorter than one batch is examined without them.
+const refBatch = 128
+
+// examineWalk walks it and examines every entry kept (see examine). Batches
+// of entries go to a few goroutines per core as the walk finds them, so the
+// lstats and reads overlap the directory reads.
+func (c *Context) examineWalk(it Item) (*refList, error) {
+	refs := &refList{}
+	var work chan []fileRef
+	var wg sync.WaitGroup
+	send := func(batch []fileRef) {
+		if work == nil {
+			work = make(chan []fileRef, 16)
+			for w := 0; w < goruntime.NumCPU()*4; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for b := range work {
+						for i := range b {
+							c.examine(&b[i], it)
+						}
+					}
+				}()
+			}
+		}
+		work <- batch
+	}
+	err := walkEntries(it, c, func(rel, host string, d fs.DirEntry) error {
+		// What COPY --exclude or --parents leaves out is not part of the key;
+		// directories stay, as they may be made for what is under them.
+		if d != nil && !it.filter.keep(rel) {
+			if d.IsDir() && it.filter.prune(rel) {
+				return fs.SkipDir
+			}
+			if !d.IsDir() {
+				return nil
+			}
+		}
+		refs.add(fileRef{rel: rel, host: host, d: d})
+		if refs.pending() == refBatch {
+			send(refs.take())
+		}
+		return nil
+	})
+	if work == nil {
+		// A short walk: examined here, no goroutines.
+		for b := refs.take(); len(b) > 0; b = b[1:] {
+			c.examine(&b[0], it)
+		}
+	} else {
+		if b := refs.take(); len(b) > 0 {
+			send(b)
+		}
+		close(work)
+		wg.Wait()
+	}
+	return refs, err
+}
+
+// examine fills in r's mode and size with one lstat into a stack buffer (no
+// FileInfo kept per file), and a regular file's digest or a symlink's target.
+// The item itself (r.d nil) has it.fi.
+func (c *Context) examine(r *fileRef, it Item) {
+	var st syscall.Stat_t
+	if r.d == nil {
+		sys, ok := sysStat(it.fi)
+		if !ok {
+			r.err = fmt.Errorf("%s: no stat information", r.host)
+			return
+		}
+		st = *sys
+	} else if err := syscall.Lstat(r.host, &st); err != nil {
+		r.err = &fs.PathError{Op: "lstat", Path: r.host, Err: err}
+		return
+	}
+	r.mode, r.size = fileMode(st.Mode), st.Size
+	switch {
+	case r.mode.IsRegular():
+		r.digest, r.err = c.fileDigest(r.host, &st)
+	case r.mode&fs.ModeSymlink != 0:
+		r.link, r.err = os.Readlink(r.host)
+	}
+}
+
 // fileRef is one walked context entry being hashed.
 type fileRef struct {
 	rel, host string
@@ -346,13 +393,17 @@ type fileRef struct {
 }
 
 // refList holds a walk's entries in fixed-size chunks: a large context's
-// list grows without copying (nor keeping) ever larger arrays.
+// list grows without copying (nor keeping) ever larger arrays, and an entry
+// never moves once added, so goroutines can fill in what take handed them
+// while add goes on.
 type refList struct {
 	chunks [][]fileRef
 	n      int
+	taken  int // entries handed out by take
 }
 
-const refChunk = 1024
+// refChunk is a multiple of refBatch: a batch never spans two chunks.
+const refChunk = 8 * refBatch
 
 func (l *refList) add(r fileRef) {
 	if l.n%refChunk == 0 {
@@ -363,34 +414,22 @@ func (l *refList) add(r fileRef) {
 	l.n++
 }
 
-func (l *refList) at(i int) *fileRef { return &l.chunks[i/refChunk][i%refChunk] }
+// pending is how many entries were added since the last take.
+func (l *refList) pending() int { return l.n - l.taken }
 
-// parallel calls fn(0..n-1) on a few goroutines per core.
-func parallel(n int, fn func(i int)) {
-	workers := min(goruntime.NumCPU()*4, n)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			fn(i)
-		}
-		return
+// take hands out the entries added since the last take; the caller must
+// take at least every refBatch entries, so they are in one chunk.
+func (l *refList) take() []fileRef {
+	if l.taken == l.n {
+		return nil
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				fn(i)
-			}
-		}()
-	}
-	wg.Wait()
+	c := l.chunks[l.taken/refChunk]
+	b := c[l.taken%refChunk : len(c) : len(c)]
+	l.taken = l.n
+	return b
 }
+
+func (l *refList) at(i int) *fileRef { return &l.chunks[i/refChunk][i%refChunk] }
 
 // The stat cache file: a magic line, the number of entries (uvarint), then
 // per entry the path relative to the context (its length as a uvarint, then

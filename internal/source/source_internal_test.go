@@ -647,3 +647,107 @@ func TestCheckChecksumRules(t *testing.T) {
 func sourcesOf(paths ...string) instructions.SourcesAndDest {
 	return instructions.SourcesAndDest{SourcePaths: paths, DestPath: "/x/"}
 }
+
+// TestHashLargeTree: a walk of several batches and chunks, hashed while it
+// goes on, gives the key of the same walk examined one entry at a time, and
+// sees an edit anywhere in it, including one that keeps size and mtime.
+func TestHashLargeTree(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	n := refChunk*2 + refBatch/2 + 3
+	for i := 0; i < n; i++ {
+		files[fmt.Sprintf("tree/d%02d/f%04d", i%37, i)] = fmt.Sprint("content ", i)
+	}
+	writeTree(t, dir, files)
+	if err := os.Symlink("../d00/f0000", filepath.Join(dir, "tree/d01/link")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMatcher(false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &memCache{}
+	key := func() string {
+		t.Helper()
+		c, err := OpenContext(cache, dir, filepath.Join(dir, "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, k, err := m.InContext(c, []string{"tree"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Save()
+		return k
+	}
+	first := key()
+	// The same walk, examined in order on this goroutine.
+	c := openTestContext(t, dir)
+	items, err := m.Match(dir, []string{"tree"}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for _, it := range items {
+		fmt.Fprintf(h, "item %s %v\n", it.rel, it.fi.IsDir())
+	}
+	for _, it := range items {
+		var refs refList
+		if err := walkEntries(it, c, func(rel, host string, d fs.DirEntry) error {
+			refs.add(fileRef{rel: rel, host: host, d: d})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if refs.n != n+37+2 { // files, their directories, the link and tree itself
+			t.Fatalf("walked %d entries, want %d", refs.n, n+37+2)
+		}
+		for i := 0; i < refs.n; i++ {
+			c.examine(refs.at(i), it)
+		}
+		var buf bytes.Buffer
+		for i := 0; i < refs.n; i++ {
+			r := refs.at(i)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			buf.Reset()
+			fmt.Fprintf(&buf, "%s\x00%o\x00", r.rel, uint32(r.mode.Type())|uint32(r.mode.Perm()))
+			if r.mode.IsRegular() {
+				fmt.Fprintf(&buf, "%d\x00%x", r.size, r.digest)
+			} else if r.mode&fs.ModeSymlink != 0 {
+				buf.WriteString(r.link)
+			}
+			buf.WriteByte('\n')
+			h.Write(buf.Bytes())
+		}
+	}
+	if seq := hex.EncodeToString(h.Sum(nil)); seq != first {
+		t.Errorf("key hashed while walking %s, in order %s", first, seq)
+	}
+	if again := key(); again != first {
+		t.Errorf("unchanged tree, key from the stat cache %s, want %s", again, first)
+	}
+	// Same size and mtime, new content, deep in the last chunk.
+	p := filepath.Join(dir, fmt.Sprintf("tree/d%02d/f%04d", (n-3)%37, n-3))
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // ctime moves on at a coarse tick
+	edited := bytes.Clone(old)
+	edited[0] ^= 0x20
+	if err := os.WriteFile(p, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if got := key(); got == first {
+		t.Error("an edit keeping size and mtime kept the key")
+	}
+}
