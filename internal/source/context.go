@@ -193,11 +193,20 @@ func (c *Context) fileDigest(hostPath string, st *syscall.Stat_t) ([sha256.Size]
 		old.Dev == e.Dev && old.Ino == e.Ino && old.Mode == e.Mode {
 		return old.Digest, nil
 	}
-	f, err := os.Open(hostPath)
+	// What is read is what was lstat'd: not a symlink or a FIFO put in
+	// its place since (that would read outside the context, or block).
+	f, err := os.OpenFile(hostPath, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return e.Digest, err
 	}
 	defer f.Close()
+	var fst syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &fst); err != nil {
+		return e.Digest, fmt.Errorf("%s: %w", hostPath, err)
+	}
+	if fst.Dev != st.Dev || fst.Ino != st.Ino || fst.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return e.Digest, fmt.Errorf("%s: replaced while the build context was read", hostPath)
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return e.Digest, fmt.Errorf("reading %s: %w", hostPath, err)

@@ -751,3 +751,59 @@ func TestHashLargeTree(t *testing.T) {
 		t.Error("an edit keeping size and mtime kept the key")
 	}
 }
+
+// TestFileDigestSwapped: a context file replaced after its lstat, by a
+// symlink to a file outside the context or by another file, is not read:
+// the digest never comes from what the context does not hold.
+func TestFileDigestSwapped(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, []byte("host secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		swap func(p string) error
+	}{
+		{"symlink out", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.Symlink(outside, p)
+		}},
+		{"another file", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.WriteFile(p, []byte("other"), 0o644)
+		}},
+		{"fifo", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return syscall.Mkfifo(p, 0o644)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"f": "context file"})
+			p := filepath.Join(dir, "f")
+			var st syscall.Stat_t
+			if err := syscall.Lstat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			// Keep the old inode alive so the new file cannot reuse its number.
+			keep, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer keep.Close()
+			if err := tc.swap(p); err != nil {
+				t.Fatal(err)
+			}
+			c := openTestContext(t, dir)
+			if d, err := c.fileDigest(p, &st); err == nil {
+				t.Errorf("read the replacement: digest %x", d)
+			}
+		})
+	}
+}
