@@ -350,12 +350,14 @@ func (c *Context) examineWalk(it Item) (*refList, error) {
 		}
 		return nil
 	})
-	if work == nil {
+	switch {
+	case work == nil && err != nil:
+	case work == nil:
 		// A short walk: examined here, no goroutines.
 		for b := refs.take(); len(b) > 0; b = b[1:] {
 			c.examine(&b[0], it)
 		}
-	} else {
+	default:
 		if b := refs.take(); len(b) > 0 {
 			send(b)
 		}
