@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"sync"
 )
 
 // The cached form of one layer's scan (see layers.go). It holds metadata only, so its
@@ -23,7 +24,8 @@ import (
 
 const scanMagic = "slimbuild report layer\x00\x01"
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is the table of the scans' checksums, made when first needed.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // errCorrupt is what decodeScan returns for bytes it did not write.
 var errCorrupt = errors.New("corrupt layer analysis")
@@ -63,7 +65,7 @@ func encodeScan(ls *layerScan) []byte {
 		b = appendString(b, e.linkname)
 		prev = e.path
 	}
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli()))
 }
 
 func appendString(b []byte, s string) []byte {
@@ -88,7 +90,7 @@ func decodeScan(b []byte) (*layerScan, error) {
 		return nil, errCorrupt
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
+	if crc32.Checksum(body, castagnoli()) != sum {
 		return nil, errCorrupt
 	}
 	d := decoder{b: body[len(scanMagic):]}

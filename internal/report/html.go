@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"sync"
 )
 
 // The HTML form is one self-contained page: inline CSS and inline SVG charts, no scripts,
@@ -136,24 +137,28 @@ func titleName(r *Report) string {
 }
 
 func writePage(w io.Writer, p htmlPage) error {
-	if err := pageTemplate.Execute(w, p); err != nil {
+	if err := pageTemplate().Execute(w, p); err != nil {
 		return fmt.Errorf("writing HTML report: %w", err)
 	}
 	return nil
 }
 
-var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"size":      HumanSize,
-	"count":     Count,
-	"percent":   Percent,
-	"short":     ShortCreatedBy,
-	"user":      userText,
-	"fcount":    findingCount,
-	"dcount":    deltaCount,
-	"deltatext": deltaText,
-	"cats":      categoryList,
-	"sizecell":  sizeCell,
-}).Parse(pageHTML))
+// pageTemplate is parsed when a page is first written, not when the
+// program starts: most runs never write one.
+var pageTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Funcs(template.FuncMap{
+		"size":      HumanSize,
+		"count":     Count,
+		"percent":   Percent,
+		"short":     ShortCreatedBy,
+		"user":      userText,
+		"fcount":    findingCount,
+		"dcount":    deltaCount,
+		"deltatext": deltaText,
+		"cats":      categoryList,
+		"sizecell":  sizeCell,
+	}).Parse(pageHTML))
+})
 
 const pageHTML = `<!DOCTYPE html>
 <html lang="en">

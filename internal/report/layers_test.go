@@ -216,7 +216,7 @@ func TestCorruptCacheEntry(t *testing.T) {
 	entry := good[key]
 	// withSum seals body with a valid checksum, so that only the decoder's checks stand in the way.
 	withSum := func(body []byte) []byte {
-		return binary.BigEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
+		return binary.BigEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli()))
 	}
 	flip := append([]byte(nil), entry...)
 	flip[len(scanMagic)+len(flip[len(scanMagic):])/2] ^= 0x10

@@ -8,7 +8,10 @@
 // unchanged file (size, mtime, ctime, device, inode, mode) keeps its digest
 // without being read again. Save writes the cache back, atomically through
 // the StatCache, only when it changed; a cache that cannot be read or saved
-// only costs reading.
+// only costs reading. The cache is indexed when it is loaded (an entry is
+// decoded when it is looked up) and a malformed one is ignored whole; a
+// context is examined (one lstat per entry, and a read of what changed) by a
+// few goroutines per core while the walk goes on.
 //
 // A Matcher finds a COPY's sources under a root: plain paths (which must
 // exist), globs (one path element at a time) and COPY --parents pivots and

@@ -3,13 +3,19 @@ package source
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +37,8 @@ func (m *memCache) StatCache(name string) ([]byte, error) {
 	if !ok {
 		return nil, os.ErrNotExist
 	}
-	return d, nil
+	// The caller owns what it gets (decodeStats keeps pointing into it).
+	return bytes.Clone(d), nil
 }
 
 func (m *memCache) PutStatCache(name string, data []byte) error {
@@ -257,16 +264,16 @@ func TestStatCacheSameSizeEdit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fi, err := os.Stat(p)
-		if err != nil {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
 			t.Fatal(err)
 		}
-		d, err := c.fileDigest(p, fi)
+		d, err := c.fileDigest(p, &st)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Save()
-		return d
+		return hex.EncodeToString(d[:])
 	}
 	first := digest()
 	if cache.puts != 1 {
@@ -286,40 +293,164 @@ func TestStatCacheSameSizeEdit(t *testing.T) {
 	}
 }
 
-// TestDecodeStats: the stat cache file round-trips, and anything malformed or
-// truncated is rejected rather than read half.
+// TestDecodeStats: the stat cache file round-trips, and anything malformed,
+// truncated, extended or claiming more entries than it holds is rejected
+// rather than read half.
 func TestDecodeStats(t *testing.T) {
+	sum := func(b byte) (d [sha256.Size]byte) {
+		for i := range d {
+			d[i] = b
+		}
+		return d
+	}
 	stats := map[string]statEntry{
-		"/ctx/a": {Size: 1, Mtime: 2, Ctime: 3, Dev: 4, Ino: 5, Mode: 0o644, Digest: strings.Repeat("ab", 32)},
-		"/ctx/b": {Size: 10, Mtime: 20, Ctime: 30, Dev: 40, Ino: 50, Mode: 0o755, Digest: strings.Repeat("cd", 32)},
+		"a":     {Size: 1, Mtime: 2, Ctime: 3, Dev: 4, Ino: 5, Mode: 0o644, Digest: sum(0xab)},
+		"dir/b": {Size: 10, Mtime: 20, Ctime: 30, Dev: 40, Ino: 50, Mode: 0o755, Digest: sum(0xcd)},
 	}
 	var buf bytes.Buffer
-	encodeStats(&buf, stats)
-	got, ok := decodeStats(buf.Bytes())
+	encodeStats(&buf, statTable{}, stats)
+	got, ok := decodeStats(bytes.Clone(buf.Bytes()))
 	if !ok {
 		t.Fatal("round trip: not ok")
 	}
-	if diff := cmp.Diff(stats, got); diff != "" {
+	if diff := cmp.Diff(stats, tableMap(got)); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
-	// Cut anywhere, the file gives whole entries or nothing.
+	// Saved again with one entry changed and one added: the new ones win.
+	changed := stats["a"]
+	changed.Size = 7
+	buf.Reset()
+	encodeStats(&buf, got, map[string]statEntry{"a": changed, "c": stats["a"]})
+	again, ok := decodeStats(buf.Bytes())
+	want := map[string]statEntry{"a": changed, "dir/b": stats["dir/b"], "c": stats["a"]}
+	if !ok {
+		t.Fatal("merged: not ok")
+	}
+	if diff := cmp.Diff(want, tableMap(again)); diff != "" {
+		t.Errorf("merged (-want +got):\n%s", diff)
+	}
+	buf.Reset()
+	encodeStats(&buf, statTable{}, stats)
+	// Cut anywhere, the file is rejected whole.
 	data := buf.Bytes()
-	for n := len(statMagic) + 1; n < len(data); n++ {
-		part, ok := decodeStats(data[:n])
-		if !ok {
-			continue
-		}
-		if len(part) >= len(stats) {
-			t.Errorf("truncated to %d of %d bytes: all entries read", n, len(data))
-		}
-		for p, e := range part {
-			if stats[p] != e {
-				t.Errorf("truncated to %d of %d bytes: %s read as %+v", n, len(data), p, e)
-			}
+	for n := 0; n < len(data); n++ {
+		if part, ok := decodeStats(data[:n]); ok {
+			t.Errorf("truncated to %d of %d bytes: accepted with %d entries", n, len(data), len(part.index))
 		}
 	}
-	if _, ok := decodeStats([]byte("slimbuild-stat-cache-1\n")); ok {
-		t.Error("another version accepted")
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"another version", []byte("slimbuild-stat-cache-2\n")},
+		{"trailing bytes", append(bytes.Clone(data), 0)},
+		// A count that the bytes cannot hold would size a huge map.
+		{"count beyond the data", binary.AppendUvarint([]byte(statMagic), 1<<40)},
+		{"empty path", append(binary.AppendUvarint([]byte(statMagic), 1), make([]byte, minStatEntry)...)},
+	} {
+		if _, ok := decodeStats(tc.data); ok {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	// Memory stays bounded by the file: a short file claiming millions of
+	// entries does not get a map sized for them.
+	claim := append(binary.AppendUvarint([]byte(statMagic), 1<<22), make([]byte, 2*minStatEntry)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	decodeStats(claim)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("a %d-byte cache claiming %d entries allocated %d bytes", len(claim), 1<<22, n)
+	}
+}
+
+// tableMap is every entry of t.
+func tableMap(t statTable) map[string]statEntry {
+	m := map[string]statEntry{}
+	for p := range t.index {
+		m[p], _ = t.get(p)
+	}
+	return m
+}
+
+// TestFileMode: the mode made from a raw lstat is os.Lstat's, for every kind
+// of file and the setuid, setgid and sticky bits (the cache key hashes it).
+func TestFileMode(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "x", "d/g": "y"})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink("f", filepath.Join(dir, "link")))
+	must(syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o640))
+	must(os.Chmod(filepath.Join(dir, "f"), 0o755|fs.ModeSetuid|fs.ModeSetgid))
+	must(os.Chmod(filepath.Join(dir, "d"), 0o1777|fs.ModeSticky))
+	paths := []string{"f", "d", "d/g", "link", "fifo"}
+	for _, p := range paths {
+		p = filepath.Join(dir, p)
+		fi, err := os.Lstat(p)
+		must(err)
+		var st syscall.Stat_t
+		must(syscall.Lstat(p, &st))
+		if got := fileMode(st.Mode); got != fi.Mode() {
+			t.Errorf("%s: fileMode = %v, os.Lstat says %v", p, got, fi.Mode())
+		}
+	}
+	for _, p := range []string{"/dev/null", "/"} {
+		fi, err := os.Lstat(p)
+		must(err)
+		var st syscall.Stat_t
+		must(syscall.Lstat(p, &st))
+		if got := fileMode(st.Mode); got != fi.Mode() {
+			t.Errorf("%s: fileMode = %v, os.Lstat says %v", p, got, fi.Mode())
+		}
+	}
+}
+
+// TestStatCacheKeys: the cache keeps paths relative to the context (also
+// when the context is named with a trailing slash), and the next Context of
+// the same directory finds them: the file is not read again.
+func TestStatCacheKeys(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"src/a.txt": "aaaa"})
+	cache := &memCache{}
+	c, err := OpenContext(cache, dir+"/", filepath.Join(dir, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "src/a.txt")
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.fileDigest(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	c.Save()
+	for name, data := range cache.data {
+		stats, ok := decodeStats(data)
+		if !ok {
+			t.Fatalf("cache %s: not readable", name)
+		}
+		if _, ok := stats.get("src/a.txt"); !ok || len(stats.index) != 1 {
+			t.Errorf("cache %s: %d entries, want one for src/a.txt", name, len(stats.index))
+		}
+	}
+	// The next Context of the same directory hits the cache: nothing is
+	// dirty, nothing saved.
+	c2, err := OpenContext(cache, dir+"/", filepath.Join(dir, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.fileDigest(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	c2.Save()
+	if c2.dirty || cache.puts != 1 {
+		t.Errorf("unchanged file: dirty %v, saves %d (want false, 1)", c2.dirty, cache.puts)
 	}
 }
 
@@ -515,4 +646,164 @@ func TestCheckChecksumRules(t *testing.T) {
 
 func sourcesOf(paths ...string) instructions.SourcesAndDest {
 	return instructions.SourcesAndDest{SourcePaths: paths, DestPath: "/x/"}
+}
+
+// TestHashLargeTree: a walk of several batches and chunks, hashed while it
+// goes on, gives the key of the same walk examined one entry at a time, and
+// sees an edit anywhere in it, including one that keeps size and mtime.
+func TestHashLargeTree(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	n := refChunk*2 + refBatch/2 + 3
+	for i := 0; i < n; i++ {
+		files[fmt.Sprintf("tree/d%02d/f%04d", i%37, i)] = fmt.Sprint("content ", i)
+	}
+	writeTree(t, dir, files)
+	if err := os.Symlink("../d00/f0000", filepath.Join(dir, "tree/d01/link")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMatcher(false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &memCache{}
+	key := func() string {
+		t.Helper()
+		c, err := OpenContext(cache, dir, filepath.Join(dir, "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, k, err := m.InContext(c, []string{"tree"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Save()
+		return k
+	}
+	first := key()
+	// The same walk, examined in order on this goroutine.
+	c := openTestContext(t, dir)
+	items, err := m.Match(dir, []string{"tree"}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for _, it := range items {
+		fmt.Fprintf(h, "item %s %v\n", it.rel, it.fi.IsDir())
+	}
+	for _, it := range items {
+		var refs refList
+		if err := walkEntries(it, c, func(rel, host string, d fs.DirEntry) error {
+			refs.add(fileRef{rel: rel, host: host, d: d})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if refs.n != n+37+2 { // files, their directories, the link and tree itself
+			t.Fatalf("walked %d entries, want %d", refs.n, n+37+2)
+		}
+		for i := 0; i < refs.n; i++ {
+			c.examine(refs.at(i), it)
+		}
+		var buf bytes.Buffer
+		for i := 0; i < refs.n; i++ {
+			r := refs.at(i)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			buf.Reset()
+			fmt.Fprintf(&buf, "%s\x00%o\x00", r.rel, uint32(r.mode.Type())|uint32(r.mode.Perm()))
+			if r.mode.IsRegular() {
+				fmt.Fprintf(&buf, "%d\x00%x", r.size, r.digest)
+			} else if r.mode&fs.ModeSymlink != 0 {
+				buf.WriteString(r.link)
+			}
+			buf.WriteByte('\n')
+			h.Write(buf.Bytes())
+		}
+	}
+	if seq := hex.EncodeToString(h.Sum(nil)); seq != first {
+		t.Errorf("key hashed while walking %s, in order %s", first, seq)
+	}
+	if again := key(); again != first {
+		t.Errorf("unchanged tree, key from the stat cache %s, want %s", again, first)
+	}
+	// Same size and mtime, new content, deep in the last chunk.
+	p := filepath.Join(dir, fmt.Sprintf("tree/d%02d/f%04d", (n-3)%37, n-3))
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // ctime moves on at a coarse tick
+	edited := bytes.Clone(old)
+	edited[0] ^= 0x20
+	if err := os.WriteFile(p, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if got := key(); got == first {
+		t.Error("an edit keeping size and mtime kept the key")
+	}
+}
+
+// TestFileDigestSwapped: a context file replaced after its lstat, by a
+// symlink to a file outside the context or by another file, is not read:
+// the digest never comes from what the context does not hold.
+func TestFileDigestSwapped(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, []byte("host secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		swap func(p string) error
+	}{
+		{"symlink out", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.Symlink(outside, p)
+		}},
+		{"another file", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.WriteFile(p, []byte("other"), 0o644)
+		}},
+		{"fifo", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return syscall.Mkfifo(p, 0o644)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"f": "context file"})
+			p := filepath.Join(dir, "f")
+			var st syscall.Stat_t
+			if err := syscall.Lstat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			// Keep the old inode alive so the new file cannot reuse its number.
+			keep, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer keep.Close()
+			if err := tc.swap(p); err != nil {
+				t.Fatal(err)
+			}
+			c := openTestContext(t, dir)
+			if d, err := c.fileDigest(p, &st); err == nil {
+				t.Errorf("read the replacement: digest %x", d)
+			}
+		})
+	}
 }

@@ -39,11 +39,7 @@ func (s *Store) GetCache(key string) ([]byte, error) {
 	}
 	// What the value refers to stays until this Store is closed.
 	var refs []v1.Hash
-	for _, m := range digestRE.FindAll(b, -1) {
-		if h, err := v1.NewHash(string(m)); err == nil {
-			refs = append(refs, h)
-		}
-	}
+	digestsIn(b, func(h v1.Hash) { refs = append(refs, h) })
 	if err := s.hold(refs...); err != nil {
 		return nil, fmt.Errorf("reading cache key %s: %w", key, err)
 	}

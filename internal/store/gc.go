@@ -1,13 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -43,7 +43,34 @@ type Usage struct {
 	ReclaimableBytes int64 // blobs and layer dirs unreachable from names and cache values
 }
 
-var digestRE = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+// digestsIn calls fn with every "sha256:" and 64 lowercase hex digits in b,
+// left to right, matches not overlapping (what regexp `sha256:[0-9a-f]{64}`
+// finds, without compiling one at start-up or running it on every read).
+func digestsIn(b []byte, fn func(v1.Hash)) {
+	const prefix, hexLen = "sha256:", 64
+	for {
+		i := bytes.Index(b, []byte(prefix))
+		if i < 0 {
+			return
+		}
+		b = b[i+len(prefix):]
+		if len(b) < hexLen || !isLowerHex(b[:hexLen]) {
+			continue
+		}
+		fn(v1.Hash{Algorithm: "sha256", Hex: string(b[:hexLen])})
+		b = b[hexLen:]
+	}
+}
+
+// isLowerHex reports whether b is all lowercase hex digits.
+func isLowerHex(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 type markSet struct {
 	blobs map[string]bool // hex of blobs to keep
@@ -67,11 +94,7 @@ func (s *Store) mark(roots func(keep func(v1.Hash)) error) (*markSet, error) {
 		keep(d.Digest)
 	}
 	err = s.walkCache(func(_ string, val []byte, _ int64) {
-		for _, m := range digestRE.FindAll(val, -1) {
-			if h, err := v1.NewHash(string(m)); err == nil {
-				keep(h)
-			}
-		}
+		digestsIn(val, keep)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading build cache: %w", err)

@@ -115,11 +115,7 @@ func (s *Store) leasedDigests(keep func(v1.Hash)) error {
 		if err != nil {
 			continue
 		}
-		for _, m := range digestRE.FindAll(b, -1) {
-			if h, err := v1.NewHash(string(m)); err == nil {
-				keep(h)
-			}
-		}
+		digestsIn(b, keep)
 	}
 	return nil
 }
