@@ -43,9 +43,10 @@ func Run(ctx context.Context, st *store.Store, img v1.Image, r runtime.ImageRun)
 	stateDir := filepath.Join(tmp, runtime.StateDirName)
 	defer func() {
 		a.Remove()
-		// runc's state directory holds no mounts; the snapshot's, if its
+		// runc's state directory (and its markers) holds no mounts; the snapshot's, if its
 		// unmount failed, stays for the store's reclaim, and so does tmp.
 		os.RemoveAll(stateDir)
+		os.RemoveAll(runtime.MarkerDir(stateDir))
 		os.Remove(tmp)
 	}()
 	c := cf.Config

@@ -36,8 +36,17 @@
 //
 // A killed process leaves no container running: runc gets a parent-death SIGKILL, and a
 // small watchdog (a shell reading a pipe that only this process writes) runs
-// `runc delete --force` when that pipe closes without Run having finished. ReapStale
-// kills and deletes whatever containers a state directory still records; the store
-// calls it on the StateDirName directory of every stale temporary directory before
-// removing them.
+// `runc delete --force` when that pipe closes without Run having finished. runc makes
+// a container's cgroups (below its own cgroup, in every hierarchy) before it writes
+// the container's state, and `runc delete --force` of a container without state
+// removes only its state directory: so before runc starts, Run records where those
+// cgroups will be in a marker, MarkerDir(StateDir)/<id> (written to a temporary file
+// and renamed), and removes it once runc has deleted the container; with no StateDir
+// there is no marker. ReapStale kills and deletes whatever containers a state
+// directory still records or a marker names (StaleIDs), and removes their cgroups
+// (only empty ones, named after the container, on a cgroup filesystem) and markers;
+// the store calls it (ReapContainer for each of StaleIDs) on the StateDirName
+// directory of every stale temporary directory before removing them. Only a process
+// that knows the markers' owner dead may reap them: a live runc's cgroup exists a
+// moment before its process joins it.
 package runtime

@@ -23,27 +23,15 @@ import (
 const StateDirName = "runc"
 
 // ReapStale kills and deletes every container recorded in the runc state directory
-// stateDir, which a killed process left behind; callers then may remove the
-// directory. A missing stateDir is not an error.
+// stateDir, or named by a marker beside it (see MarkerDir), which a killed process
+// left behind; callers then may remove both directories. A missing stateDir is not
+// an error.
 func ReapStale(ctx context.Context, stateDir string) error {
-	fi, err := os.Lstat(stateDir)
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || (err == nil && !fi.IsDir()) {
-		return nil // no state dir (or its parent is a file): nothing ran there
-	}
-	if err != nil {
-		return fmt.Errorf("reading stale state %q: %w", stateDir, err)
-	}
-	// The directory, not "runc list": a container whose state is half written is
-	// not listed but may still run.
-	entries, err := os.ReadDir(stateDir)
-	if err != nil {
-		return fmt.Errorf("reading stale state %q: %w", stateDir, err)
-	}
+	// The directories, not "runc list": a container whose state is half written
+	// (or not written at all) is not listed but may still run.
 	var errs []error
-	for _, e := range entries {
-		if e.IsDir() {
-			errs = append(errs, ReapContainer(ctx, stateDir, e.Name()))
-		}
+	for _, id := range StaleIDs(stateDir) {
+		errs = append(errs, ReapContainer(ctx, stateDir, id))
 	}
 	return errors.Join(errs...)
 }
@@ -52,8 +40,9 @@ func ReapStale(ctx context.Context, stateDir string) error {
 const reapTimeout = 30 * time.Second
 
 // ReapContainer kills every process of container id in the runc state directory
-// stateDir and deletes the container (which removes its cgroup). A container runc
-// no longer knows, or knows as stopped, counts as reaped.
+// stateDir and deletes the container (which removes its cgroups), as well as the
+// cgroups that id's marker names (see MarkerDir), then removes the marker. A
+// container runc no longer knows, or knows as stopped, counts as reaped.
 func ReapContainer(ctx context.Context, stateDir, id string) error {
 	path, err := exec.LookPath("runc")
 	if err != nil {
@@ -62,27 +51,33 @@ func ReapContainer(ctx context.Context, stateDir, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, reapTimeout)
 	defer cancel()
 	ctl := &runc.Runc{Command: path, Root: stateDir}
-	// Every process, not only init: kill --all first, then delete --force.
-	_ = ctl.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
-	delErr := ctl.Delete(ctx, id, &runc.DeleteOpts{Force: true})
+	var delErr error
+	if _, err := os.Lstat(filepath.Join(stateDir, id)); err == nil {
+		// Every process, not only init: kill --all first, then delete --force.
+		_ = ctl.Kill(ctx, id, int(unix.SIGKILL), &runc.KillOpts{All: true})
+		delErr = ctl.Delete(ctx, id, &runc.DeleteOpts{Force: true})
+	}
 	// A runc killed while it created the container leaves its init process in the
 	// container's cgroup with no state that runc could act on: find it by its cgroup.
-	killCgroup(id)
-	if _, err := os.Lstat(filepath.Join(stateDir, id)); err != nil {
-		return nil
+	if err := killCgroup(id, markedCgroups(stateDir, id)); err != nil {
+		return fmt.Errorf("reaping stale container %q: %w", id, err)
 	}
-	if c, err := ctl.State(ctx, id); err == nil && c.Status != "stopped" {
-		return fmt.Errorf("reaping stale container %q: %v", id, delErr)
+	if _, err := os.Lstat(filepath.Join(stateDir, id)); err == nil {
+		if c, err := ctl.State(ctx, id); err == nil && c.Status != "stopped" {
+			return fmt.Errorf("reaping stale container %q: %v", id, delErr)
+		}
 	}
+	unmark(stateDir, id)
 	return nil
 }
 
 // killCgroup SIGKILLs every process whose cgroup (in any hierarchy) is named id,
-// runc's default cgroup path for a container, and removes the emptied cgroups.
-// Only ids slimbuild gives its containers are looked for.
-func killCgroup(id string) {
+// runc's default cgroup path for a container, and removes the emptied cgroups:
+// marked (the directories id's marker names) and those named id at the top of
+// each hierarchy. Only ids slimbuild gives its containers are looked for.
+func killCgroup(id string, marked []string) error {
 	if !ownContainerID.MatchString(id) {
-		return
+		return nil
 	}
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
@@ -104,15 +99,12 @@ func killCgroup(id string) {
 	}
 	// The cgroups themselves (empty once their processes are reaped by init).
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + id)
-	dirs = append(dirs, "/sys/fs/cgroup/"+id)
+	dirs = append(append(dirs, "/sys/fs/cgroup/"+id), marked...)
+	var errs []error
 	for _, d := range dirs {
-		for i := 0; i < 20; i++ {
-			if err := unix.Rmdir(d); err == nil || errors.Is(err, unix.ENOENT) || !errors.Is(err, unix.EBUSY) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		errs = append(errs, removeCgroup(d))
 	}
+	return errors.Join(errs...)
 }
 
 // ownContainerID matches the ids slimbuild gives its containers.

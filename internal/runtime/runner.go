@@ -64,8 +64,16 @@ func (r *Runner) Run(ctx context.Context, id, bundleDir string, spec *specs.Spec
 	ctl := &runc.Runc{Command: path, Root: r.StateDir}
 	// runc itself must outlive ctx: killing runc run would orphan the container.
 	bg := context.WithoutCancel(ctx)
+	// runc makes the container's cgroups before its state: record them first, for
+	// the reaper of a process killed in between (see MarkerDir).
+	if r.StateDir != "" {
+		if err := markCgroups(r.StateDir, id); err != nil {
+			return -1, err
+		}
+	}
 	wd, err := startWatchdog(path, r.stateDir(), id)
 	if err != nil {
+		r.unmark(id)
 		return -1, err
 	}
 	defer wd.stop()
@@ -101,6 +109,7 @@ func (r *Runner) Run(ctx context.Context, id, bundleDir string, spec *specs.Spec
 	if err := r.forceDelete(bg, ctl, id); err != nil {
 		return -1, err
 	}
+	r.unmark(id)
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
@@ -130,6 +139,13 @@ func (r *Runner) forceDelete(ctx context.Context, ctl *runc.Runc, id string) err
 		return fmt.Errorf("deleting container %q: %w", id, delErr)
 	}
 	return nil
+}
+
+// unmark removes container id's marker once runc has deleted the container.
+func (r *Runner) unmark(id string) {
+	if r.StateDir != "" {
+		unmark(r.StateDir, id)
+	}
 }
 
 func (r *Runner) stateDir() string {

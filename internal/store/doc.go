@@ -83,10 +83,13 @@
 // # Crashes
 //
 // A killed process can leave only reclaimable things: entries under tmp/ (among
-// them its runc state directories, whose containers may still run), mounts below
-// the root and its lease. Open, when no other process has the store open, kills and
-// deletes those containers (runc kill + delete --force, which also removes their
-// cgroups), detaches the mounts and empties tmp/ (stale.go). Fsck reports the same
+// them its runc state directories, whose containers may still run, and the cgroup
+// markers beside them, runtime.MarkerDir, which name containers whose runc died
+// before writing their state), mounts below the root and its lease. Open, when no
+// other process has the store open, kills and deletes those containers (runc kill +
+// delete --force, which also removes their cgroups, and runtime.ReapContainer
+// removes the cgroups the markers name), detaches the mounts and empties tmp/
+// (stale.go). Fsck reports the same
 // leftovers without reclaiming them first, and checks content: every name points
 // to a complete manifest whose blobs match their digests, every blob and unpacked
 // layer matches its digest, every cache record names a good layer blob. With

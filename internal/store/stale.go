@@ -21,7 +21,8 @@ import (
 
 // What a killed process can leave behind, all of it reclaimable: entries under
 // tmp/, mounts under the root (build workspaces live in tmp/), runc containers
-// whose state directory is tmp/*/runc (the engine's per-build runc --root), and
+// whose state directory is tmp/*/runc (the engine's per-build runc --root) or
+// whose cgroups a marker in tmp/*/runc.cgroups names (runtime.MarkerDir), and
 // processes running with their root or working directory inside the store (those
 // containers' processes). Only a process that holds the store alone may judge them
 // stale; Open does so and reclaims them, Fsck reports them first.
@@ -43,17 +44,16 @@ func (s *Store) findStale(ctx context.Context) []staleItem {
 	ents, _ := os.ReadDir(tmp)
 	for _, e := range ents {
 		stateDir := filepath.Join(tmp, e.Name(), runtime.StateDirName)
-		if fi, err := os.Lstat(stateDir); err != nil || !fi.IsDir() {
-			continue
-		}
-		ids, _ := os.ReadDir(stateDir)
-		for _, id := range ids {
-			status := "unknown"
-			if c := runcState(ctx, stateDir, id.Name()); c != nil {
+		for _, id := range runtime.StaleIDs(stateDir) {
+			p, status := filepath.Join(stateDir, id), "unknown"
+			if _, err := os.Lstat(p); err != nil {
+				// Only its marker names it: runc was killed before it wrote its state.
+				p, status = filepath.Join(runtime.MarkerDir(stateDir), id), "its state never written"
+			} else if c := runcState(ctx, stateDir, id); c != nil {
 				status = fmt.Sprintf("%s, pid %d", c.Status, c.Pid)
 			}
-			out = append(out, staleItem{kind: "container", path: filepath.Join(stateDir, id.Name()),
-				msg: "runc container left by a killed process (" + status + ")", stateDir: stateDir, id: id.Name()})
+			out = append(out, staleItem{kind: "container", path: p,
+				msg: "runc container left by a killed process (" + status + ")", stateDir: stateDir, id: id})
 		}
 	}
 	// A process of a killed build works in its entry in tmp/: with tmp/ empty there

@@ -24,7 +24,10 @@
 #      the root, tmp/ empty and no lease of a dead process. Then `slimbuild prune
 #      --all` keeps the store small for the next kill (each fsck reads all of it).
 # The content is checked again by the next kill's fsck, and at the end a last
-# `slimbuild fsck` of each root must report nothing at all.
+# `slimbuild fsck` of each root must report nothing at all, and no `slimbuild-<id>`
+# cgroup (in any hierarchy) may remain that did not exist before the kill test and
+# is not live (empty in every hierarchy, and still there a moment later: a live
+# runc's cgroup gets its process or goes), so only the killed runs' count.
 # Prints how many leftovers of each kind fsck saw (so that it shows kills landed in
 # containers and mounts) and "kill test: N kills, F fsck clean, R rebuilds ok"; exits
 # 1 unless all three are equal. Environment: SLIMBUILD (binary, default bin/slimbuild),
@@ -99,6 +102,29 @@ leftovers() {
 	[ -z "$(ls -A "$root/leases" 2>/dev/null)" ] || echo "leases left: $(ls -A "$root/leases" | tr '\n' ' ')"
 }
 
+# cgroup_ids: the names of the slimbuild-<id> cgroups in every hierarchy, sorted.
+cgroup_ids() {
+	find /sys/fs/cgroup -mindepth 1 -type d -name 'slimbuild-*' -prune -printf '%f\n' 2>/dev/null | sort -u
+}
+
+# dead_cgroups BEFORE: the slimbuild-<id> cgroups not in the file BEFORE (from
+# cgroup_ids) whose every directory is empty, and stays so for a moment.
+dead_cgroups() {
+	local id d pass cands
+	cands=$(comm -13 "$1" <(cgroup_ids))
+	for pass in 1 2; do
+		[ -n "$cands" ] || break
+		[ "$pass" = 1 ] || sleep 1
+		cands=$(for id in $cands; do
+			for d in $(find /sys/fs/cgroup -mindepth 1 -type d -name "$id" -prune 2>/dev/null); do
+				[ -z "$(cat "$d/cgroup.procs" 2>/dev/null)" ] || continue 2
+			done
+			[ -n "$(find /sys/fs/cgroup -mindepth 1 -type d -name "$id" -prune -print -quit 2>/dev/null)" ] && echo "$id"
+		done)
+	done
+	[ -z "$cands" ] || printf '%s\n' $cands
+}
+
 # containers_alive FSCK-OUTPUT: the processes still in the cgroup of a container
 # that fsck reported (runc names the cgroup after the container), checked at once.
 # A zombie is dead already: it waits only for its new parent (init, once runc was
@@ -171,6 +197,7 @@ timed() {
 }
 
 BB=$WORK/busybox HELLO=$WORK/hello HELLO_DONE=
+cgroup_ids >"$WORK/cgroups.before"
 mkdir -p "$BB" "$HELLO"
 "$SLIMBUILD" --root "$BB" import "$SLIMBUILD_CACHE/busybox.tar" busybox:latest >/dev/null
 dur=$(timed "$BB" -t crash:latest --build-arg CRASH_SALT=warm "$REPO/test/crash/ctx")
@@ -189,6 +216,14 @@ if [ "$HELLO_KILLS" -gt 0 ]; then
 		one_kill "$HELLO" "$dur" --no-cache -t hello:crash "$REPO/examples/hello-c"
 	done
 	HELLO_DONE=1
+fi
+
+leaked=$(dead_cgroups "$WORK/cgroups.before")
+if [ -n "$leaked" ]; then
+	FAILURES=$((FAILURES + 1))
+	log "$(wc -w <<<"$leaked") cgroups of killed runs left in some hierarchy: $(head -c 300 <<<"$leaked" | tr '\n' ' ')"
+else
+	log "no cgroup of a killed run left"
 fi
 
 for r in "$BB" ${HELLO_DONE:+"$HELLO"}; do
