@@ -1,17 +1,17 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,15 +146,8 @@ var ownCgroups = sync.OnceValues(func() ([]string, error) {
 		return nil, err
 	}
 	defer mi.Close()
-	var mounts []cgroupMount
-	sc := bufio.NewScanner(mi)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if m, ok := parseCgroupMount(sc.Text()); ok {
-			mounts = append(mounts, m)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	mounts, err := cgroupMounts(mi)
+	if err != nil {
 		return nil, err
 	}
 	return cgroupDirs(string(cg), mounts), nil
@@ -168,37 +161,21 @@ type cgroupMount struct {
 	v2          bool
 }
 
-// parseCgroupMount parses a /proc/PID/mountinfo line of a cgroup or cgroup2 mount.
-func parseCgroupMount(line string) (cgroupMount, bool) {
-	pre, post, ok := strings.Cut(line, " - ")
-	f, g := strings.Fields(pre), strings.Fields(post)
-	if !ok || len(f) < 5 || len(g) < 3 || (g[0] != "cgroup" && g[0] != "cgroup2") {
-		return cgroupMount{}, false
+// cgroupMounts reads the cgroup and cgroup2 mounts of a mountinfo table.
+func cgroupMounts(r io.Reader) ([]cgroupMount, error) {
+	infos, err := mountinfo.GetMountsFromReader(r, mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		return nil, fmt.Errorf("reading mountinfo: %w", err)
 	}
-	m := cgroupMount{point: unescapeMount(f[4]), root: unescapeMount(f[3]), v2: g[0] == "cgroup2"}
-	if !m.v2 {
-		m.opts = strings.Split(g[2], ",")
-	}
-	return m, true
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
+	var out []cgroupMount
+	for _, i := range infos {
+		m := cgroupMount{point: i.Mountpoint, root: i.Root, v2: i.FSType == "cgroup2"}
+		if !m.v2 {
+			m.opts = strings.Split(i.VFSOptions, ",")
 		}
-		b.WriteByte(s[i])
+		out = append(out, m)
 	}
-	return b.String()
+	return out, nil
 }
 
 // cgroupDirs maps the lines of /proc/PID/cgroup ("ID:controllers:path") to

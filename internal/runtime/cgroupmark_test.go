@@ -180,11 +180,9 @@ func TestCgroupDirs(t *testing.T) {
 38 33 0:32 / /mnt/memory\040again rw - cgroup cgroup rw,memory
 39 33 0:33 /docker/abc /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
 40 33 0:34 / /sys/fs/cgroup/freezer\040x rw - cgroup cgroup rw,freezer`
-	var mounts []cgroupMount
-	for _, l := range strings.Split(mountinfo, "\n") {
-		if m, ok := parseCgroupMount(l); ok {
-			mounts = append(mounts, m)
-		}
+	mounts, err := cgroupMounts(strings.NewReader(mountinfo))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name, cgroup string

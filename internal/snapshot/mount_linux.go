@@ -1,17 +1,15 @@
 package snapshot
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -227,23 +225,13 @@ func isMountPoint(path string) (bool, error) {
 
 // mountPoints returns the set of mount points of this mount namespace.
 func mountPoints() (map[string]struct{}, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(nil)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	points := map[string]struct{}{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		points[unescapeOctal(fields[4])] = struct{}{}
-	}
-	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading mountinfo: %w", err)
+	}
+	points := make(map[string]struct{}, len(infos))
+	for _, i := range infos {
+		points[i.Mountpoint] = struct{}{}
 	}
 	return points, nil
 }
@@ -263,23 +251,4 @@ func MountsUnder(dir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// unescapeOctal undoes the \ooo escapes of mountinfo (space, tab, newline, backslash).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -134,21 +133,6 @@ func TestParseOptions(t *testing.T) {
 	}
 	if data != "lowerdir=/a:/b,index=off" {
 		t.Errorf("data = %q", data)
-	}
-}
-
-func TestUnescapeOctal(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a\040b`:              "/a b",
-		`/plain`:               "/plain",
-		`/x\134y`:              `/x\y`,
-		`/trail\04`:            `/trail\04`,
-		`/tab\011!`:            "/tab\t!",
-		strings.Repeat(`\`, 2): `\\`,
-	} {
-		if got := unescapeOctal(in); got != want {
-			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

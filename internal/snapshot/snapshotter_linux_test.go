@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,26 +85,14 @@ func TestSnapshotterLifecycle(t *testing.T) {
 // /proc/self/mountinfo (the field after the source).
 func superOptions(t *testing.T, target string) []string {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(func(i *mountinfo.Info) (skip, stop bool) { return i.Mountpoint != target, false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	var opts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || unescapeOctal(f[4]) != target {
-			continue
-		}
-		sep := slices.Index(f, "-")
-		if sep < 0 || len(f) < sep+4 {
-			continue
-		}
-		opts = strings.Split(f[sep+3], ",") // the last mount on target wins
-	}
-	if opts == nil {
+	if len(infos) == 0 {
 		t.Fatalf("%s is not a mount point", target)
 	}
-	return opts
+	return strings.Split(infos[len(infos)-1].VFSOptions, ",") // the last mount on target wins
 }
 
 // TestPrepareIsVolatile checks that a step's overlay does not sync the host's
