@@ -179,6 +179,8 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 	if b.runner != nil {
 		runner = b.runner
 	}
+	// What the process writes goes to disk while it runs, not all at the commit.
+	defer b.st.WriteBehind()()
 	return runner.RunContainer(ctx, runtime.Container{
 		ID: runtime.NewContainerID(), Rootfs: ws.Root(), Dir: dir, User: user, Process: p, Stdio: stdio,
 	})

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -283,5 +285,84 @@ func TestFsyncBeneath(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("fsyncBeneath(%q) = %v, want ok %v", tc.rel, err, tc.ok)
 		}
+	}
+}
+
+func TestParseDirty(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     int64
+		bad      bool
+	}{
+		{"both", "MemTotal: 100 kB\nDirty:        88 kB\nWriteback:      12 kB\nWritebackTmp: 5 kB\n", 100 << 10, false},
+		{"zero", "Dirty: 0 kB\nWriteback: 0 kB\n", 0, false},
+		{"no writeback", "Dirty: 8 kB\n", 0, true},
+		{"no unit", "Dirty: 8\nWriteback: 0 kB\n", 0, true},
+		{"negative", "Dirty: -8 kB\nWriteback: 0 kB\n", 0, true},
+		{"empty", "", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseDirty(strings.NewReader(tc.in))
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("parseDirty = %d, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("parseDirty = %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := dirtyBytes(); err != nil {
+		t.Fatalf("this machine's /proc/meminfo: %v", err)
+	}
+}
+
+// TestWriteBehind checks that a running step's writes are flushed while it runs,
+// whenever enough is dirty, and that nothing is flushed once it is stopped.
+func TestWriteBehind(t *testing.T) {
+	s := openStore(t)
+	every, dirty := writeBehindEvery, writeBehindDirty
+	defer func() { writeBehindEvery, writeBehindDirty = every, dirty }()
+	writeBehindEvery = 5 * time.Millisecond
+
+	var mu sync.Mutex
+	flushes := 0
+	syncHook = func(kind, path string) {
+		if kind == "fs" && path == s.root {
+			mu.Lock()
+			flushes++
+			mu.Unlock()
+		}
+	}
+	defer func() { syncHook = nil }()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return flushes }
+
+	// More dirty than any machine has: never flushed.
+	writeBehindDirty = 1 << 62
+	stop := s.WriteBehind()
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	if n := count(); n != 0 {
+		t.Fatalf("%d flushes with too little dirty", n)
+	}
+
+	// Any dirty amount: flushed while running, and never after stop.
+	writeBehindDirty = 0
+	stop = s.WriteBehind()
+	deadline := time.Now().Add(10 * time.Second)
+	for count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	stop() // safe twice
+	n := count()
+	if n == 0 {
+		t.Fatal("nothing flushed while running")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if m := count(); m != n {
+		t.Fatalf("%d flushes after stop", m-n)
 	}
 }
