@@ -165,6 +165,7 @@ type builder struct {
 	bctx   *source.Context
 	tmp    string // per-build temp dir under the store
 	runDir string // runc state dir
+	nets   *runtime.NetPool
 
 	mu      sync.Mutex
 	results map[int]*stageState
@@ -309,8 +310,7 @@ func (b *builder) tempDir() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		b.tmp = d
-		b.runDir = filepath.Join(d, runtime.StateDirName)
+		b.tmp, b.runDir, b.nets = d, filepath.Join(d, runtime.StateDirName), &runtime.NetPool{Dir: d}
 	}
 	return b.tmp, nil
 }
@@ -320,6 +320,7 @@ func (b *builder) close() {
 		b.bctx.Save()
 	}
 	if b.tmp != "" {
+		b.nets.Close()
 		os.RemoveAll(b.tmp)
 	}
 }

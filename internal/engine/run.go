@@ -175,7 +175,7 @@ func (b *builder) runContainer(ctx context.Context, ws *workspace, user string, 
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return 0, err
 	}
-	var runner Runner = &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir}
+	var runner Runner = &runtime.Runner{Runc: b.opts.Runc, StateDir: b.runDir, Nets: b.nets}
 	if b.runner != nil {
 		runner = b.runner
 	}

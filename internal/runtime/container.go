@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -72,11 +73,11 @@ func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 	// The helper of a private network takes longer to start than runc takes to
 	// create the container: both go on at once, and a hook holds the process
 	// back until the namespace is configured (waitNetwork).
-	ns, err := StartNetNS(p.Network, filepath.Join(c.Dir, "netns"))
+	ns, put, err := r.network(p.Network, c.Dir, !p.Privileged)
 	if err != nil {
 		return 0, err
 	}
-	defer ns.Close()
+	defer put()
 	if c.OnNetwork != nil {
 		c.OnNetwork(p.Network, ns)
 	}
@@ -122,10 +123,33 @@ func (r *Runner) RunContainer(ctx context.Context, c Container) (int, error) {
 		}
 		return 0, nerr
 	}
-	if cerr := ns.Close(); cerr != nil && err == nil {
+	if cerr := put(); cerr != nil && err == nil {
 		err = fmt.Errorf("releasing network: %w", cerr)
 	}
 	return status, err
+}
+
+// network makes or takes the network of one container (from r.Nets when set,
+// else bound in dir) and returns it with the function that gives it back (to the
+// pool when reuse is true) or closes it; that function may be called twice.
+func (r *Runner) network(n Network, dir string, reuse bool) (*NetNS, func() error, error) {
+	if r.Nets == nil {
+		ns, err := StartNetNS(n, filepath.Join(dir, "netns"))
+		if err != nil {
+			return nil, nil, err
+		}
+		return ns, ns.Close, nil
+	}
+	ns, err := r.Nets.Get(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	var perr error
+	return ns, func() error {
+		once.Do(func() { perr = r.Nets.Put(ns, reuse) })
+		return perr
+	}, nil
 }
 
 // NetReadyScript is the hook ("sh -c NetReadyScript FIFO") that holds a
@@ -150,7 +174,7 @@ func IsNetReadyHook(args []string, dir string) bool {
 // to wait for. release, called once runc is done, waits for that line to be
 // written, closes the FIFO and returns why it said "failed" (nil for "ready").
 func waitNetwork(ctx context.Context, ns *NetNS, spec *specs.Spec, fifo string) (release func() error, _ error) {
-	if ns.ready == nil {
+	if ns.isReady() {
 		return func() error { return nil }, nil
 	}
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {

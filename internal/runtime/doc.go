@@ -18,7 +18,9 @@
 // while runc creates the container, and a createRuntime hook (a shell reading a FIFO
 // in the run's private directory) holds the process back until Ready: the process
 // never runs in a namespace that is not configured, and a helper that fails fails
-// the run before the process starts.
+// the run before the process starts. A Runner with a NetPool takes its private
+// networks from the pool and gives them back for the next container (a build's
+// RUNs one after another share one helper; see NetPool for why that is safe).
 //
 // ResolveUser reads the image's /etc/passwd and /etc/group through securejoin, so
 // symlinks in the image resolve inside rootfs and never reach the host's files.

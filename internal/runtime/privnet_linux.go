@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -75,6 +76,7 @@ type NetNS struct {
 	ready     func() error
 	readyErr  error
 	readyOnce sync.Once
+	settled   atomic.Bool // Ready has returned (readyErr is set)
 	stopOnce  sync.Once
 }
 
@@ -184,8 +186,31 @@ func (ns *NetNS) Ready() error {
 		if ns.ready != nil {
 			ns.readyErr = ns.ready()
 		}
+		ns.settled.Store(true)
 	})
 	return ns.readyErr
+}
+
+// isReady reports whether the namespace is known to be configured: it has no
+// helper, or Ready has returned nil.
+func (ns *NetNS) isReady() bool {
+	return ns.ready == nil || (ns.settled.Load() && ns.readyErr == nil)
+}
+
+// failed reports whether Ready has returned an error.
+func (ns *NetNS) failed() bool { return ns.settled.Load() && ns.readyErr != nil }
+
+// helperAlive reports whether the helper still runs (true when there is none).
+func (ns *NetNS) helperAlive() bool {
+	if ns.done == nil {
+		return true
+	}
+	select {
+	case <-ns.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // kill sends the helper SIGKILL; safe from several goroutines. The goroutine that

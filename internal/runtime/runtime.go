@@ -57,4 +57,7 @@ type Runner struct {
 	Runc string
 	// StateDir is runc's --root.
 	StateDir string
+	// Nets, when set, gives RunContainer its networks, and takes them back for
+	// reuse by the next container (see NetPool).
+	Nets *NetPool
 }
