@@ -10,12 +10,10 @@ import (
 	"path/filepath"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/layer"
 	"github.com/slimbuild/slimbuild/internal/store"
 )
-
-// maxStdinDockerfile bounds a Dockerfile read from standard input.
-const maxStdinDockerfile = 16 << 20
 
 // stdinInputs makes what `-f -` and the context `-` read from standard input
 // real files in a new directory under the store's tmp/ (private, reclaimed if
@@ -99,18 +97,18 @@ func isTar(head []byte) bool {
 	return true
 }
 
-// writeLimited copies r to a new file name, refusing more than maxStdinDockerfile bytes.
+// writeLimited copies r to a new file name, refusing more than dockerfile.MaxSize bytes.
 func writeLimited(name string, r io.Reader) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, io.LimitReader(r, maxStdinDockerfile+1))
+	n, err := io.Copy(f, io.LimitReader(r, dockerfile.MaxSize+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && n > maxStdinDockerfile {
-		err = fmt.Errorf("larger than %d bytes", maxStdinDockerfile)
+	if err == nil && n > dockerfile.MaxSize {
+		err = fmt.Errorf("larger than %d bytes", dockerfile.MaxSize)
 	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/image"
 	"github.com/slimbuild/slimbuild/internal/regtest"
 	"github.com/slimbuild/slimbuild/internal/store"
@@ -246,7 +247,7 @@ func TestBuildStdinDockerfile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Dockerfile (stdin):2") || strings.Contains(err.Error(), "/tmp/") {
 		t.Errorf("a bad Dockerfile on stdin: %v, want an error naming \"Dockerfile (stdin):2\"", err)
 	}
-	big := strings.NewReader("FROM scratch\n" + strings.Repeat("# x\n", maxStdinDockerfile/4+1))
+	big := strings.NewReader("FROM scratch\n" + strings.Repeat("# x\n", dockerfile.MaxSize/4+1))
 	if _, _, err := slimbuildIn(t, root, big, "build", "-f", "-", dir); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("build -f - of %d bytes: %v, want a size error", big.Size(), err)
 	}

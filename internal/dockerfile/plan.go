@@ -120,12 +120,18 @@ type File struct {
 	warnings []Warning // what parsing found
 }
 
+// MaxSize bounds a Dockerfile (real ones are a few KiB): Parse refuses a longer one.
+const MaxSize = 16 << 20
+
 // Parse reads the Dockerfile named file (the name is only shown in errors and
 // warnings) into typed instructions. Every error names file:line.
 func Parse(file string, r io.Reader) (*File, error) {
-	src, err := io.ReadAll(r)
+	src, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", file, err)
+	}
+	if len(src) > MaxSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", file, MaxSize)
 	}
 	var warnings []Warning
 	if n := syntaxNotice(file, src); n != nil {

@@ -299,3 +299,30 @@ func TestUnusedBuildArgs(t *testing.T) {
 		})
 	}
 }
+
+// TestParseTooLarge: a Dockerfile longer than MaxSize is refused, naming it,
+// and no more than MaxSize+1 bytes are read of it.
+func TestParseTooLarge(t *testing.T) {
+	r := &countingReader{r: strings.NewReader("FROM scratch\n" + strings.Repeat("# x\n", MaxSize/4+1))}
+	_, err := Parse("big/Dockerfile", r)
+	if err == nil || !strings.Contains(err.Error(), "big/Dockerfile") || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v, want the file refused by name", err)
+	}
+	if r.n > MaxSize+1 {
+		t.Errorf("read %d bytes, more than MaxSize+1", r.n)
+	}
+	if _, err := Parse("ok", strings.NewReader("FROM scratch\n"+strings.Repeat("#\n", 1000))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type countingReader struct {
+	r *strings.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -282,11 +283,14 @@ func (o *Options) withPaths() error {
 
 // plan parses the Dockerfile and plans the build (every stage when allStages).
 func (o *Options) plan(allStages bool) (*dockerfile.Plan, error) {
-	f, err := os.Open(o.Dockerfile)
+	f, err := os.OpenFile(o.Dockerfile, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO is refused, not waited on
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading Dockerfile %s: not a regular file", o.Dockerfile)
+	}
 	shown := o.DockerfileName
 	if shown == "" {
 		shown = o.Dockerfile

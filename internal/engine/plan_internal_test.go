@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/slimbuild/slimbuild/internal/dockerfile"
 	"github.com/slimbuild/slimbuild/internal/runtime"
@@ -997,6 +998,37 @@ func TestFakeStopping(t *testing.T) {
 			}
 			if ran := fb.runner.ran(); slices.Contains(ran, "final") || len(ran) != 2 {
 				t.Errorf("ran %q, want a and b only", ran)
+			}
+		})
+	}
+}
+
+// TestDockerfileNotARegularFile: a Dockerfile that is a FIFO (a hostile
+// context's; reading it would wait forever) or a directory is refused at once,
+// naming it.
+func TestDockerfileNotARegularFile(t *testing.T) {
+	for _, name := range []string{"fifo", "dir"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			df := filepath.Join(dir, "Dockerfile")
+			var err error
+			if name == "fifo" {
+				err = unix.Mkfifo(df, 0o644)
+			} else {
+				err = os.Mkdir(df, 0o755)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := Check(Options{ContextDir: dir}); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), df) {
+					t.Fatalf("err = %v, want the Dockerfile refused by name", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("still reading the Dockerfile after 10 s")
 			}
 		})
 	}

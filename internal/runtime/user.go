@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -21,7 +22,7 @@ const (
 var ErrUnknownUser = errors.New("unknown user or group")
 
 // ResolveUser resolves "name", "uid", "name:group", "uid:gid" against rootfs/etc/passwd
-// and rootfs/etc/group (read with securejoin). Empty means root.
+// and rootfs/etc/group (resolved inside rootfs, see readColonFile). Empty means root.
 //
 // Like docker: a numeric uid not in passwd gets gid 0; a user found in passwd gets its
 // primary gid and, unless a group is given, the supplementary groups that list its name
@@ -122,20 +123,38 @@ func parseID(s string) (uint32, bool) {
 	return uint32(n), err == nil
 }
 
+// maxColonFile bounds what readColonFile reads of an image's passwd or group
+// file; real ones are a few KiB.
+const maxColonFile = 16 << 20
+
 // readColonFile reads a passwd/group style file of the image at rootfs, skipping blank
-// lines and comments. Symlinks resolve inside rootfs.
+// lines and comments. Symlinks resolve inside rootfs, in one walk that nothing
+// can swap a link into (pathrs-lite); the file must be a regular one (an image's
+// FIFO would hang the read, its /dev/urandom would never end) and at most
+// maxColonFile bytes.
 func readColonFile(rootfs, name string) ([][]string, error) {
-	path, err := securejoin.SecureJoin(rootfs, name)
+	h, err := pathrs.OpenInRoot(rootfs, name)
 	if err != nil {
-		return nil, fmt.Errorf("resolving %s in image: %w", name, err)
+		return nil, fmt.Errorf("reading %s of image: %w", name, err)
 	}
-	f, err := os.Open(path)
+	defer h.Close()
+	fi, err := h.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s of image: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading %s of image: not a regular file (%s)", name, fi.Mode().Type())
+	}
+	if fi.Size() > maxColonFile {
+		return nil, fmt.Errorf("reading %s of image: %d bytes, more than %d", name, fi.Size(), maxColonFile)
+	}
+	f, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s of image: %w", name, err)
 	}
 	defer f.Close()
 	var out [][]string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(f, maxColonFile))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())

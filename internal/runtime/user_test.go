@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 const testPasswd = `root:x:0:0:root:/root:/bin/sh
@@ -159,6 +161,51 @@ func TestResolveUserSymlinksStayInRoot(t *testing.T) {
 			}
 			if diff := cmp.Diff(User{UID: 5, GID: 6}, got); diff != "" {
 				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestResolveUserNotARegularFile: an image's /etc/passwd may be a FIFO (the read
+// would wait forever), a character device such as /dev/urandom (it would never
+// end) or huge; each is refused at once, and nothing is read past the bound.
+func TestResolveUserNotARegularFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(path string) error
+		want string
+	}{
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }, "not a regular file"},
+		{"urandom", func(p string) error {
+			if os.Geteuid() != 0 {
+				t.Skip("mknod needs root")
+			}
+			return unix.Mknod(p, unix.S_IFCHR|0o644, int(unix.Mkdev(1, 9)))
+		}, "not a regular file"},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }, "not a regular file"},
+		{"huge", func(p string) error {
+			f, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return f.Truncate(maxColonFile + 1) // sparse: no disk used
+		}, "more than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := imageRoot(t, "", "")
+			if err := tc.make(filepath.Join(root, "etc", "passwd")); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := ResolveUser(root, "app"); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "/etc/passwd") {
+					t.Fatalf("err = %v, want %q naming /etc/passwd", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("ResolveUser still reading after 10 s")
 			}
 		})
 	}
