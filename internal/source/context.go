@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,8 +20,10 @@ import (
 	"unsafe"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sys/unix"
 )
 
 // Context is the context directory, its .dockerignore and a stat cache
@@ -75,13 +78,16 @@ func OpenContext(st StatCache, dir, dockerfile string) (*Context, error) {
 	if c.prefix = filepath.Clean(dir); !strings.HasSuffix(c.prefix, string(filepath.Separator)) {
 		c.prefix += string(filepath.Separator)
 	}
-	ignorePath := filepath.Join(dir, ".dockerignore")
 	// A Dockerfile-specific ignore file (Dockerfile.dockerignore) wins, as in BuildKit.
-	if p := dockerfile + ".dockerignore"; fileExists(p) {
-		ignorePath = p
+	ignoreDir, ignoreName := filepath.Split(dockerfile + ".dockerignore")
+	if !fileExists(dockerfile + ".dockerignore") {
+		ignoreDir, ignoreName = dir, ".dockerignore"
 	}
-	if f, err := os.Open(ignorePath); err == nil {
-		patterns, err := ignorefile.ReadAll(f)
+	ignorePath := filepath.Join(ignoreDir, ignoreName)
+	if f, err := openIgnoreFile(ignoreDir, ignoreName); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ignorePath, err)
+	} else if f != nil {
+		patterns, err := ignorefile.ReadAll(io.LimitReader(f, maxIgnoreFile))
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", ignorePath, err)
@@ -105,6 +111,37 @@ func OpenContext(st StatCache, dir, dockerfile string) (*Context, error) {
 		}
 	}()
 	return c, nil
+}
+
+// maxIgnoreFile bounds a .dockerignore (real ones are a few KiB).
+const maxIgnoreFile = 16 << 20
+
+// openIgnoreFile opens the ignore file name of dir, resolved inside dir (a
+// symlink cannot make it a file of the host), or returns nil when there is none.
+// The context may be hostile (a tar from standard input is unpacked with its
+// FIFOs and devices): the file must be regular, for a FIFO would hang the read
+// and a device such as /dev/urandom would never end, and at most maxIgnoreFile
+// bytes.
+func openIgnoreFile(dir, name string) (*os.File, error) {
+	h, err := pathrs.OpenInRoot(dir, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	fi, err := h.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() > maxIgnoreFile {
+		return nil, fmt.Errorf("%d bytes, more than %d", fi.Size(), maxIgnoreFile)
+	}
+	return pathrs.Reopen(h, unix.O_RDONLY|unix.O_CLOEXEC)
 }
 
 func fileExists(p string) bool {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sys/unix"
 )
 
 // These tests need no root: they read and hash sources and plan copies, they
@@ -806,4 +807,75 @@ func TestFileDigestSwapped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIgnoreFileHostile: a .dockerignore (or Dockerfile.dockerignore) that is a
+// FIFO or a directory is refused at once, naming it; one that is a symlink out of
+// the context is resolved inside it (the host file's patterns do not apply); a
+// plain one applies.
+func TestIgnoreFileHostile(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "patterns"), []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T, dir string) (*Context, error) {
+		t.Helper()
+		done := make(chan struct{})
+		var c *Context
+		var err error
+		go func() { defer close(done); c, err = OpenContext(&memCache{}, dir, filepath.Join(dir, "Dockerfile")) }()
+		select {
+		case <-done:
+			return c, err
+		case <-time.After(10 * time.Second):
+			t.Fatal("still reading the ignore file after 10 s")
+		}
+		return nil, nil
+	}
+	for _, name := range []string{".dockerignore", "Dockerfile.dockerignore"} {
+		for _, kind := range []string{"fifo", "dir"} {
+			t.Run(name+"/"+kind, func(t *testing.T) {
+				dir := t.TempDir()
+				p := filepath.Join(dir, name)
+				var err error
+				if kind == "fifo" {
+					err = unix.Mkfifo(p, 0o644)
+				} else {
+					err = os.Mkdir(p, 0o755)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := open(t, dir); err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), p) {
+					t.Fatalf("err = %v, want %s refused by name", err, p)
+				}
+			})
+		}
+	}
+	t.Run("symlink out", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Symlink(filepath.Join(outside, "patterns"), filepath.Join(dir, ".dockerignore")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := open(t, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.excluded("secret") {
+			t.Error("the patterns of a host file outside the context apply")
+		}
+	})
+	t.Run("plain", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("secret\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := open(t, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.excluded("secret") || c.excluded("other") {
+			t.Error("the context's own .dockerignore does not apply as written")
+		}
+	})
 }
