@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // ErrUnresolved is wrapped by the error Closure returns when a DT_NEEDED
@@ -241,6 +242,21 @@ func namedUser(u string) bool {
 // host returns the host path of an image path whose components hold no symlinks.
 func (w *walker) host(p string) string { return filepath.Join(w.root, filepath.FromSlash(p)) }
 
+// open opens the image's file at p (resolved: no symlink on the way) for
+// reading. The image is hostile: only a regular file is read, never through a
+// symlink, and a FIFO is refused instead of waited on.
+func (w *walker) open(p string) (*os.File, error) {
+	f, err := os.OpenFile(w.host(p), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s of the image: not a regular file", p)
+	}
+	return f, nil
+}
+
 // resolve follows p (absolute, inside the image) component by component,
 // calling link for every symlink met with its own path (parents resolved) and
 // target, and returns the final path, which has no symlinks. Every component
@@ -342,7 +358,7 @@ func (w *walker) walkFile(p string) error {
 		return nil
 	}
 	w.visited[p] = true
-	f, err := os.Open(w.host(p))
+	f, err := w.open(p)
 	if err != nil {
 		return err
 	}
@@ -561,7 +577,7 @@ func (w *walker) readLdConf(p string, seen map[string]bool, depth int) {
 	if err != nil {
 		return
 	}
-	f, err := os.Open(w.host(final))
+	f, err := w.open(final)
 	if err != nil {
 		return
 	}

@@ -9,11 +9,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slimbuild/slimbuild/internal/slim/slimtest"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 const helloC = `#include <stdio.h>
@@ -310,4 +312,38 @@ func FuzzClosureELF(f *testing.F) {
 		slimtest.WriteFile(t, root, "/bin/x", string(data), 0o755)
 		Closure(root, v1.Config{Cmd: []string{"/bin/x"}}, Options{})
 	})
+}
+
+// TestClosureHostileFiles: the image is hostile, and the configuration files
+// the closure reads may be FIFOs (an open would wait forever): /etc/ld.so.conf
+// is then skipped and /etc/nsswitch.conf refused by name, at once.
+func TestClosureHostileFiles(t *testing.T) {
+	for _, name := range []string{"/etc/ld.so.conf", "/etc/nsswitch.conf"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			p := filepath.Join(f.root, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := Closure(f.root, v1.Config{Cmd: []string{"/app/hello"}}, Options{})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if name == "/etc/nsswitch.conf" && (err == nil || !strings.Contains(err.Error(), name)) {
+					t.Fatalf("err = %v, want %s refused by name", err, name)
+				}
+				if name == "/etc/ld.so.conf" && err != nil {
+					t.Fatalf("err = %v, want the FIFO skipped", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the closure still reads %s after 10 s", name)
+			}
+		})
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -128,18 +127,11 @@ func (w *walker) readImageFile(p string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(w.host(final))
+	f, err := w.open(final)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", p)
-	}
 	return io.ReadAll(io.LimitReader(f, limit))
 }
 
@@ -300,7 +292,7 @@ func (w *walker) gconv(libc string, users []string) error {
 
 // stringsOf returns the printable strings (3 to 64 bytes) of the file at p.
 func (w *walker) stringsOf(p string) []string {
-	f, err := os.Open(w.host(p))
+	f, err := w.open(p)
 	if err != nil {
 		return nil
 	}

@@ -101,7 +101,7 @@ func (w *walker) walkShellFile(p string) error {
 		return nil
 	}
 	w.scripts[p] = true
-	f, err := os.Open(w.host(p))
+	f, err := w.open(p)
 	if err != nil {
 		return fmt.Errorf("reading script %s: %w", p, err)
 	}
