@@ -172,18 +172,18 @@ func TestResolveUserSymlinksStayInRoot(t *testing.T) {
 func TestResolveUserNotARegularFile(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		make func(path string) error
+		make func(t *testing.T, path string) error
 		want string
 	}{
-		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }, "not a regular file"},
-		{"urandom", func(p string) error {
+		{"fifo", func(_ *testing.T, p string) error { return unix.Mkfifo(p, 0o644) }, "not a regular file"},
+		{"urandom", func(t *testing.T, p string) error {
 			if os.Geteuid() != 0 {
 				t.Skip("mknod needs root")
 			}
 			return unix.Mknod(p, unix.S_IFCHR|0o644, int(unix.Mkdev(1, 9)))
 		}, "not a regular file"},
-		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }, "not a regular file"},
-		{"huge", func(p string) error {
+		{"directory", func(_ *testing.T, p string) error { return os.Mkdir(p, 0o755) }, "not a regular file"},
+		{"huge", func(_ *testing.T, p string) error {
 			f, err := os.Create(p)
 			if err != nil {
 				return err
@@ -194,7 +194,7 @@ func TestResolveUserNotARegularFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := imageRoot(t, "", "")
-			if err := tc.make(filepath.Join(root, "etc", "passwd")); err != nil {
+			if err := tc.make(t, filepath.Join(root, "etc", "passwd")); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
