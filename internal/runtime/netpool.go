@@ -36,13 +36,13 @@ type NetPool struct {
 // other kinds a new one. Give it back with Put.
 func (p *NetPool) Get(n Network) (*NetNS, error) {
 	if n != NetworkPrivate {
-		return p.startKind(n)
+		return p.start(n)
 	}
 	for {
 		p.mu.Lock()
 		if len(p.idle) == 0 {
 			p.mu.Unlock()
-			return p.start()
+			return p.start(n)
 		}
 		ns := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
@@ -83,10 +83,8 @@ func (p *NetPool) Close() error {
 	return first
 }
 
-func (p *NetPool) start() (*NetNS, error) { return p.startKind(NetworkPrivate) }
-
-// startKind starts a network of kind n bound at a new name in Dir.
-func (p *NetPool) startKind(n Network) (*NetNS, error) {
+// start starts a network of kind n bound at a new name in Dir.
+func (p *NetPool) start(n Network) (*NetNS, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

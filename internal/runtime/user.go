@@ -8,9 +8,6 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
-
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -128,27 +125,10 @@ func parseID(s string) (uint32, bool) {
 const maxColonFile = 16 << 20
 
 // readColonFile reads a passwd/group style file of the image at rootfs, skipping blank
-// lines and comments. Symlinks resolve inside rootfs, in one walk that nothing
-// can swap a link into (pathrs-lite); the file must be a regular one (an image's
-// FIFO would hang the read, its /dev/urandom would never end) and at most
-// maxColonFile bytes.
+// lines and comments, through OpenInRoot: symlinks resolve inside rootfs, and
+// only a regular file of at most maxColonFile bytes is read.
 func readColonFile(rootfs, name string) ([][]string, error) {
-	h, err := pathrs.OpenInRoot(rootfs, name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s of image: %w", name, err)
-	}
-	defer h.Close()
-	fi, err := h.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s of image: %w", name, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading %s of image: not a regular file (%s)", name, fi.Mode().Type())
-	}
-	if fi.Size() > maxColonFile {
-		return nil, fmt.Errorf("reading %s of image: %d bytes, more than %d", name, fi.Size(), maxColonFile)
-	}
-	f, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_CLOEXEC)
+	f, err := OpenInRoot(rootfs, name, maxColonFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s of image: %w", name, err)
 	}

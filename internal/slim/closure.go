@@ -16,7 +16,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
+
+	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
 // ErrUnresolved is wrapped by the error Closure returns when a DT_NEEDED
@@ -243,16 +244,12 @@ func namedUser(u string) bool {
 func (w *walker) host(p string) string { return filepath.Join(w.root, filepath.FromSlash(p)) }
 
 // open opens the image's file at p (resolved: no symlink on the way) for
-// reading. The image is hostile: only a regular file is read, never through a
-// symlink, and a FIFO is refused instead of waited on.
+// reading, through runtime.OpenInRoot: the image is hostile, and only a regular
+// file is read (a FIFO is refused instead of waited on).
 func (w *walker) open(p string) (*os.File, error) {
-	f, err := os.OpenFile(w.host(p), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, err := runtime.OpenInRoot(w.root, p, 0)
 	if err != nil {
-		return nil, err
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s of the image: not a regular file", p)
+		return nil, fmt.Errorf("%s of the image: %w", p, err)
 	}
 	return f, nil
 }

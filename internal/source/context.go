@@ -20,10 +20,10 @@ import (
 	"unsafe"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
-	"golang.org/x/sys/unix"
+
+	"github.com/slimbuild/slimbuild/internal/runtime"
 )
 
 // Context is the context directory, its .dockerignore and a stat cache
@@ -119,29 +119,13 @@ const maxIgnoreFile = 16 << 20
 // openIgnoreFile opens the ignore file name of dir, resolved inside dir (a
 // symlink cannot make it a file of the host), or returns nil when there is none.
 // The context may be hostile (a tar from standard input is unpacked with its
-// FIFOs and devices): the file must be regular, for a FIFO would hang the read
-// and a device such as /dev/urandom would never end, and at most maxIgnoreFile
-// bytes.
+// FIFOs and devices): runtime.OpenInRoot reads only a regular file.
 func openIgnoreFile(dir, name string) (*os.File, error) {
-	h, err := pathrs.OpenInRoot(dir, name)
+	f, err := runtime.OpenInRoot(dir, name, maxIgnoreFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	fi, err := h.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
-	}
-	if fi.Size() > maxIgnoreFile {
-		return nil, fmt.Errorf("%d bytes, more than %d", fi.Size(), maxIgnoreFile)
-	}
-	return pathrs.Reopen(h, unix.O_RDONLY|unix.O_CLOEXEC)
+	return f, err
 }
 
 func fileExists(p string) bool {
