@@ -55,7 +55,11 @@
 # workload's own warm-up build (warm ones); where a timed build needs its
 # previous build (2, 4), that build runs untimed in the fresh copy first.
 # slimbuild runs under GNU time, whose peak RSS (max RSS of the process, %M) is
-# reported; BuildKit's work happens in its daemon, whose RSS is not comparable.
+# reported; BuildKit's work happens in its daemon, whose RSS is not comparable,
+# and buildctl runs under GNU time too, so that both pay the same exec. Time is
+# read with bash's $EPOCHREALTIME (no process of its own in the timed span).
+# Workloads 1 and 6 also time a runc floor: the RUN work in bare runc with the
+# spec slimbuild gives a RUN (bench/cmd/runcspec).
 #
 # Runner B (10, 11), 8 and 9 are slimbuild and BuildKit only. Once, untimed,
 # runner A exports the cache: slimbuild from a copy of the bases-only store with
@@ -405,7 +409,8 @@ build() {
 		runnerb) nc=(--import-cache "type=registry,ref=$REGISTRY/bench/bkcache-$key") ;;
 		docker) out="type=docker,name=docker.io/bench/$2:latest,dest=$WORK/out/image.tar" ;;
 		esac
-		"$BUILDCTL" build --progress plain --frontend dockerfile.v0 \
+		# Under GNU time as slimbuild is (its output unused), so that both pay one exec more.
+		"$GNUTIME" -o /dev/null "$BUILDCTL" build --progress plain --frontend dockerfile.v0 \
 			--local context="$ctx" --local dockerfile="$ctx" \
 			--opt force-network-mode=none ${nc[@]+"${nc[@]}"} --output "$out"
 		;;
@@ -447,6 +452,46 @@ floor_untar() { # workload 8: the builder base's rootfs tarball unpacked
 	tar --numeric-owner -xzf "$BUILDER_TARBALL" -C "$FLOORDIR"
 }
 fresh_floor() { rm -rf "$FLOORDIR" && mkdir "$FLOORDIR"; }
+# The runc floors: the same work in bare runc, with the spec slimbuild gives a RUN
+# (bench/cmd/runcspec: seccomp profile, capabilities, namespaces, masked paths),
+# no builder around it; what no builder that runs RUN in runc can go under.
+RUNCSTATE=$WORK/runc-state
+runc_bundle() { # DIR ROOTFS CWD COMMAND...: DIR/config.json for COMMAND in ROOTFS
+	local dir=$1 rootfs=$2 cwd=$3
+	shift 3
+	mkdir -p "$dir" && "$WORK/runcspec" -rootfs "$rootfs" -cwd "$cwd" \
+		-env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin -- "$@" >"$dir/config.json"
+}
+runc_floor_hello() { # workload 1: hello-c's RUN in bare runc on the builder base's rootfs
+	cp "$WORK/ctx/hello/hello.c" "$HELLO_ROOT/src/hello.c" &&
+		runc --root "$RUNCSTATE" run --bundle "$WORK/runc-hello" "floor-hello-$RANDOM"
+}
+runc_floor_sleep() { # workload 6: its three RUNs in bare runc at once, one busybox rootfs each
+	local s pids=() rc=0
+	for s in a b c; do
+		runc --root "$RUNCSTATE" run --bundle "$WORK/runc-sleep-$s" "floor-sleep-$s-$RANDOM" &
+		pids+=($!)
+	done
+	for s in "${pids[@]}"; do wait "$s" || rc=1; done
+	return $rc
+}
+prep_runc_floors() { # hello|sleep: the bundles of workload 1's or 6's runc floor
+	[ -x "$WORK/runcspec" ] || (cd "$REPO" && go build -o "$WORK/runcspec" ./bench/cmd/runcspec) || die "building bench/cmd/runcspec"
+	case $1 in
+	hello)
+		runc_bundle "$WORK/runc-hello" "$HELLO_ROOT" /src /bin/sh -c "${HELLO_RUN#cd /src && }" || die "writing workload 1's runc bundle"
+		;;
+	sleep)
+		local s
+		for s in a b c; do
+			mkdir -p "$WORK/runc-sleep-$s/rootfs" && tar -xf "$SLIMBUILD_CACHE/busybox.tar" -C "$WORK/runc-sleep-$s/rootfs" &&
+				runc_bundle "$WORK/runc-sleep-$s" "$WORK/runc-sleep-$s/rootfs" / /bin/sh -c "sleep 2 && echo $s >/$s" ||
+				die "writing workload 6's runc bundles"
+		done
+		;;
+	esac
+}
+
 HELLO_ROOT=$WORK/hello-root
 floor_hello() { # workload 1: hello-c's compile in the builder base's rootfs (chroot), no container
 	cp "$WORK/ctx/hello/hello.c" "$HELLO_ROOT/src/hello.c" && chroot "$HELLO_ROOT" /bin/sh -c "$HELLO_RUN"
@@ -485,10 +530,12 @@ timed() {
 	if [ "$b" = slimbuild ]; then RSSF=$WORK/logs/$w.$b.$i.rss && : >"$RSSF"; fi
 	sync
 	from=$(reglines)
-	t0=$(date +%s%N)
+	# $EPOCHREALTIME is read by bash itself: no date process (about 7 ms of fork and
+	# exec here) inside the timed span.
+	t0=${EPOCHREALTIME/./}
 	if "$@" >"$out" 2>&1; then
-		t1=$(date +%s%N)
-		ms=$(((t1 - t0) / 1000000))
+		t1=${EPOCHREALTIME/./}
+		ms=$(((t1 - t0) / 1000))
 		printf '%s\t%s\t%s\t%s\n' "$w" "$b" "$i" "$ms" >>"$RAW"
 		msg="  $w $b run $i: ${ms} ms"
 		rss=$(grep -sE '^[0-9]+$' "$RSSF" | sort -n | tail -n 1 || true)
@@ -585,13 +632,19 @@ group_hello() {
 		rm -rf "$HELLO_ROOT" && mkdir -p "$HELLO_ROOT" &&
 			tar --numeric-owner -xzf "$BUILDER_TARBALL" -C "$HELLO_ROOT" && mkdir -p "$HELLO_ROOT/src" || die "unpacking the builder base for workload 1's floor"
 		untimed warm-floor floor_hello
-		who+=(floor)
+		prep_runc_floors hello
+		untimed warm-runc runc_floor_hello
+		who+=(floor runc)
 	fi
 	for ((i = 1; i <= RUNS; i++)); do
 		log "hello-c: iteration $i/$RUNS"
 		for b in $(rotated "$i" "${who[@]}"); do
 			if [ "$b" = floor ]; then
 				timed hello-changed "$i" floor floor_hello
+				continue
+			fi
+			if [ "$b" = runc ]; then
+				timed hello-changed "$i" runc runc_floor_hello
 				continue
 			fi
 			if wl hello-changed; then
@@ -643,10 +696,11 @@ group_tree() {
 	drop_prep tree
 }
 
-# group_cold WORKLOAD CTX [FLOOR]: a cold build (no cache, bases unpacked); with
-# FLOOR, a function timed beside the builders in each iteration.
+# group_cold WORKLOAD CTX [FLOOR [RUNCFLOOR]]: a cold build (no cache, bases
+# unpacked); with FLOOR (may be ""), a function timed beside the builders in each
+# iteration, and with RUNCFLOOR, the runc floor's.
 group_cold() {
-	local w=$1 c=$2 floor=${3:-} b i who=("${BUILDERS[@]}")
+	local w=$1 c=$2 floor=${3:-} runcfloor=${4:-} b i who=("${BUILDERS[@]}")
 	log "$w: warm-up (not timed)"
 	for b in "${BUILDERS[@]}"; do
 		if [ "$b" = slimbuild ]; then prep_store bases && fresh_store "$WORK/prep/bases"; fi
@@ -656,11 +710,17 @@ group_cold() {
 		fresh_floor && untimed "warm-floor" "$floor"
 		who+=(floor)
 	fi
+	if [ -n "$runcfloor" ]; then
+		prep_runc_floors "$c"
+		untimed "warm-runc" "$runcfloor"
+		who+=(runc)
+	fi
 	for ((i = 1; i <= RUNS; i++)); do
 		log "$w: iteration $i/$RUNS"
 		for b in $(rotated "$i" "${who[@]}"); do
 			case $b in
 			floor) fresh_floor && timed "$w" "$i" floor "$floor" ;;
+			runc) timed "$w" "$i" runc "$runcfloor" ;;
 			slimbuild) fresh_store "$WORK/prep/bases" && timed "$w" "$i" "$b" build "$b" "$c" cold ;;
 			*) timed "$w" "$i" "$b" build "$b" "$c" cold ;;
 			esac
@@ -754,7 +814,7 @@ group_runnerb() {
 wl hello-changed hello-unchanged && group_hello
 wl tree-cold tree-unchanged && group_tree
 wl random-cold && group_cold random-cold random
-wl sleep-cold && group_cold sleep-cold sleep
+wl sleep-cold && group_cold sleep-cold sleep "" runc_floor_sleep
 wl builder-heavy && group_cold builder-heavy heavy floor_heavy
 wl hello-docker && group_docker
 wl newrunner && group_newrunner
@@ -841,11 +901,12 @@ declare -A TITLE=(
 )
 
 table() {
-	local hdr="| workload |" sep="|---|" b w line s k r f fr both=0
+	local hdr="| workload |" sep="|---|" b w line s k r f fr rf both=0
 	has slimbuild && has buildkit && both=1
 	for b in "${BUILDERS[@]}"; do hdr+=" $b (s) |"; sep+="---:|"; done
 	[ "$both" = 1 ] && { hdr+=" slimbuild/BuildKit |"; sep+="---:|"; }
-	hdr+=" floor (s) |"; sep+="---:|"
+	hdr+=" floor (s) | runc floor (s) |"; sep+="---:|---:|"
+	has buildkit && { hdr+=" runc floor/BuildKit |"; sep+="---:|"; }
 	has slimbuild && { hdr+=" slimbuild/floor | slimbuild peak RSS (MB) |"; sep+="---:|---:|"; }
 	has slimbuild && { hdr+=" target |"; sep+="---|"; }
 	echo "$hdr"
@@ -853,10 +914,11 @@ table() {
 	for w in "${WORKLOADS[@]}"; do
 		line="| ${TITLE[$w]} |"
 		for b in "${BUILDERS[@]}"; do line+=" $(secs "$(median "$w" "$b")") |"; done
-		s=$(median "$w" slimbuild) k=$(median "$w" buildkit) f=$(median "$w" floor)
+		s=$(median "$w" slimbuild) k=$(median "$w" buildkit) f=$(median "$w" floor) rf=$(median "$w" runc)
 		r=$(ratio "$s" "$k") fr=$(ratio "$s" "$f")
 		[ "$both" = 1 ] && line+=" $r |"
-		line+=" $(secs "$f") |"
+		line+=" $(secs "$f") | $(secs "$rf") |"
+		has buildkit && line+=" $(ratio "$rf" "$k") |"
 		has slimbuild && line+=" $fr | $(mb "$(peak_rss "$w")") | $(target "$w" "$s" "$r" "$fr") |"
 		echo "$line"
 	done
@@ -880,7 +942,7 @@ raw_table() {
 	echo "| workload | builder | runs (ms, in order) | peak RSS (MB, in order) |"
 	echo "|---|---|---|---|"
 	for w in "${WORKLOADS[@]}"; do
-		for b in "${BUILDERS[@]}" floor; do
+		for b in "${BUILDERS[@]}" floor runc; do
 			runs=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $2 == b { printf "%s%s", sep, $4; sep = ", " }' "$RAW")
 			[ -n "$runs" ] || continue
 			rss=$(awk -F'\t' -v w="$w" -v b="$b" '$1 == w && $2 == b { printf "%s%d", sep, $4 * 1024 / 1000000; sep = ", " }' "$RSS")
@@ -924,7 +986,7 @@ echo
 	echo
 	echo "Written by \`bench/run.sh\` (\`make bench\`) on $(date -u '+%Y-%m-%d %H:%M UTC'); $RUNS timed runs per"
 	echo "workload and builder, median wall time in seconds (each build is a separate CLI process,"
-	echo "timed from start to exit with \`date +%s%N\`). Load average at the start: $LOAD_START; at the end: $LOAD_END"
+	echo "timed from start to exit with bash's \`\$EPOCHREALTIME\`). Load average at the start: $LOAD_START; at the end: $LOAD_END"
 	echo "(1, 5, 15 min; $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo))."
 	echo
 	echo "$TABLE"
@@ -932,6 +994,13 @@ echo
 	echo "- floor: the work itself on the host in the same run, no builder (1: the RUN's compile, chrooted"
 	echo "  into the builder base's rootfs; 7: the RUN's shell loop with busybox sh; 8: \`tar -xzf\` of the"
 	echo "  builder base's rootfs tarball into an empty directory)."
+	echo "- runc floor: the same RUN work in bare runc (Debian's), with the spec slimbuild gives a RUN"
+	echo "  (bench/cmd/runcspec: moby's seccomp profile, default capabilities, namespaces, masked paths), no"
+	echo "  builder around it (1: the compile on the builder base's unpacked rootfs; 6: the three \`sleep 2\`"
+	echo "  RUNs at once, each on a busybox rootfs). runc floor/BuildKit is the lowest ratio a builder that"
+	echo "  runs RUN in runc could reach in this run."
+	echo "- Each run is timed by bash's \`\$EPOCHREALTIME\` around the command; both builders run under GNU time"
+	echo "  (slimbuild's peak RSS is read from it; BuildKit's output is dropped), so both pay the same exec."
 	echo "- slimbuild peak RSS: the highest max RSS (GNU time %M) of slimbuild's process(es) over the timed"
 	echo "  runs. BuildKit does its work in buildkitd, a long-lived daemon whose RSS is not comparable with a"
 	echo "  CLI process's, so only slimbuild's is shown."

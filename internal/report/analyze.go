@@ -134,11 +134,12 @@ func (u *unionFS) finish(r *Report, user string, top int) {
 		if f.classify(u, n, p) {
 			r.ELFExecutables++
 		}
-		for _, c := range n.sortedChildren() {
+		// In any order: every finding is sorted once the walk is done.
+		for _, c := range n.children {
 			walk(c, p+"/"+c.name, topDir)
 		}
 	}
-	for _, c := range u.root.sortedChildren() {
+	for _, c := range u.root.children {
 		d := &DirSize{Path: "/" + c.name}
 		dirs[d.Path] = d
 		walk(c, d.Path, d)

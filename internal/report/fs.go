@@ -229,16 +229,6 @@ func (n *node) path() string {
 	return b.String()
 }
 
-// sortedChildren returns the children of n in name order.
-func (n *node) sortedChildren() []*node {
-	out := make([]*node, 0, len(n.children))
-	for _, c := range n.children {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
-
 // unionFS is the filesystem being assembled, with the accounting of hidden copies.
 type unionFS struct {
 	root        *node
@@ -246,6 +236,12 @@ type unionFS struct {
 	hiddenCount int
 	hiddenBy    []int64 // hidden bytes by layer index
 	hidden      *topFiles
+	// slab is where newNode takes nodes from: a layer's entries come in
+	// thousands, and one allocation per node was most of the cost of a merge.
+	slab []node
+	// lastDir is the directory dirOf returned last, found at lastPath.
+	lastDir  *node
+	lastPath string
 }
 
 func newUnionFS(layers, top int) *unionFS {
@@ -345,11 +341,49 @@ func (u *unionFS) mkdirAll(p string, layer int) *node {
 		if n != nil {
 			u.hide(n)
 		}
-		n = &node{name: c, parent: cur, kind: kindDir, mode: 0o755, layer: layer, children: map[string]*node{}}
+		n = u.newNode(node{name: c, parent: cur, kind: kindDir, mode: 0o755, layer: layer, children: map[string]*node{}})
 		cur.children[c] = n
 		cur = n
 	}
 	return cur
+}
+
+func (u *unionFS) newNode(n node) *node {
+	if len(u.slab) == 0 {
+		u.slab = make([]node, 256)
+	}
+	p := &u.slab[0]
+	*p = n
+	u.slab = u.slab[1:]
+	return p
+}
+
+// dirOf is mkdirAll(dir, layer) for an entry's directory. Entries of one
+// directory come together in a tar, so the directory found last is kept and
+// taken again while it still hangs where it was found: a directory reached
+// through no symlink whose every ancestor is still its parent's child under its
+// name is what a new lookup of the same path would return.
+func (u *unionFS) dirOf(dir string, layer int) *node {
+	if d := u.lastDir; d != nil && dir == u.lastPath && attached(d) {
+		return d
+	}
+	d := u.mkdirAll(dir, layer)
+	u.lastDir, u.lastPath = nil, ""
+	if d.path() == strings.TrimSuffix("/"+dir, "/") || (dir == "" && d == u.root) {
+		u.lastDir, u.lastPath = d, dir
+	}
+	return d
+}
+
+// attached reports whether n is still in the tree: each of its ancestors holds
+// it, or its ancestor, under its name.
+func attached(n *node) bool {
+	for ; n.parent != nil; n = n.parent {
+		if n.parent.children[n.name] != n {
+			return false
+		}
+	}
+	return true
 }
 
 // hide removes n and everything under it, counting each regular file as a hidden copy.
@@ -361,6 +395,9 @@ func (u *unionFS) hide(n *node) {
 }
 
 func (u *unionFS) hideWalk(n *node, p string) {
+	if p == "/" {
+		p = "" // the root's children are "/name"
+	}
 	if n.kind == kindReg {
 		u.hiddenSize += n.size
 		u.hiddenCount++
@@ -369,8 +406,8 @@ func (u *unionFS) hideWalk(n *node, p string) {
 		}
 		u.hidden.add(File{Path: p, Size: n.size, Layer: n.layer})
 	}
-	for _, c := range n.sortedChildren() {
-		u.hideWalk(c, path.Join(p, c.name))
+	for _, c := range n.children { // in any order: what is counted does not depend on it
+		u.hideWalk(c, p+"/"+c.name)
 	}
 }
 
@@ -386,7 +423,7 @@ func (u *unionFS) apply(layer int, ls *layerScan) {
 	}
 	for _, o := range ls.opaques {
 		if d := u.resolve(o, true); d != nil && d.isDir() {
-			for _, c := range d.sortedChildren() {
+			for _, c := range d.children {
 				u.hide(c)
 			}
 		}
@@ -398,7 +435,7 @@ func (u *unionFS) apply(layer int, ls *layerScan) {
 
 func (u *unionFS) insert(layer int, e entry) {
 	dir, base := path.Split(e.path)
-	parent := u.mkdirAll(dir, layer)
+	parent := u.dirOf(dir, layer)
 	if base == "" {
 		return
 	}
@@ -410,8 +447,8 @@ func (u *unionFS) insert(layer int, e entry) {
 	if existing != nil {
 		u.hide(existing)
 	}
-	n := &node{name: base, parent: parent, kind: e.kind, mode: e.mode, size: e.size,
-		linkname: e.linkname, layer: layer, flags: e.flags, explicit: true}
+	n := u.newNode(node{name: base, parent: parent, kind: e.kind, mode: e.mode, size: e.size,
+		linkname: e.linkname, layer: layer, flags: e.flags, explicit: true})
 	if e.kind == kindDir {
 		n.children = map[string]*node{}
 	}

@@ -2,7 +2,10 @@ package report
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -176,4 +179,85 @@ func TestTopFiles(t *testing.T) {
 	if d := cmp.Diff(want, tf.list()); d != "" {
 		t.Errorf("top files (-want +got):\n%s", d)
 	}
+}
+
+// TestDirCacheMatchesFreshLookups builds random layers (directories, files,
+// symlinks to directories, entries replacing others, whiteouts) and checks that
+// the union apply makes, with dirOf reusing the directory found last, is the one
+// made by looking every entry's directory up afresh.
+func TestDirCacheMatchesFreshLookups(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	for seed := int64(1); seed <= 3000; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		randPath := func(dotdot bool) string {
+			parts := make([]string, 1+rng.Intn(3))
+			for i := range parts {
+				parts[i] = names[rng.Intn(len(names))]
+				if dotdot && rng.Intn(4) == 0 {
+					parts[i] = ".."
+				}
+			}
+			return strings.Join(parts, "/")
+		}
+		var layers []*layerScan
+		for range 1 + rng.Intn(3) {
+			ls := &layerScan{}
+			for range rng.Intn(3) {
+				ls.whiteouts = append(ls.whiteouts, randPath(false))
+			}
+			for range 4 + rng.Intn(12) {
+				e := entry{path: randPath(false), mode: 0o755}
+				switch rng.Intn(4) {
+				case 0:
+					e.kind = kindDir
+				case 1:
+					e.kind, e.size = kindReg, int64(1+rng.Intn(9))
+				default:
+					e.kind, e.linkname = kindSymlink, randPath(true) // ".." in a link: a/b/.. is a
+					if rng.Intn(2) == 0 {
+						e.linkname = "/" + e.linkname
+					}
+				}
+				ls.entries = append(ls.entries, e)
+			}
+			layers = append(layers, ls)
+		}
+		cached, fresh := newUnionFS(len(layers), 10), newUnionFS(len(layers), 10)
+		for i, ls := range layers {
+			cached.apply(i, ls)
+			fresh.applyFresh(i, ls)
+		}
+		if got, want := dumpTree(cached.root, ""), dumpTree(fresh.root, ""); got != want {
+			t.Fatalf("seed %d: the union differs\ncached:\n%s\nfresh:\n%s", seed, got, want)
+		}
+		if cached.hiddenSize != fresh.hiddenSize || cached.hiddenCount != fresh.hiddenCount {
+			t.Fatalf("seed %d: hidden %d/%d, want %d/%d", seed, cached.hiddenSize, cached.hiddenCount, fresh.hiddenSize, fresh.hiddenCount)
+		}
+	}
+}
+
+// applyFresh is apply with every entry's directory looked up from the root.
+func (u *unionFS) applyFresh(layer int, ls *layerScan) {
+	rest := *ls
+	rest.entries = nil
+	u.apply(layer, &rest)
+	for _, e := range ls.entries {
+		u.lastDir = nil
+		u.insert(layer, e)
+	}
+}
+
+func dumpTree(n *node, p string) string {
+	var names []string
+	for name := range n.children {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		c := n.children[name]
+		fmt.Fprintf(&b, "%s/%s kind=%d size=%d link=%s layer=%d\n", p, name, c.kind, c.size, c.linkname, c.layer)
+		b.WriteString(dumpTree(c, p+"/"+name))
+	}
+	return b.String()
 }

@@ -141,7 +141,9 @@ func (f *finder) classify(u *unionFS, n *node, p string) (elf bool) {
 	target := n
 	switch n.kind {
 	case kindSymlink:
-		target = u.resolve(p, true)
+		// n hangs in its directory, so resolving its name from there is
+		// resolving p, without splitting p again.
+		target = u.resolveFrom(n.parent, []string{n.name}, true)
 	case kindHardlink:
 		target = u.resolve(n.linkname, true)
 	}

@@ -278,7 +278,7 @@ func TestReapStale(t *testing.T) {
 	state := filepath.Join(t.TempDir(), StateDirName)
 	bundle := t.TempDir()
 	spec := mustSpec(t, rootfs, Process{Args: []string{"sleep", "1000"}, Env: []string{"PATH=/bin"}, Network: NetworkNone})
-	if err := writeConfig(bundle, fitRlimits(spec)); err != nil {
+	if err := writeConfig(bundle, FitRlimits(spec)); err != nil {
 		t.Fatal(err)
 	}
 	id := newID(t)

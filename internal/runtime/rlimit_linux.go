@@ -13,11 +13,11 @@ var rlimitResources = map[string]int{
 	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
 }
 
-// fitRlimits returns spec, or a copy of it whose rlimits are lowered to this process's hard
+// FitRlimits returns spec, or a copy of it whose rlimits are lowered to this process's hard
 // limits when those are lower and this process lacks CAP_SYS_RESOURCE to raise them (as in
 // a container started with a small nofile limit). runc would fail "operation not permitted"
 // otherwise. The caller's spec is never modified.
-func fitRlimits(spec *specs.Spec) *specs.Spec {
+func FitRlimits(spec *specs.Spec) *specs.Spec {
 	if spec.Process == nil || len(spec.Process.Rlimits) == 0 || hasCapSysResource() {
 		return spec
 	}

@@ -14,7 +14,7 @@ func TestFitRlimits(t *testing.T) {
 	t.Run("within limits is unchanged", func(t *testing.T) {
 		s := mustSpec(t, "/r", Process{})
 		s.Process.Rlimits[0].Hard, s.Process.Rlimits[0].Soft = cur.Max, cur.Max
-		if got := fitRlimits(s); got != s {
+		if got := FitRlimits(s); got != s {
 			t.Error("spec copied although it fits")
 		}
 	})
@@ -24,7 +24,7 @@ func TestFitRlimits(t *testing.T) {
 		}
 		s := mustSpec(t, "/r", Process{})
 		s.Process.Rlimits[0].Hard, s.Process.Rlimits[0].Soft = cur.Max+1, cur.Max+1
-		got := fitRlimits(s)
+		got := FitRlimits(s)
 		if s.Process.Rlimits[0].Hard != cur.Max+1 {
 			t.Fatal("caller's spec was modified")
 		}

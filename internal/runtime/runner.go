@@ -47,7 +47,7 @@ func (r *Runner) Run(ctx context.Context, id, bundleDir string, spec *specs.Spec
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
-	if err := writeConfig(bundleDir, fitRlimits(spec)); err != nil {
+	if err := writeConfig(bundleDir, FitRlimits(spec)); err != nil {
 		return -1, err
 	}
 	logFile, err := os.CreateTemp(bundleDir, ".runc-log-*.json")
