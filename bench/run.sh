@@ -619,6 +619,7 @@ rotated() { # ITER NAME...: the names, rotated by ITER
 
 # ---------------------------------------------------------------- runs
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BENCH_ID=${EPOCHREALTIME/./} # this bench run's own, for workload 1's source changes
 log "load average $LOAD_START"
 
 # Workloads 1 and 2: a real source change for each builder, then nothing changed.
@@ -648,7 +649,10 @@ group_hello() {
 				continue
 			fi
 			if wl hello-changed; then
-				printf '// run %d %s\n' "$i" "$b" >>"$WORK/ctx/hello/hello.c"
+				# The line names this bench run too: buildkitd keeps its cache from one
+				# bench to the next, and the same lines in the same order would be
+				# served from there (COPY and RUN CACHED) instead of built.
+				printf '// run %d %s %s\n' "$i" "$b" "$BENCH_ID" >>"$WORK/ctx/hello/hello.c"
 				[ "$b" = slimbuild ] && fresh_store "$WORK/prep/hello"
 				timed hello-changed "$i" "$b" build "$b" hello warm
 			fi
