@@ -278,7 +278,7 @@ func openArchiveAny(st *store.Store, source, kind string, p *v1.Platform) (v1.Im
 	nop := func() {}
 	switch kind {
 	case kindOCILayout:
-		if err := checkLayoutIndex(source); err != nil {
+		if err := checkLayout(source); err != nil {
 			return nil, nil, err
 		}
 		idx, err := layout.ImageIndexFromPath(source)
@@ -297,7 +297,7 @@ func openArchiveAny(st *store.Store, source, kind string, p *v1.Platform) (v1.Im
 			cleanup()
 			return nil, nil, err
 		}
-		if err := checkLayoutIndex(dir); err != nil {
+		if err := checkLayout(dir); err != nil {
 			cleanup()
 			return nil, nil, err
 		}
@@ -333,15 +333,51 @@ func openArchiveAny(st *store.Store, source, kind string, p *v1.Platform) (v1.Im
 	return nil, nil, fmt.Errorf("%s is not an image archive", kind)
 }
 
-// checkLayoutIndex refuses an OCI layout whose index.json is over the
-// manifest size limit, before go-containerregistry reads it whole.
-func checkLayoutIndex(dir string) error {
-	fi, err := os.Stat(filepath.Join(dir, "index.json"))
+// checkLayout refuses an OCI layout that go-containerregistry should not read:
+// an index.json over the manifest size limit, or an index.json, blobs directory
+// or blob that is not a regular file or directory of its own (a symlink, which
+// would be followed out of the layout, a FIFO, on which a read would wait for
+// ever, a device, which would never end). go-containerregistry opens them with
+// plain opens, so they are checked here, before it does; the layout is a
+// directory its user named, so what changes under it after the check is theirs.
+func checkLayout(dir string) error {
+	index := filepath.Join(dir, "index.json")
+	fi, err := os.Lstat(index)
 	if err != nil {
 		return err
 	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file (%s)", index, fi.Mode().Type())
+	}
 	if fi.Size() > store.MaxManifestSize {
 		return fmt.Errorf("index.json of %d bytes: %w of %d bytes", fi.Size(), store.ErrTooLarge, store.MaxManifestSize)
+	}
+	blobs := filepath.Join(dir, "blobs")
+	if fi, err := os.Lstat(blobs); errors.Is(err, os.ErrNotExist) {
+		return nil // nothing to read: go-containerregistry says what is missing
+	} else if err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory (%s)", blobs, fi.Mode().Type())
+	}
+	algs, err := os.ReadDir(blobs)
+	if err != nil {
+		return err
+	}
+	for _, alg := range algs {
+		algDir := filepath.Join(blobs, alg.Name())
+		if !alg.IsDir() {
+			return fmt.Errorf("%s: not a directory (%s)", algDir, alg.Type())
+		}
+		entries, err := os.ReadDir(algDir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if t := e.Type(); !t.IsRegular() {
+				return fmt.Errorf("%s: not a regular file (%s)", filepath.Join(algDir, e.Name()), t)
+			}
+		}
 	}
 	return nil
 }

@@ -95,12 +95,8 @@ func ParseNamedContext(flag string) (string, NamedContext, error) {
 // Manifests and configs are size-checked before they are read.
 func LayoutImage(st *store.Store, dir, tag, dig string, p v1.Platform) (v1.Image, error) {
 	spec := NamedContext{Layout: dir, LayoutTag: tag, LayoutDigest: dig}
-	fi, err := os.Stat(filepath.Join(spec.Layout, "index.json"))
-	if err != nil {
+	if err := checkLayout(spec.Layout); err != nil {
 		return nil, fmt.Errorf("reading OCI layout %s: %w", spec.Layout, err)
-	}
-	if fi.Size() > store.MaxManifestSize {
-		return nil, fmt.Errorf("OCI layout %s: index.json of %d bytes: %w", spec.Layout, fi.Size(), store.ErrTooLarge)
 	}
 	idx, err := layout.ImageIndexFromPath(spec.Layout)
 	if err != nil {
