@@ -180,6 +180,16 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if len(bx.parsed) > 1 {
 				return buildPlatforms(cmd, st, opts, &bx, rb, newRegistry, tags, pp.mode == "quiet", pp.Close)
 			}
+			pre, onBase := summaryPrefetch(cmd, st, pp.mode == "quiet" || slimIt)
+			if pre != nil {
+				// A step that runs means a summary made anew: its bases are read from then on.
+				opts.OnBase, opts.Progress = onBase, func(e engine.Event) {
+					if e.Kind == engine.StepStart {
+						pre.Start()
+					}
+					pp.Event(e)
+				}
+			}
 			res, err := engine.Build(cmd.Context(), st, opts)
 			pp.Close()
 			if err != nil {
@@ -214,7 +224,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			// With --slim the comparison was the summary; the gates still apply.
-			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet" || slimIt)
+			gateErr := afterBuild(cmd, st, res, pp.mode == "quiet" || slimIt, pre)
 			digestOut := cmd.OutOrStdout()
 			for _, output := range rb.files {
 				if o, err := image.ParseOutput(output); err == nil && o.Dest == "-" {

@@ -22,17 +22,39 @@ func addGateFlags(cmd *cobra.Command) {
 	cmd.Flags().String("forbid", "", "fail when the image has any of: "+report.ValidCategories())
 }
 
-// afterBuild prints the payoff summary (unless quiet) and applies the gates.
-func afterBuild(cmd *cobra.Command, st *store.Store, res *engine.Result, quiet bool) error {
+// summaryGate parses the gate flags and says whether a build's summary is
+// made: it is printed unless quiet, and a gate needs it whatever the output.
+func summaryGate(cmd *cobra.Command, quiet bool) (report.Gate, bool, error) {
 	maxSize, _ := cmd.Flags().GetString("max-size")
 	forbid, _ := cmd.Flags().GetString("forbid")
 	gate, err := report.ParseGate(maxSize, forbid)
 	if err != nil {
-		return err
+		return gate, false, err
 	}
-	gated := gate.MaxSize > 0 || len(gate.Forbid) > 0
-	if quiet && !gated {
-		return nil
+	return gate, !quiet || gate.MaxSize > 0 || len(gate.Forbid) > 0, nil
+}
+
+// summaryPrefetch returns what reads the stages' bases for the summary while
+// the build runs (see report.Prefetch), with the hook that hands it each base
+// (engine.Options.OnBase); both nil when no summary will be made.
+func summaryPrefetch(cmd *cobra.Command, st *store.Store, quiet bool) (*report.Prefetch, func([]v1.Layer)) {
+	if _, made, err := summaryGate(cmd, quiet); err != nil || !made {
+		return nil, nil
+	}
+	pre := report.NewPrefetch(st)
+	return pre, func(ls []v1.Layer) {
+		if trees, err := st.LayerTrees(ls); err == nil {
+			pre.Base(layerSources(trees))
+		}
+	}
+}
+
+// afterBuild prints the payoff summary (unless quiet) and applies the gates;
+// pre, if not nil, holds the bases read while the build ran.
+func afterBuild(cmd *cobra.Command, st *store.Store, res *engine.Result, quiet bool, pre *report.Prefetch) error {
+	gate, made, err := summaryGate(cmd, quiet)
+	if err != nil || !made {
+		return err
 	}
 	b := report.Build{Image: res.Image}
 	remote := 0
@@ -51,7 +73,7 @@ func afterBuild(cmd *cobra.Command, st *store.Store, res *engine.Result, quiet b
 			return fmt.Errorf("analysing the image: %w", err)
 		}
 	}
-	final, sum, err := report.SummarizeBuild(cmd.Context(), b, report.Options{Cache: st})
+	final, sum, err := report.SummarizeBuild(cmd.Context(), b, report.Options{Cache: st, Prefetch: pre})
 	if err != nil {
 		return err
 	}

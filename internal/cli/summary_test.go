@@ -43,7 +43,7 @@ func TestSummaryUsesStageLayers(t *testing.T) {
 		var out bytes.Buffer
 		cmd.SetErr(&out)
 		cmd.SetContext(context.Background())
-		if err := afterBuild(cmd, st, res, false); err != nil {
+		if err := afterBuild(cmd, st, res, false, nil); err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
 		if !strings.Contains(out.String(), "stages: 2 built, 1 discarded") || !strings.Contains(out.String(), ", 2 layers,") {

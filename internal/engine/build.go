@@ -48,6 +48,7 @@ type Options struct {
 	Secrets map[string]string
 	// Progress receives events; nil discards them.
 	Progress Progress
+	OnBase   func([]v1.Layer) // if set, gets each stage's base image layers once known (see report.Prefetch)
 	// Runc is the runc binary; empty means "runc" from PATH.
 	Runc string
 	// NoPull uses only images already in the store: FROM never goes to a registry.

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,7 +72,27 @@ func TestHelloC(t *testing.T) {
 		}
 	})
 	t.Run("multistage", func(t *testing.T) {
-		res := buildFile(t, "Dockerfile")
+		// OnBase gets each stage's base image layers: the builder's and busybox's.
+		var mu sync.Mutex
+		var bases [][]v1.Layer
+		res, err := buildIn(t, st, example, engine.Options{Dockerfile: filepath.Join(example, "Dockerfile"), Network: "none",
+			OnBase: func(ls []v1.Layer) { mu.Lock(); bases = append(bases, ls); mu.Unlock() }})
+		if err != nil {
+			t.Fatalf("building Dockerfile: %v", err)
+		}
+		for _, want := range []string{"docker.io/slimbuild/builder:bookworm", "docker.io/library/busybox:latest"} {
+			img, err := st.Image(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, err := img.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(bases, func(got []v1.Layer) bool { return sameLayers(t, got, ls) }) {
+				t.Errorf("OnBase was not given the layers of %s (got %d bases)", want, len(bases))
+			}
+		}
 		fsys := fsOf(t, res.Image)
 		if _, ok := fsys["usr/bin/gcc"]; ok {
 			t.Errorf("the multistage image has /usr/bin/gcc")
@@ -98,6 +120,28 @@ func TestHelloC(t *testing.T) {
 			t.Errorf("scratch image printed %q", out)
 		}
 	})
+}
+
+// sameLayers reports whether a and b are the same layers, by diffID.
+func sameLayers(t *testing.T, a, b []v1.Layer) bool {
+	t.Helper()
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, err := a[i].DiffID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := b[i].DiffID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // compressedSize is the config plus the compressed layers, as a registry stores them.

@@ -103,6 +103,9 @@ func (b *builder) baseState(ctx context.Context, stg *dockerfile.Stage) (*stageS
 		if s, err = imageState(img); err != nil {
 			return nil, fmt.Errorf("%s: %w", stg.Base, err)
 		}
+		if b.opts.OnBase != nil {
+			b.opts.OnBase(s.layers)
+		}
 	}
 	if stg.BaseStage < 0 {
 		b.setPlatform(s, stg)

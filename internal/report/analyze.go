@@ -26,6 +26,9 @@ type Options struct {
 	// AnalyzeLayers and SummarizeBuild read only layers they have not seen before.
 	// Analyze and AnalyzeContext do not use it.
 	Cache Cache
+	// Prefetch, if set, is where SummarizeBuild finds the bases it merged
+	// while the build ran (see Prefetch); it then reads layers through it.
+	Prefetch *Prefetch
 }
 
 // Analyze reads img and reports its size and attack surface. Each layer's uncompressed

@@ -130,6 +130,9 @@ func SummarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summar
 
 func summarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summary, error) {
 	lr := newLayerReader(opts.Cache)
+	if opts.Prefetch != nil {
+		lr = opts.Prefetch.reader()
+	}
 	defer lr.puts.Wait()
 	final, err := lr.analyze(ctx, b.Image, b.Layers, opts)
 	if err != nil {
@@ -137,7 +140,7 @@ func summarizeBuild(ctx context.Context, b Build, opts Options) (*Report, Summar
 	}
 	var discarded []*Report
 	for i, layers := range b.Discarded {
-		r, err := lr.analyze(ctx, nil, layers, Options{Top: -1})
+		r, err := lr.analyze(ctx, nil, layers, Options{Top: -1, Prefetch: opts.Prefetch})
 		if err != nil {
 			return nil, Summary{}, fmt.Errorf("analysing discarded stage %d: %w", i, err)
 		}
@@ -230,7 +233,12 @@ func (lr *layerReader) analyze(ctx context.Context, img v1.Image, layers []Layer
 		}
 		createdBy = layerHistory(cfg.History, len(layers))
 	}
-	u := newUnionFS(len(layers), top)
+	u, merged := newUnionFS(len(layers), top), 0
+	if opts.Prefetch != nil {
+		if pu, n := opts.Prefetch.take(layers, top); pu != nil {
+			u, merged = pu, n
+		}
+	}
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -246,7 +254,9 @@ func (lr *layerReader) analyze(ctx context.Context, img v1.Image, layers []Layer
 			li.CreatedBy = createdBy[i]
 		}
 		r.UncompressedSize += li.UncompressedSize
-		u.apply(i, ls)
+		if i >= merged {
+			u.apply(i, ls)
+		}
 		if opts.Progress != nil {
 			opts.Progress(i+1, len(layers))
 		}
