@@ -101,16 +101,14 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 	if rec, ok := b.cacheGet(key); ok && useCache {
 		if err := b.applyRecord(s, st, key, rec); err == nil {
 			b.logStep(st, key, rec, lastLayer(s, rec))
-			b.countStep(true)
-			b.emit(Event{Kind: StepCached, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+			b.finished(st, StepCached)
 			return nil
 		}
 	}
 	if rec, l, ok := b.sharedGet(key); ok && useCache {
 		b.applyLayer(s, st, key, rec, l)
 		b.logStep(st, key, rec, l)
-		b.countStep(true)
-		b.emit(Event{Kind: StepCached, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+		b.finished(st, StepCached)
 		return nil
 	}
 	b.emit(Event{Kind: StepStart, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text})
@@ -141,8 +139,7 @@ func (b *builder) fsStep(ctx context.Context, s *stageState, st *step, key strin
 		return b.fail(st, err)
 	}
 	b.logStep(st, key, &rec, lastLayer(s, &rec))
-	b.countStep(false)
-	b.emit(Event{Kind: StepDone, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+	b.finished(st, StepDone)
 	return nil
 }
 

@@ -146,8 +146,7 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 				b.consume(kv.Key)
 			}
 		}
-		b.countStep(false)
-		b.emit(Event{Kind: StepDone, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
+		b.finished(st, StepDone)
 		return nil
 	}
 	switch c := st.cmd.(type) {
@@ -177,11 +176,13 @@ func (b *builder) dispatch(ctx context.Context, s *stageState, st *step, lex *sh
 	}
 }
 
-func (b *builder) countStep(cached bool) {
+// finished counts st and reports it: StepDone, or StepCached.
+func (b *builder) finished(st *step, kind EventKind) {
 	b.mu.Lock()
 	b.steps++
-	if cached {
+	if kind == StepCached {
 		b.cached++
 	}
 	b.mu.Unlock()
+	b.emit(Event{Kind: kind, Stage: st.stage.ID(), Step: st.n, Total: st.total, Text: st.text, Duration: time.Since(st.start)})
 }
