@@ -180,16 +180,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 			if len(bx.parsed) > 1 {
 				return buildPlatforms(cmd, st, opts, &bx, rb, newRegistry, tags, pp.mode == "quiet", pp.Close)
 			}
-			pre, onBase := summaryPrefetch(cmd, st, pp.mode == "quiet" || slimIt)
-			if pre != nil {
-				// A step that runs means a summary made anew: its bases are read from then on.
-				opts.OnBase, opts.Progress = onBase, func(e engine.Event) {
-					if e.Kind == engine.StepStart {
-						pre.Start()
-					}
-					pp.Event(e)
-				}
-			}
+			pre := prefetchSummary(cmd, st, pp.mode == "quiet" || slimIt, &opts)
 			res, err := engine.Build(cmd.Context(), st, opts)
 			pp.Close()
 			if err != nil {

@@ -34,19 +34,30 @@ func summaryGate(cmd *cobra.Command, quiet bool) (report.Gate, bool, error) {
 	return gate, !quiet || gate.MaxSize > 0 || len(gate.Forbid) > 0, nil
 }
 
-// summaryPrefetch returns what reads the stages' bases for the summary while
-// the build runs (see report.Prefetch), with the hook that hands it each base
-// (engine.Options.OnBase); both nil when no summary will be made.
-func summaryPrefetch(cmd *cobra.Command, st *store.Store, quiet bool) (*report.Prefetch, func([]v1.Layer)) {
+// prefetchSummary sets opts up so that the summary reads the stages' bases while
+// the build runs (see report.Prefetch): OnBase hands it each base, and the first
+// step that runs (a summary made anew, not one served from the cache) lets it
+// begin. It returns the prefetch for afterBuild, nil when no summary will be made.
+func prefetchSummary(cmd *cobra.Command, st *store.Store, quiet bool, opts *engine.Options) *report.Prefetch {
 	if _, made, err := summaryGate(cmd, quiet); err != nil || !made {
-		return nil, nil
+		return nil
 	}
 	pre := report.NewPrefetch(st)
-	return pre, func(ls []v1.Layer) {
+	opts.OnBase = func(ls []v1.Layer) {
 		if trees, err := st.LayerTrees(ls); err == nil {
 			pre.Base(layerSources(trees))
 		}
 	}
+	progress := opts.Progress
+	opts.Progress = func(e engine.Event) {
+		if e.Kind == engine.StepStart {
+			pre.Start()
+		}
+		if progress != nil {
+			progress(e)
+		}
+	}
+	return pre
 }
 
 // afterBuild prints the payoff summary (unless quiet) and applies the gates;

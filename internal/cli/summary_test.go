@@ -81,3 +81,30 @@ func trees(t *testing.T, img v1.Image, opened map[string]int) []store.LayerTree 
 	}
 	return out
 }
+
+// TestPrefetchSummary: with a summary to make, the build's options hand the
+// stage bases over and still report every event; with none (quiet, no gate),
+// they are left as they were.
+func TestPrefetchSummary(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cmd := &cobra.Command{}
+	addGateFlags(cmd)
+	var opts engine.Options
+	if pre := prefetchSummary(cmd, st, true, &opts); pre != nil || opts.OnBase != nil || opts.Progress != nil {
+		t.Fatal("quiet without a gate: a prefetch was set up")
+	}
+	var seen []engine.EventKind
+	opts.Progress = func(e engine.Event) { seen = append(seen, e.Kind) }
+	if pre := prefetchSummary(cmd, st, false, &opts); pre == nil || opts.OnBase == nil {
+		t.Fatal("a summary to make: no prefetch set up")
+	}
+	opts.Progress(engine.Event{Kind: engine.StepStart})
+	opts.Progress(engine.Event{Kind: engine.StepDone})
+	if len(seen) != 2 || seen[0] != engine.StepStart || seen[1] != engine.StepDone {
+		t.Errorf("events reported through the options: %v, want StepStart, StepDone", seen)
+	}
+}

@@ -369,7 +369,7 @@ func (u *unionFS) dirOf(dir string, layer int) *node {
 	}
 	d := u.mkdirAll(dir, layer)
 	u.lastDir, u.lastPath = nil, ""
-	if d.path() == strings.TrimSuffix("/"+dir, "/") || (dir == "" && d == u.root) {
+	if d.path() == "/"+strings.TrimSuffix(dir, "/") {
 		u.lastDir, u.lastPath = d, dir
 	}
 	return d
@@ -395,9 +395,6 @@ func (u *unionFS) hide(n *node) {
 }
 
 func (u *unionFS) hideWalk(n *node, p string) {
-	if p == "/" {
-		p = "" // the root's children are "/name"
-	}
 	if n.kind == kindReg {
 		u.hiddenSize += n.size
 		u.hiddenCount++
@@ -487,6 +484,13 @@ func (t *topFiles) add(f File) {
 	if len(t.files) > t.n {
 		t.files = t.files[:t.n]
 	}
+}
+
+// shrink keeps the n largest files (none when n <= 0) and at most n from now on;
+// it never grows the list, which holds no more than it kept.
+func (t *topFiles) shrink(n int) {
+	t.n = min(t.n, max(n, 0))
+	t.files = t.files[:min(len(t.files), t.n)]
 }
 
 func (t *topFiles) list() []File {

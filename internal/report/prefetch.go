@@ -95,18 +95,11 @@ func (p *Prefetch) take(layers []LayerSource, top int) (*unionFS, int) {
 			continue
 		}
 		u := us[len(us)-1]
-		if top > DefaultTop {
+		if top > u.hidden.n {
 			return nil, 0 // it kept fewer hidden copies than this report lists
 		}
 		p.bases[k] = us[:len(us)-1]
-		if top <= 0 {
-			u.hidden = newTopFiles(top)
-		} else {
-			u.hidden.n = top
-			if len(u.hidden.files) > top {
-				u.hidden.files = u.hidden.files[:top]
-			}
-		}
+		u.hidden.shrink(top)
 		u.hiddenBy = append(u.hiddenBy, make([]int64, len(layers)-n)...)
 		return u, n
 	}
